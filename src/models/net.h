@@ -1,0 +1,62 @@
+// A lowbit model: a named graph of layers executed in order.
+//
+// Values are numbered: 0 is the network input, i + 1 is the output of node i; a node lists the
+// values it reads. The output of the last node is the network output (logits). Training, QAT's
+// prepare (which swaps layers by node name), conversion to the integer runtime and ONNX export
+// all walk this one list, so there is no second description of a model to keep in sync.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/layer.h"
+
+namespace lowbit::models {
+
+struct Node {
+  std::string name;         // unique, [a-z0-9_]+, e.g. "conv1", "block1_conv2", "fc2"
+  std::vector<int> inputs;  // value indices
+  std::shared_ptr<LayerImpl> layer;
+};
+
+class NetImpl : public torch::nn::Module {
+ public:
+  explicit NetImpl(std::string model_name);
+
+  // Appends a node and registers its layer as a submodule under `name`; returns the index of
+  // the value it produces. Throws lowbit::Error for a duplicate or malformed name or an input
+  // index that does not exist yet.
+  int add(const std::string& name, std::shared_ptr<LayerImpl> layer, std::vector<int> inputs);
+
+  torch::Tensor forward(const torch::Tensor& x);
+
+  const std::vector<Node>& nodes() const { return nodes_; }
+  const Node& node(const std::string& name) const;  // throws lowbit::Error naming the node
+  // Swaps the layer of node `name` (and its registered submodule); used by qat::prepare.
+  void replace_layer(const std::string& name, std::shared_ptr<LayerImpl> layer);
+  // Optional layer applied to the network input before node 0 (qat's input quantizer).
+  void set_input_layer(std::shared_ptr<LayerImpl> layer);
+  const std::shared_ptr<LayerImpl>& input_layer() const { return input_layer_; }
+
+  const std::string& model_name() const { return model_name_; }
+
+ private:
+  std::string model_name_;
+  std::vector<Node> nodes_;
+  std::shared_ptr<LayerImpl> input_layer_;
+};
+TORCH_MODULE(Net);
+
+// The zoo. Inputs are [N, 1, 28, 28] in [0, 1] (pixel / 255; no mean/std normalisation, so that
+// the input quantizer with scale 1/255 represents every pixel exactly); outputs are 10 logits.
+//   mlp             flatten, linear 784->256 ReLU, linear 256->128 ReLU, linear 128->10
+//   cnn             the reference CNN: conv 1->32 3x3 pad 1 + BN + ReLU, maxpool 2,
+//                   conv 32->64 3x3 pad 1 + BN + ReLU, maxpool 2, flatten,
+//                   linear 3136->128 ReLU, linear 128->10
+//   resnet8         stem conv, three residual stages (add + ReLU), global average pool, linear
+//   mobilenet-tiny  stem conv, depthwise-separable blocks (depthwise 3x3 + pointwise 1x1),
+//                   global average pool, linear
+Net make_model(const std::string& name);  // throws lowbit::Error listing the known names
+std::vector<std::string> model_names();
+
+}  // namespace lowbit::models
