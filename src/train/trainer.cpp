@@ -223,7 +223,8 @@ void Trainer::save(const std::string& path) {
   save_checkpoint(path, net_, state);
 }
 
-TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& validation, const data::Dataset* test) {
+TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& validation, const data::Dataset* test,
+                         int64_t stop_after_epoch) {
   LOWBIT_CHECK(train.size() > 0, "the training set is empty");
   torch::set_num_threads(static_cast<int>(config_.threads));
   const int64_t n = train.size();
@@ -240,7 +241,8 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
 
   TrainResult result;
   net_->train();
-  for (; epoch_ < config_.epochs; ) {
+  const int64_t last_epoch = stop_after_epoch > 0 ? std::min(stop_after_epoch, config_.epochs) : config_.epochs;
+  for (; epoch_ < last_epoch;) {
     Progress progress(log_, epoch_ + 1, config_.epochs, spe);
     const auto t0 = Clock::now();
     const auto perm = torch::randperm(n, shuffle_, torch::kInt64);
@@ -313,7 +315,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       save(config_.out_dir + "/checkpoint.pt");
     }
   }
-  if (test != nullptr) {
+  if (test != nullptr && epoch_ == config_.epochs) {
     result.test = evaluate(net_, *test, config_.eval_batch_size);
     if (write_files_) {
       nlohmann::json line = {{"epoch", epoch_},

@@ -79,8 +79,10 @@ class Trainer {
   // Trains from the current epoch to config.epochs. After each epoch: validation, a line in
   // <out_dir>/metrics.jsonl and <out_dir>/checkpoint.pt (atomically). With `test`, evaluates it at
   // the end. Throws lowbit::Error if the loss becomes NaN/inf (the last good checkpoint stays).
+  // stop_after_epoch > 0 stops after that epoch (schedule unchanged, as if interrupted), e.g. to
+  // test resuming; the test set is then not evaluated.
   TrainResult fit(const data::Dataset& train, const data::Dataset& validation,
-                  const data::Dataset* test = nullptr);
+                  const data::Dataset* test = nullptr, int64_t stop_after_epoch = 0);
 
   // Progress output (default std::cerr): a bar with rate and ETA on a terminal, periodic plain
   // lines otherwise; nullptr is silent.
