@@ -1,0 +1,272 @@
+// AVX2 GEMM kernels over int16 activations (x - zero_point) and int8 / int4 / int2 / 1-bit weights.
+//
+// Why int16 activations: vpmaddubsw (u8 x s8) saturates its int16 pair sums when 8-bit activations
+// meet 8-bit weights (2 * 255 * 128 > 32767). vpmaddwd on int16 pairs cannot overflow: a pair sum is
+// at most 2 * 255 * 128 = 65280 in magnitude, far inside int32, and it also folds the activation
+// zero point in for free. Accumulation is int32 with wrap-around, exactly like the reference.
+//
+// Packed weight layout (one block per 16 output columns, NR = 16): for each pair of k (kk = k / 2),
+// 32 codes in the order (column 0: k even, k odd), (column 1: ...), ..., (column 15: ...), packed
+// with quant::pack_codes at the weight's bit width. Sub-byte codes are decoded in registers:
+// the bytes of one kk are broadcast, vpshufb puts each code's byte in the high half of its int16
+// lane, vpmullw by 2^s moves the code to the top bits and vpsraw sign-extends it.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "quant/bit_packing.h"
+#include "quant/requantize.h"
+#include "runtime/kernels/gemm_config.h"
+
+namespace lowbit::runtime {
+namespace {
+
+constexpr int kMR = 4;
+constexpr int kNR = 16;
+
+inline int32_t round_up2(int32_t k) { return (k + 1) & ~1; }
+
+// ---- weight packing ------------------------------------------------------------------------
+template <int Bits, bool Odd>
+std::vector<uint8_t> pack_weights(const int32_t* w, int32_t N, int32_t K) {
+  const int32_t K2 = round_up2(K), blocks = (N + kNR - 1) / kNR;
+  std::vector<int8_t> codes(static_cast<size_t>(blocks) * K2 * kNR, 0);
+  size_t i = 0;
+  for (int32_t b = 0; b < blocks; ++b)
+    for (int32_t kk = 0; kk < K2; kk += 2)
+      for (int32_t c = 0; c < kNR; ++c)
+        for (int32_t p = 0; p < 2; ++p, ++i) {
+          const int32_t n = b * kNR + c, k = kk + p;
+          if (n >= N || k >= K) continue;  // padding: A is zero there, or the column is discarded
+          const int32_t v = w[static_cast<size_t>(n) * K + k];
+          codes[i] = static_cast<int8_t>(Odd ? (v - 1) / 2 : v);
+        }
+  std::vector<uint8_t> packed = quant::pack_codes(codes, Bits);
+  packed.resize(packed.size() + 32, 0);  // slack so that 16-byte loads of the last kk stay inside
+  return packed;
+}
+
+// ---- in-register decoding of one kk (32 codes) into two vectors of 16 int16 -----------------
+template <int Bits>
+struct Decoder {
+  __m256i shuf0, shuf1, mul;
+  Decoder() {
+    constexpr int per_byte = 8 / Bits;
+    alignas(32) int8_t s0[32], s1[32];
+    alignas(32) int16_t m[16];
+    for (int j = 0; j < 16; ++j) {
+      // int16 lane j of vector v holds element e = 16 v + j; lanes 8..15 sit in the high 128-bit half,
+      // whose vpshufb sees the same broadcast bytes.
+      const int lane_byte = (j % 8) * 2 + (j / 8) * 16;
+      s0[lane_byte] = s1[lane_byte] = static_cast<int8_t>(0x80);
+      s0[lane_byte + 1] = static_cast<int8_t>(j / per_byte);
+      s1[lane_byte + 1] = static_cast<int8_t>((16 + j) / per_byte);
+      m[j] = static_cast<int16_t>(1 << (8 - Bits - Bits * (j % per_byte)));
+    }
+    shuf0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(s0));
+    shuf1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(s1));
+    mul = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+  }
+  template <bool Odd>
+  inline void decode(const uint8_t* p, __m256i& b0, __m256i& b1) const {
+    if constexpr (Bits == 8) {
+      b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+    } else {
+      const __m256i bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      b0 = _mm256_srai_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(bytes, shuf0), mul), 16 - Bits);
+      b1 = _mm256_srai_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(bytes, shuf1), mul), 16 - Bits);
+    }
+    if constexpr (Odd) {
+      const __m256i one = _mm256_set1_epi16(1);
+      b0 = _mm256_add_epi16(_mm256_add_epi16(b0, b0), one);
+      b1 = _mm256_add_epi16(_mm256_add_epi16(b1, b1), one);
+    }
+  }
+};
+
+// ---- output stage ---------------------------------------------------------------------------
+// Exact vector form of quant::requantize for lanes whose shift is in [31, 61] (multiplier < 1, the
+// usual case): the int64 product p (|p| < 2^62) is offset by 2^62 so that logical shifts act as
+// arithmetic ones, and round half to even is floor((q + 2^(n-1) - 1 + parity) / 2^n) where parity
+// is the lowest bit of floor(q / 2^n) (equal to that of floor(p / 2^n) because n <= 61).
+struct RequantParams {
+  __m256i mult, shift_even, shift_odd, hm1_even, hm1_odd, off_even, off_odd, lo, hi, zp;
+  bool vector_ok;
+};
+
+RequantParams requant_params(const GemmOutput& out, int32_t n0, int32_t cols) {
+  RequantParams r;
+  alignas(32) int32_t mult[8] = {0};
+  alignas(32) int64_t se[4], so[4], he[4], ho[4], oe[4], oo[4];
+  r.vector_ok = true;
+  for (int j = 0; j < 8; ++j) {
+    int32_t m = 0, s = 31;
+    if (j < cols) {
+      m = out.multiplier[n0 + j];
+      s = out.shift[n0 + j];
+      if (m == 0) s = 31;  // any shift gives 0
+      if (s < 31 || s > 61) r.vector_ok = false;
+    }
+    if (s < 31 || s > 61) s = 31;
+    mult[j] = m;
+    int64_t* sh = (j % 2 == 0) ? se : so;
+    int64_t* hm = (j % 2 == 0) ? he : ho;
+    int64_t* of = (j % 2 == 0) ? oe : oo;
+    sh[j / 2] = s;
+    hm[j / 2] = (int64_t{1} << (s - 1)) - 1;
+    of[j / 2] = int64_t{1} << (62 - s);
+  }
+  r.mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(mult));
+  r.shift_even = _mm256_load_si256(reinterpret_cast<const __m256i*>(se));
+  r.shift_odd = _mm256_load_si256(reinterpret_cast<const __m256i*>(so));
+  r.hm1_even = _mm256_load_si256(reinterpret_cast<const __m256i*>(he));
+  r.hm1_odd = _mm256_load_si256(reinterpret_cast<const __m256i*>(ho));
+  r.off_even = _mm256_load_si256(reinterpret_cast<const __m256i*>(oe));
+  r.off_odd = _mm256_load_si256(reinterpret_cast<const __m256i*>(oo));
+  r.lo = _mm256_set1_epi32(out.qmin - out.zero_point);
+  r.hi = _mm256_set1_epi32(out.qmax - out.zero_point);
+  r.zp = _mm256_set1_epi32(out.zero_point);
+  return r;
+}
+
+inline __m256i round_shift(__m256i p, __m256i shift, __m256i hm1, __m256i off) {
+  const __m256i q = _mm256_add_epi64(p, _mm256_set1_epi64x(int64_t{1} << 62));
+  const __m256i parity = _mm256_and_si256(_mm256_srlv_epi64(q, shift), _mm256_set1_epi64x(1));
+  const __m256i t = _mm256_add_epi64(_mm256_add_epi64(q, hm1), parity);
+  return _mm256_sub_epi64(_mm256_srlv_epi64(t, shift), off);
+}
+
+inline __m256i requantize8(__m256i acc, const RequantParams& r) {
+  const __m256i pe = _mm256_mul_epi32(acc, r.mult);
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(r.mult, 32));
+  const __m256i ye = round_shift(pe, r.shift_even, r.hm1_even, r.off_even);
+  const __m256i yo = round_shift(po, r.shift_odd, r.hm1_odd, r.off_odd);
+  __m256i y = _mm256_blend_epi32(ye, _mm256_slli_epi64(yo, 32), 0xAA);
+  y = _mm256_min_epi32(_mm256_max_epi32(y, r.lo), r.hi);
+  return _mm256_add_epi32(y, r.zp);
+}
+
+void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
+                const RequantParams rq[2]) {
+  alignas(32) int32_t c[kMR][kNR];
+  for (int r = 0; r < rows; ++r) {
+    for (int h = 0; h < 2; ++h) {
+      const int32_t nb = n0 + 8 * h, hc = cols - 8 * h;
+      if (hc <= 0) break;
+      __m256i bias;
+      if (hc >= 8) {
+        bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + nb));
+      } else {
+        alignas(32) int32_t tmp[8] = {0};
+        std::memcpy(tmp, out.bias + nb, sizeof(int32_t) * hc);
+        bias = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
+      }
+      const __m256i v = _mm256_add_epi32(acc[r][h], bias);
+      if (out.y_i32 != nullptr) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(&c[r][8 * h]), v);
+      } else if (rq[h].vector_ok) {
+        const __m256i y = requantize8(v, rq[h]);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(&c[r][8 * h]), y);
+      } else {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(&c[r][8 * h]), v);
+        for (int j = 0; j < 8 && j < hc; ++j)
+          c[r][8 * h + j] = quant::requantize(c[r][8 * h + j], {out.multiplier[nb + j], out.shift[nb + j]},
+                                              out.zero_point, out.qmin, out.qmax);
+      }
+    }
+    const int64_t row = (m0 + r) * out.ldy + n0;
+    if (out.y_i32 != nullptr) {
+      std::memcpy(out.y_i32 + row, c[r], sizeof(int32_t) * cols);
+    } else {
+      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(&c[r][0]));
+      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(&c[r][8]));
+      // values are in [0, 255]: saturating packs are exact
+      __m256i p16 = _mm256_packus_epi32(lo, hi);             // 0..3 8..11 | 4..7 12..15
+      p16 = _mm256_permute4x64_epi64(p16, 0xD8);             // 0..7 | 8..15
+      const __m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+      if (cols == kNR) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out.y_u8 + row), p8);
+      } else {
+        alignas(16) uint8_t b[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(b), p8);
+        std::memcpy(out.y_u8 + row, b, static_cast<size_t>(cols));
+      }
+    }
+  }
+}
+
+// ---- the kernel -----------------------------------------------------------------------------
+template <int Bits, bool Odd>
+void gemm_s16(int64_t M, int32_t N, int32_t K, const int16_t* A, int64_t lda, const uint8_t* packed,
+              const GemmOutput& out) {
+  static const Decoder<Bits> dec;
+  const int32_t K2 = round_up2(K), pairs = K2 / 2;
+  constexpr int kk_bytes = 32 * Bits / 8;
+  const int64_t block_bytes = static_cast<int64_t>(pairs) * kk_bytes;
+  const int32_t blocks = (N + kNR - 1) / kNR;
+  RequantParams rq[64][2];  // per column block; N <= 1024 handled in one pass, larger in chunks below
+  for (int32_t bc = 0; bc < blocks; bc += 64) {
+    const int32_t bend = blocks < bc + 64 ? blocks : bc + 64;
+    if (out.y_i32 == nullptr)
+      for (int32_t b = bc; b < bend; ++b) {
+        const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
+        rq[b - bc][0] = requant_params(out, b * kNR, cols < 8 ? cols : 8);
+        if (cols > 8) rq[b - bc][1] = requant_params(out, b * kNR + 8, cols - 8);
+      }
+    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+      const int rows = M - m0 < kMR ? static_cast<int>(M - m0) : kMR;
+      const int16_t* a[kMR];
+      for (int r = 0; r < kMR; ++r) a[r] = A + (m0 + (r < rows ? r : 0)) * lda;
+      for (int32_t b = bc; b < bend; ++b) {
+        const uint8_t* w = packed + b * block_bytes;
+        __m256i acc[kMR][2];
+        for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+        for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
+          __m256i b0, b1;
+          dec.template decode<Odd>(w, b0, b1);
+          for (int r = 0; r < kMR; ++r) {
+            int32_t pair;
+            std::memcpy(&pair, a[r] + 2 * kk, sizeof(pair));
+            const __m256i av = _mm256_set1_epi32(pair);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
+          }
+        }
+        const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
+        store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
+      }
+    }
+  }
+}
+
+void widen_u8_to_s16(const uint8_t* x, int64_t n, int32_t zero_point, int16_t* out) {
+  const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zero_point));
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_sub_epi16(v, z));
+  }
+  for (; i < n; ++i) out[i] = static_cast<int16_t>(x[i] - zero_point);
+}
+
+constexpr quant::Grid kInt = quant::Grid::Integer;
+constexpr quant::Grid kOdd = quant::Grid::Odd;
+
+const GemmConfig kConfigs[] = {
+    {"s16_w8_gemm_fxp_4x16__avx2", Isa::Avx2, 8, kInt, kMR, kNR, pack_weights<8, false>, gemm_s16<8, false>, widen_u8_to_s16},
+    {"s16_w4_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kInt, kMR, kNR, pack_weights<4, false>, gemm_s16<4, false>, widen_u8_to_s16},
+    {"s16_w2_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kInt, kMR, kNR, pack_weights<2, false>, gemm_s16<2, false>, widen_u8_to_s16},
+    {"s16_w4odd_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kOdd, kMR, kNR, pack_weights<4, true>, gemm_s16<4, true>, widen_u8_to_s16},
+    {"s16_w2odd_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kOdd, kMR, kNR, pack_weights<2, true>, gemm_s16<2, true>, widen_u8_to_s16},
+    {"s16_w1odd_gemm_fxp_4x16__avx2", Isa::Avx2, 1, kOdd, kMR, kNR, pack_weights<1, true>, gemm_s16<1, true>, widen_u8_to_s16},
+};
+
+}  // namespace
+
+const GemmConfig* gemm_configs_avx2(int* count) {
+  *count = static_cast<int>(sizeof(kConfigs) / sizeof(kConfigs[0]));
+  return kConfigs;
+}
+
+}  // namespace lowbit::runtime

@@ -1,0 +1,304 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "base/error.h"
+#include "quant/quantize.h"
+#include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/ref_kernels.h"
+#include "runtime/model_file.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit::runtime {
+namespace {
+
+// A conv2d / linear prepared for a GEMM kernel: weights reordered to im2col order
+// (k = (kh * KW + kw) * Cg + c) and packed once, per group.
+struct PreparedGemm {
+  const GemmConfig* config = nullptr;
+  std::vector<std::vector<uint8_t>> packed;  // [groups]
+  std::vector<int32_t> multiplier, shift;
+  int32_t K = 0, K2 = 0;
+};
+
+PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config) {
+  PreparedGemm p;
+  p.config = config;
+  const int32_t groups = op.kind == OpKind::Conv2d ? op.groups : 1;
+  const int32_t cg = op.in_channels / groups, og = op.out_channels / groups;
+  const int32_t kh_n = op.kind == OpKind::Conv2d ? op.kernel_h : 1, kw_n = op.kind == OpKind::Conv2d ? op.kernel_w : 1;
+  p.K = cg * kh_n * kw_n;
+  p.K2 = (p.K + 1) & ~1;
+  std::vector<int32_t> w(static_cast<size_t>(og) * p.K);
+  for (int32_t g = 0; g < groups; ++g) {
+    for (int32_t o = 0; o < og; ++o)
+      for (int32_t c = 0; c < cg; ++c)
+        for (int32_t kh = 0; kh < kh_n; ++kh)
+          for (int32_t kw = 0; kw < kw_n; ++kw)
+            w[static_cast<size_t>(o) * p.K + (kh * kw_n + kw) * cg + c] =
+                op.weight.value(((static_cast<size_t>(g * og + o) * cg + c) * kh_n + kh) * kw_n + kw);
+    p.packed.push_back(config->pack(w.data(), og, p.K));
+  }
+  for (const auto& m : op.multipliers) {
+    p.multiplier.push_back(m.multiplier);
+    p.shift.push_back(m.shift);
+  }
+  return p;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+struct Session::Impl {
+  Model model;
+  std::vector<ValueShape> shapes;
+  std::vector<const ActQParams*> qparams;  // per value (nullptr for the output layer's value)
+  Isa isa = Isa::Ref;
+  std::unique_ptr<ThreadPool> pool;
+  std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
+  std::vector<std::vector<uint8_t>> values;  // per value, [batch, H, W, C]
+  std::vector<int32_t> output;
+  std::vector<std::vector<int16_t>> scratch;  // per thread
+  int64_t batch_capacity = 0;
+
+  void prepare_buffers(int64_t batch) {
+    if (batch <= batch_capacity) return;
+    values.assign(shapes.size(), {});
+    for (size_t v = 0; v + 1 < shapes.size(); ++v) values[v].resize(static_cast<size_t>(batch * shapes[v].size()));
+    output.resize(static_cast<size_t>(batch * shapes.back().size()));
+    batch_capacity = batch;
+  }
+
+  // Runs fn(first_item, count) over the batch, in parallel when not the reference ISA.
+  template <class Fn>
+  void over_batch(int64_t batch, Fn fn) {
+    if (isa == Isa::Ref || pool->threads() == 1) return fn(int64_t{0}, batch);
+    const int64_t tasks = std::min<int64_t>(batch, pool->threads() * 4);
+    pool->parallel_for(tasks, [&](int64_t t, int) {
+      const int64_t b0 = batch * t / tasks, b1 = batch * (t + 1) / tasks;
+      if (b1 > b0) fn(b0, b1 - b0);
+    });
+  }
+
+  void run_gemm_op(size_t i, int64_t batch) {
+    const Op& op = model.ops[i];
+    const PreparedGemm& p = gemm[i];
+    const ValueShape in = shapes[op.inputs[0]], out = shapes[i + 1];
+    const uint8_t* x = values[op.inputs[0]].data();
+    const int32_t zx = qparams[op.inputs[0]]->zero_point;
+    const bool conv = op.kind == OpKind::Conv2d;
+    const int32_t groups = conv ? op.groups : 1, cg = op.in_channels / groups, og = op.out_channels / groups;
+    const int64_t rows_per_item = int64_t{out.h} * out.w, M = batch * rows_per_item;
+    const int32_t mr = p.config->mr, nr = p.config->nr;
+    int64_t chunk = std::max<int64_t>(mr, (16384 / p.K2) / mr * mr);
+    chunk = std::min<int64_t>(chunk, 256);
+    const int64_t row_chunks = ceil_div(M, chunk);
+    const int32_t col_blocks = static_cast<int32_t>(ceil_div(og, nr));
+    const int32_t col_split = row_chunks * groups < pool->threads() ? std::min(pool->threads(), col_blocks) : 1;
+    const int64_t tasks = row_chunks * groups * col_split;
+    pool->parallel_for(tasks, [&](int64_t task, int thread) {
+      const int32_t cs = static_cast<int32_t>(task % col_split);
+      const int32_t g = static_cast<int32_t>((task / col_split) % groups);
+      const int64_t rc = task / col_split / groups;
+      const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
+      std::vector<int16_t>& a = scratch[thread];
+      if (static_cast<int64_t>(a.size()) < chunk * p.K2) a.resize(static_cast<size_t>(chunk * p.K2));
+      // im2col of rows [m0, m0 + rows) for group g, widened to int16 (x - zx); padding reads zx -> 0.
+      for (int64_t r = 0; r < rows; ++r) {
+        int16_t* dst = a.data() + r * p.K2;
+        if (!conv) {
+          p.config->widen(x + (m0 + r) * in.c, p.K, zx, dst);
+        } else {
+          const int64_t m = m0 + r, n = m / rows_per_item, pix = m % rows_per_item;
+          const int32_t oh = static_cast<int32_t>(pix / out.w), ow = static_cast<int32_t>(pix % out.w);
+          for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
+            const int32_t ih = oh * op.stride_h - op.pad_h + kh;
+            for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
+              const int32_t iw = ow * op.stride_w - op.pad_w + kw;
+              if (ih < 0 || ih >= in.h || iw < 0 || iw >= in.w) {
+                std::memset(dst, 0, sizeof(int16_t) * cg);
+                continue;
+              }
+              const uint8_t* src = x + ((n * in.h + ih) * in.w + iw) * in.c + g * cg;
+              if (cg < 8) {
+                for (int32_t c = 0; c < cg; ++c) dst[c] = static_cast<int16_t>(src[c] - zx);
+              } else {
+                p.config->widen(src, cg, zx, dst);
+              }
+            }
+          }
+        }
+        if (p.K2 != p.K) a[r * p.K2 + p.K] = 0;
+      }
+      const int32_t b0 = static_cast<int32_t>(int64_t{col_blocks} * cs / col_split);
+      const int32_t b1 = static_cast<int32_t>(int64_t{col_blocks} * (cs + 1) / col_split);
+      if (b1 <= b0) return;
+      const int32_t n0 = b0 * nr, ncols = std::min(og, b1 * nr) - n0;
+      const int32_t c0 = g * og + n0;  // first output channel of this call
+      const int64_t block_bytes = static_cast<int64_t>(p.packed[g].size() - 32) / col_blocks;
+      GemmOutput o;
+      o.bias = op.bias_q.data() + c0;
+      o.ldy = out.c;
+      if (op.output_layer) {
+        o.y_i32 = output.data() + m0 * out.c + c0;
+      } else {
+        o.multiplier = p.multiplier.data() + c0;
+        o.shift = p.shift.data() + c0;
+        o.zero_point = op.out.zero_point;
+        o.qmin = op.out.qmin;
+        o.qmax = op.out.qmax;
+        o.y_u8 = values[i + 1].data() + m0 * out.c + c0;
+      }
+      p.config->gemm(rows, ncols, p.K, a.data(), p.K2, p.packed[g].data() + b0 * block_bytes, o);
+    });
+  }
+
+  void run_op(size_t i, int64_t batch) {
+    const Op& op = model.ops[i];
+    const int32_t vin = op.inputs[0];
+    const ValueShape in = shapes[vin], out = shapes[i + 1];
+    const uint8_t* x = values[vin].data();
+    uint8_t* y = op.output_layer ? nullptr : values[i + 1].data();
+    int32_t* y32 = op.output_layer ? output.data() : nullptr;
+    const int64_t is = in.size(), os = out.size();
+    if (op.has_weights() && gemm[i].config != nullptr) return run_gemm_op(i, batch);
+    const ActQParams& q = *qparams[vin];
+    over_batch(batch, [&](int64_t b0, int64_t n) {
+      const uint8_t* xb = x + b0 * is;
+      uint8_t* yb = y ? y + b0 * os : nullptr;
+      int32_t* y32b = y32 ? y32 + b0 * os : nullptr;
+      switch (op.kind) {
+        case OpKind::Conv2d: ref::conv2d(op, xb, n, in, q.zero_point, out, yb, y32b); break;
+        case OpKind::Linear: ref::linear(op, xb, n, q.zero_point, yb, y32b); break;
+        case OpKind::MaxPool2d: ref::max_pool(op, xb, n, in, out, yb); break;
+        case OpKind::AvgPool2d:
+        case OpKind::GlobalAvgPool: ref::avg_pool(op, xb, n, in, q, out, yb); break;
+        case OpKind::Add: {
+          const int32_t vb = op.inputs[1];
+          ref::add(op, xb, q, values[vb].data() + b0 * is, *qparams[vb], n * is, yb);
+          break;
+        }
+        case OpKind::Flatten: ref::flatten(xb, n, in, yb); break;
+      }
+    });
+  }
+
+  RunResult finish(int64_t batch) {
+    for (size_t i = 0; i < model.ops.size(); ++i) run_op(i, batch);
+    const Op& last = model.ops.back();
+    const ValueShape out = shapes.back();
+    const int64_t hw = int64_t{out.h} * out.w, classes = out.size();
+    RunResult r;
+    r.batch = batch;
+    r.classes = static_cast<int32_t>(classes);
+    r.int_logits.resize(static_cast<size_t>(batch * classes));
+    r.logits.resize(r.int_logits.size());
+    r.argmax.resize(static_cast<size_t>(batch));
+    for (int64_t n = 0; n < batch; ++n) {
+      int64_t best = 0;
+      for (int32_t c = 0; c < out.c; ++c)
+        for (int64_t p = 0; p < hw; ++p) {
+          const int64_t dst = n * classes + c * hw + p;  // NCHW order
+          const int32_t acc = output[static_cast<size_t>((n * hw + p) * out.c + c)];
+          r.int_logits[dst] = acc;
+          r.logits[dst] = static_cast<float>(acc) * last.out_scale[c];
+        }
+      for (int64_t k = 1; k < classes; ++k)
+        if (r.logits[n * classes + k] > r.logits[n * classes + best]) best = k;
+      r.argmax[n] = static_cast<int32_t>(best);
+    }
+    return r;
+  }
+};
+
+Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.shapes = validate_model(model, model.name.empty() ? "model" : "model '" + model.name + "'");
+  s.model = std::move(model);
+  s.qparams.push_back(&s.model.input);
+  for (const Op& op : s.model.ops) s.qparams.push_back(op.output_layer ? nullptr : &op.out);
+  if (options.isa.empty()) {
+    s.isa = select_isa();
+  } else {
+    s.isa = parse_isa(options.isa);
+    require_isa(s.isa);
+  }
+  int threads = options.threads;
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, 256);
+  s.pool = std::make_unique<ThreadPool>(threads);
+  s.scratch.resize(static_cast<size_t>(threads));
+  s.gemm.resize(s.model.ops.size());
+  for (size_t i = 0; i < s.model.ops.size(); ++i) {
+    const Op& op = s.model.ops[i];
+    if (!op.has_weights()) continue;
+    // Depthwise / tiny-group convolutions stay on the reference kernel (no dedicated kernel yet).
+    if (op.kind == OpKind::Conv2d && op.out_channels / op.groups < 4) continue;
+    const GemmConfig* c = find_gemm_config(s.isa, op.weight.bits, op.weight.grid);
+    if (c != nullptr) s.gemm[i] = prepare_gemm(op, c);
+  }
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+Session Session::load(const std::string& path, SessionOptions options) { return Session(load_model(path), options); }
+
+RunResult Session::run(const float* x, int64_t batch) {
+  Impl& s = *impl_;
+  LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  s.prepare_buffers(batch);
+  const ActQParams& q = s.model.input;
+  const int32_t C = s.model.in_channels;
+  const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
+  uint8_t* dst = s.values[0].data();
+  s.over_batch(batch, [&](int64_t b0, int64_t n) {
+    for (int64_t b = b0; b < b0 + n; ++b)
+      for (int32_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < hw; ++p)
+          dst[(b * hw + p) * C + c] =
+              static_cast<uint8_t>(quant::quantize_integer(x[(b * C + c) * hw + p], q.scale, q.zero_point, q.qmin, q.qmax));
+  });
+  return s.finish(batch);
+}
+
+RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
+  Impl& s = *impl_;
+  LOWBIT_CHECK(batch >= 1, "run_u8: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  const ActQParams& q = s.model.input;
+  LOWBIT_CHECK(q.scale == 1.0f / 255.0f && q.zero_point == 0,
+               "run_u8: uint8 pixels need an input scale of exactly 1/255 and zero point 0 (the model has scale " +
+                   std::to_string(q.scale) + ", zero point " + std::to_string(q.zero_point) + "); use run() with floats");
+  uint8_t lut[256];
+  for (int p = 0; p < 256; ++p)
+    lut[p] = static_cast<uint8_t>(quant::quantize_integer(static_cast<float>(p) / 255.0f, q.scale, 0, q.qmin, q.qmax));
+  s.prepare_buffers(batch);
+  const int32_t C = s.model.in_channels;
+  const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
+  uint8_t* dst = s.values[0].data();
+  s.over_batch(batch, [&](int64_t b0, int64_t n) {
+    for (int64_t b = b0; b < b0 + n; ++b)
+      for (int32_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * C + c] = lut[pixels[(b * C + c) * hw + p]];
+  });
+  return s.finish(batch);
+}
+
+const Model& Session::model() const { return impl_->model; }
+Isa Session::isa() const { return impl_->isa; }
+int Session::threads() const { return impl_->pool->threads(); }
+
+std::vector<std::string> Session::kernel_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < impl_->model.ops.size(); ++i) {
+    const PreparedGemm& p = impl_->gemm[i];
+    names.push_back(std::string(op_kind_name(impl_->model.ops[i].kind)) + ": " + (p.config ? p.config->name : "ref"));
+  }
+  return names;
+}
+
+}  // namespace lowbit::runtime
