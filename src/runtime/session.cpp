@@ -1,12 +1,14 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <ctime>
 #include <cstring>
 #include <thread>
 
 #include "base/error.h"
 #include "quant/quantize.h"
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/pool_kernels.h"
 #include "runtime/kernels/ref_kernels.h"
 #include "runtime/model_file.h"
 #include "runtime/thread_pool.h"
@@ -62,7 +64,11 @@ struct Session::Impl {
   std::vector<std::vector<uint8_t>> values;  // per value, [batch, H, W, C]
   std::vector<int32_t> output;
   std::vector<std::vector<int16_t>> scratch;  // per thread
+  std::vector<int16_t> padded;                // conv input widened to int16 (x - zx) with zero borders
   int64_t batch_capacity = 0;
+  bool profile = false;
+  std::vector<double> op_ms;
+  double run_start = 0;
 
   void prepare_buffers(int64_t batch) {
     if (batch <= batch_capacity) return;
@@ -99,6 +105,20 @@ struct Session::Impl {
     const int32_t col_blocks = static_cast<int32_t>(ceil_div(og, nr));
     const int32_t col_split = row_chunks * groups < pool->threads() ? std::min(pool->threads(), col_blocks) : 1;
     const int64_t tasks = row_chunks * groups * col_split;
+    const int64_t ph = in.h + 2 * op.pad_h, pw = in.w + 2 * op.pad_w;
+    if (conv) {
+      const int64_t item = ph * pw * in.c;
+      if (static_cast<int64_t>(padded.size()) < batch * item) padded.resize(static_cast<size_t>(batch * item));
+      over_batch(batch, [&](int64_t b0, int64_t nb) {
+        for (int64_t n = b0; n < b0 + nb; ++n) {
+          int16_t* dst = padded.data() + n * item;
+          std::fill(dst, dst + item, int16_t{0});
+          for (int32_t h = 0; h < in.h; ++h)
+            p.config->widen(x + (n * in.h + h) * int64_t{in.w} * in.c, int64_t{in.w} * in.c, zx,
+                            dst + ((h + op.pad_h) * pw + op.pad_w) * in.c);
+        }
+      });
+    }
     pool->parallel_for(tasks, [&](int64_t task, int thread) {
       const int32_t cs = static_cast<int32_t>(task % col_split);
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
@@ -106,7 +126,9 @@ struct Session::Impl {
       const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
       std::vector<int16_t>& a = scratch[thread];
       if (static_cast<int64_t>(a.size()) < chunk * p.K2) a.resize(static_cast<size_t>(chunk * p.K2));
-      // im2col of rows [m0, m0 + rows) for group g, widened to int16 (x - zx); padding reads zx -> 0.
+      // im2col of rows [m0, m0 + rows) for group g from the padded int16 copy of the input
+      // (x - zx, zero borders): per kernel row one contiguous run of KW * C values (groups == 1)
+      // or per tap one run of cg values.
       for (int64_t r = 0; r < rows; ++r) {
         int16_t* dst = a.data() + r * p.K2;
         if (!conv) {
@@ -114,19 +136,17 @@ struct Session::Impl {
         } else {
           const int64_t m = m0 + r, n = m / rows_per_item, pix = m % rows_per_item;
           const int32_t oh = static_cast<int32_t>(pix / out.w), ow = static_cast<int32_t>(pix % out.w);
+          const int16_t* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
           for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
-            const int32_t ih = oh * op.stride_h - op.pad_h + kh;
-            for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
-              const int32_t iw = ow * op.stride_w - op.pad_w + kw;
-              if (ih < 0 || ih >= in.h || iw < 0 || iw >= in.w) {
-                std::memset(dst, 0, sizeof(int16_t) * cg);
-                continue;
-              }
-              const uint8_t* src = x + ((n * in.h + ih) * in.w + iw) * in.c + g * cg;
-              if (cg < 8) {
-                for (int32_t c = 0; c < cg; ++c) dst[c] = static_cast<int16_t>(src[c] - zx);
-              } else {
-                p.config->widen(src, cg, zx, dst);
+            const int16_t* src = base + int64_t{kh} * pw * in.c;
+            if (groups == 1) {
+              const int32_t len = op.kernel_w * in.c;
+              for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
+              dst += len;
+            } else {
+              for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
+                const int16_t* s2 = src + int64_t{kw} * in.c + g * cg;
+                for (int32_t c = 0; c < cg; ++c) dst[c] = s2[c];
               }
             }
           }
@@ -173,7 +193,13 @@ struct Session::Impl {
       switch (op.kind) {
         case OpKind::Conv2d: ref::conv2d(op, xb, n, in, q.zero_point, out, yb, y32b); break;
         case OpKind::Linear: ref::linear(op, xb, n, q.zero_point, yb, y32b); break;
-        case OpKind::MaxPool2d: ref::max_pool(op, xb, n, in, out, yb); break;
+        case OpKind::MaxPool2d:
+          if (isa == Isa::Ref) {
+            ref::max_pool(op, xb, n, in, out, yb);
+          } else {
+            max_pool_avx2(op, xb, n, in, out, yb);
+          }
+          break;
         case OpKind::AvgPool2d:
         case OpKind::GlobalAvgPool: ref::avg_pool(op, xb, n, in, q, out, yb); break;
         case OpKind::Add: {
@@ -186,8 +212,29 @@ struct Session::Impl {
     });
   }
 
+  // Profiling measures process CPU time (summed over threads): on a shared machine wall time
+  // mostly measures the other tenants.
+  static double cpu_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+  }
+
   RunResult finish(int64_t batch) {
-    for (size_t i = 0; i < model.ops.size(); ++i) run_op(i, batch);
+    op_ms.assign(model.ops.size() + 1, 0.0);
+    if (profile) op_ms.back() = cpu_ms() - run_start;
+    for (size_t i = 0; i < model.ops.size(); ++i) {
+      const double t0 = profile ? cpu_ms() : 0.0;
+      run_op(i, batch);
+      if (profile) op_ms[i] = cpu_ms() - t0;
+    }
+    const double t_out = profile ? cpu_ms() : 0.0;
+    RunResult r = make_result(batch);
+    if (profile) op_ms.back() += cpu_ms() - t_out;
+    return r;
+  }
+
+  RunResult make_result(int64_t batch) {
     const Op& last = model.ops.back();
     const ValueShape out = shapes.back();
     const int64_t hw = int64_t{out.h} * out.w, classes = out.size();
@@ -230,6 +277,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = std::min(threads, 256);
   s.pool = std::make_unique<ThreadPool>(threads);
+  s.profile = options.profile;
   s.scratch.resize(static_cast<size_t>(threads));
   s.gemm.resize(s.model.ops.size());
   for (size_t i = 0; i < s.model.ops.size(); ++i) {
@@ -250,6 +298,7 @@ Session Session::load(const std::string& path, SessionOptions options) { return 
 
 RunResult Session::run(const float* x, int64_t batch) {
   Impl& s = *impl_;
+  if (s.profile) s.run_start = Impl::cpu_ms();
   LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
   s.prepare_buffers(batch);
   const ActQParams& q = s.model.input;
@@ -268,6 +317,7 @@ RunResult Session::run(const float* x, int64_t batch) {
 
 RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
   Impl& s = *impl_;
+  if (s.profile) s.run_start = Impl::cpu_ms();
   LOWBIT_CHECK(batch >= 1, "run_u8: batch must be >= 1 (got " + std::to_string(batch) + ")");
   const ActQParams& q = s.model.input;
   LOWBIT_CHECK(q.scale == 1.0f / 255.0f && q.zero_point == 0,
@@ -288,6 +338,7 @@ RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
   return s.finish(batch);
 }
 
+const std::vector<double>& Session::op_times_ms() const { return impl_->op_ms; }
 const Model& Session::model() const { return impl_->model; }
 Isa Session::isa() const { return impl_->isa; }
 int Session::threads() const { return impl_->pool->threads(); }
@@ -296,7 +347,11 @@ std::vector<std::string> Session::kernel_names() const {
   std::vector<std::string> names;
   for (size_t i = 0; i < impl_->model.ops.size(); ++i) {
     const PreparedGemm& p = impl_->gemm[i];
-    names.push_back(std::string(op_kind_name(impl_->model.ops[i].kind)) + ": " + (p.config ? p.config->name : "ref"));
+    const OpKind k = impl_->model.ops[i].kind;
+    const char* kernel = p.config ? p.config->name
+                         : (k == OpKind::MaxPool2d && impl_->isa != Isa::Ref) ? "max_pool_nhwc__avx2"
+                                                                               : "ref";
+    names.push_back(std::string(op_kind_name(k)) + ": " + kernel);
   }
   return names;
 }

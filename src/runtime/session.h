@@ -15,6 +15,7 @@ namespace lowbit::runtime {
 struct SessionOptions {
   int threads = 1;        // worker threads (including the caller); <= 0 means hardware concurrency
   std::string isa;        // "", "ref", "avx2" or "avx512vnni"; "" = LOWBIT_ISA or the best the CPU has
+  bool profile = false;   // record the wall time of every op (Session::op_times_ms)
 };
 
 struct RunResult {
@@ -44,6 +45,9 @@ class Session {
   int threads() const;
   // One line per op: the kernel that runs it (e.g. "s16_w8_gemm_fxp_4x16__avx2" or "ref").
   std::vector<std::string> kernel_names() const;
+  // With SessionOptions::profile: process CPU milliseconds (summed over threads) spent in each op
+  // during the last run, plus a last entry for input quantization and output conversion together.
+  const std::vector<double>& op_times_ms() const;
 
  private:
   struct Impl;

@@ -149,6 +149,19 @@ inline __m256i requantize8(__m256i acc, const RequantParams& r) {
 
 void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
                 const RequantParams rq[2]) {
+  if (cols == kNR && out.y_i32 == nullptr && rq[0].vector_ok && rq[1].vector_ok) {
+    // Fast path: full 16-column tile, vector requantization, 16 bytes stored per row.
+    const __m256i bias0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0));
+    const __m256i bias1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0 + 8));
+    for (int r = 0; r < rows; ++r) {
+      const __m256i lo = requantize8(_mm256_add_epi32(acc[r][0], bias0), rq[0]);
+      const __m256i hi = requantize8(_mm256_add_epi32(acc[r][1], bias1), rq[1]);
+      const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+      const __m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.y_u8 + (m0 + r) * out.ldy + n0), p8);
+    }
+    return;
+  }
   alignas(32) int32_t c[kMR][kNR];
   for (int r = 0; r < rows; ++r) {
     for (int h = 0; h < 2; ++h) {
@@ -197,6 +210,36 @@ void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t n0, int
 }
 
 // ---- the kernel -----------------------------------------------------------------------------
+// One 4x16 tile over all k: named accumulators so that they stay in registers (12 of 16 ymm).
+template <int Bits, bool Odd>
+inline void microkernel_4x16(const Decoder<Bits>& dec, const int16_t* const a[kMR], const uint8_t* w, int32_t pairs,
+                             __m256i acc[kMR][2]) {
+  constexpr int kk_bytes = 32 * Bits / 8;
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const int32_t* a0 = reinterpret_cast<const int32_t*>(a[0]);
+  const int32_t* a1 = reinterpret_cast<const int32_t*>(a[1]);
+  const int32_t* a2 = reinterpret_cast<const int32_t*>(a[2]);
+  const int32_t* a3 = reinterpret_cast<const int32_t*>(a[3]);
+  for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
+    __m256i b0, b1;
+    dec.template decode<Odd>(w, b0, b1);
+    __m256i av = _mm256_set1_epi32(a0[kk]);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(a1[kk]);
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(a2[kk]);
+    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
+    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(a3[kk]);
+    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
+    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
+  }
+  acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11;
+  acc[2][0] = c20; acc[2][1] = c21; acc[3][0] = c30; acc[3][1] = c31;
+}
+
 template <int Bits, bool Odd>
 void gemm_s16(int64_t M, int32_t N, int32_t K, const int16_t* A, int64_t lda, const uint8_t* packed,
               const GemmOutput& out) {
@@ -221,18 +264,7 @@ void gemm_s16(int64_t M, int32_t N, int32_t K, const int16_t* A, int64_t lda, co
       for (int32_t b = bc; b < bend; ++b) {
         const uint8_t* w = packed + b * block_bytes;
         __m256i acc[kMR][2];
-        for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-        for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
-          __m256i b0, b1;
-          dec.template decode<Odd>(w, b0, b1);
-          for (int r = 0; r < kMR; ++r) {
-            int32_t pair;
-            std::memcpy(&pair, a[r] + 2 * kk, sizeof(pair));
-            const __m256i av = _mm256_set1_epi32(pair);
-            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(av, b0));
-            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(av, b1));
-          }
-        }
+        microkernel_4x16<Bits, Odd>(dec, a, w, pairs, acc);
         const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
         store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
       }
