@@ -27,9 +27,12 @@ void BM_Gemm(benchmark::State& state) {
   const GemmConfig* cfg = find_gemm_config(Isa::Avx2, bits, bits == 1 ? lowbit::quant::Grid::Odd : lowbit::quant::Grid::Integer);
   state.SetLabel(cfg->name);
   std::mt19937 rng(1);
-  const int32_t K2 = (K + 1) & ~1;
-  std::vector<int16_t> A(static_cast<size_t>(M * K2));
-  for (auto& a : A) a = static_cast<int16_t>(std::uniform_int_distribution<int>(-128, 127)(rng));
+  const int32_t Kp = (K + cfg->k_align - 1) / cfg->k_align * cfg->k_align;
+  std::vector<int16_t> A16(static_cast<size_t>(M * Kp));
+  std::vector<uint8_t> A8(static_cast<size_t>(M * Kp));
+  for (auto& a : A16) a = static_cast<int16_t>(std::uniform_int_distribution<int>(-128, 127)(rng));
+  for (auto& a : A8) a = static_cast<uint8_t>(std::uniform_int_distribution<int>(0, 255)(rng));
+  const void* A = cfg->input == GemmInput::S16 ? static_cast<const void*>(A16.data()) : A8.data();
   std::vector<int32_t> w(static_cast<size_t>(N) * K);
   for (auto& v : w) v = bits == 1 ? 2 * std::uniform_int_distribution<int>(-1, 0)(rng) + 1 : std::uniform_int_distribution<int>(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)(rng);
   const auto packed = cfg->pack(w.data(), N, K);
@@ -42,7 +45,7 @@ void BM_Gemm(benchmark::State& state) {
   out.y_u8 = y.data();
   out.ldy = N;
   for (auto _ : state) {
-    cfg->gemm(M, N, K, A.data(), K2, packed.data(), out);
+    cfg->gemm(M, N, K, A, Kp, packed.data(), out);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["MAC"] = benchmark::Counter(double(M) * N * K, benchmark::Counter::kIsIterationInvariantRate);

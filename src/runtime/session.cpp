@@ -22,17 +22,19 @@ struct PreparedGemm {
   const GemmConfig* config = nullptr;
   std::vector<std::vector<uint8_t>> packed;  // [groups]
   std::vector<int32_t> multiplier, shift;
-  int32_t K = 0, K2 = 0;
+  std::vector<int32_t> bias;  // bias_q, with -z_x * sum(w) folded in for U8-input kernels
+  int32_t K = 0, Kp = 0;      // reduction length and its padded length (row stride of A)
 };
 
-PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config) {
+PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx) {
   PreparedGemm p;
   p.config = config;
   const int32_t groups = op.kind == OpKind::Conv2d ? op.groups : 1;
   const int32_t cg = op.in_channels / groups, og = op.out_channels / groups;
   const int32_t kh_n = op.kind == OpKind::Conv2d ? op.kernel_h : 1, kw_n = op.kind == OpKind::Conv2d ? op.kernel_w : 1;
   p.K = cg * kh_n * kw_n;
-  p.K2 = (p.K + 1) & ~1;
+  p.Kp = (p.K + config->k_align - 1) / config->k_align * config->k_align;
+  p.bias = op.bias_q;
   std::vector<int32_t> w(static_cast<size_t>(og) * p.K);
   for (int32_t g = 0; g < groups; ++g) {
     for (int32_t o = 0; o < og; ++o)
@@ -42,6 +44,10 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config) {
             w[static_cast<size_t>(o) * p.K + (kh * kw_n + kw) * cg + c] =
                 op.weight.value(((static_cast<size_t>(g * og + o) * cg + c) * kh_n + kh) * kw_n + kw);
     p.packed.push_back(config->pack(w.data(), og, p.K));
+    if (config->input == GemmInput::U8) {
+      const std::vector<int32_t> folded = fold_zero_point(op.bias_q.data() + g * og, w.data(), og, p.K, zx);
+      std::copy(folded.begin(), folded.end(), p.bias.begin() + g * og);
+    }
   }
   for (const auto& m : op.multipliers) {
     p.multiplier.push_back(m.multiplier);
@@ -63,8 +69,10 @@ struct Session::Impl {
   std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
   std::vector<std::vector<uint8_t>> values;  // per value, [batch, H, W, C]
   std::vector<int32_t> output;
-  std::vector<std::vector<int16_t>> scratch;  // per thread
-  std::vector<int16_t> padded;                // conv input widened to int16 (x - zx) with zero borders
+  std::vector<std::vector<int16_t>> scratch16;  // per thread: im2col rows
+  std::vector<std::vector<uint8_t>> scratch8;
+  std::vector<int16_t> padded16;  // conv input widened to int16 (x - zx) with zero borders
+  std::vector<uint8_t> padded8;   // conv input with zero-point borders
   int64_t batch_capacity = 0;
   bool profile = false;
   std::vector<double> op_ms;
@@ -89,7 +97,21 @@ struct Session::Impl {
     });
   }
 
+  std::vector<int16_t>& padded_buffer(int16_t*) { return padded16; }
+  std::vector<uint8_t>& padded_buffer(uint8_t*) { return padded8; }
+  std::vector<int16_t>& scratch_buffer(int16_t*, int thread) { return scratch16[thread]; }
+  std::vector<uint8_t>& scratch_buffer(uint8_t*, int thread) { return scratch8[thread]; }
+
   void run_gemm_op(size_t i, int64_t batch) {
+    if (gemm[i].config->input == GemmInput::S16) return run_gemm_op_t<int16_t>(i, batch);
+    return run_gemm_op_t<uint8_t>(i, batch);
+  }
+
+  // T = int16_t: A holds x - zx (padding 0); T = uint8_t: A holds x (padding zx, the bias has
+  // -zx * sum(w) folded in).
+  template <class T>
+  void run_gemm_op_t(size_t i, int64_t batch) {
+    constexpr bool widened = sizeof(T) == 2;
     const Op& op = model.ops[i];
     const PreparedGemm& p = gemm[i];
     const ValueShape in = shapes[op.inputs[0]], out = shapes[i + 1];
@@ -99,23 +121,31 @@ struct Session::Impl {
     const int32_t groups = conv ? op.groups : 1, cg = op.in_channels / groups, og = op.out_channels / groups;
     const int64_t rows_per_item = int64_t{out.h} * out.w, M = batch * rows_per_item;
     const int32_t mr = p.config->mr, nr = p.config->nr;
-    int64_t chunk = std::max<int64_t>(mr, (16384 / p.K2) / mr * mr);
+    int64_t chunk = std::max<int64_t>(mr, (32768 / int64_t(sizeof(T)) / p.Kp) / mr * mr);
     chunk = std::min<int64_t>(chunk, 256);
     const int64_t row_chunks = ceil_div(M, chunk);
     const int32_t col_blocks = static_cast<int32_t>(ceil_div(og, nr));
     const int32_t col_split = row_chunks * groups < pool->threads() ? std::min(pool->threads(), col_blocks) : 1;
     const int64_t tasks = row_chunks * groups * col_split;
     const int64_t ph = in.h + 2 * op.pad_h, pw = in.w + 2 * op.pad_w;
+    std::vector<T>& padded = padded_buffer(static_cast<T*>(nullptr));
     if (conv) {
+      // Padded copy of the input: borders read as the zero point.
       const int64_t item = ph * pw * in.c;
       if (static_cast<int64_t>(padded.size()) < batch * item) padded.resize(static_cast<size_t>(batch * item));
       over_batch(batch, [&](int64_t b0, int64_t nb) {
         for (int64_t n = b0; n < b0 + nb; ++n) {
-          int16_t* dst = padded.data() + n * item;
-          std::fill(dst, dst + item, int16_t{0});
-          for (int32_t h = 0; h < in.h; ++h)
-            p.config->widen(x + (n * in.h + h) * int64_t{in.w} * in.c, int64_t{in.w} * in.c, zx,
-                            dst + ((h + op.pad_h) * pw + op.pad_w) * in.c);
+          T* dst = padded.data() + n * item;
+          std::fill(dst, dst + item, widened ? T{0} : static_cast<T>(zx));
+          for (int32_t h = 0; h < in.h; ++h) {
+            const uint8_t* src = x + (n * in.h + h) * int64_t{in.w} * in.c;
+            T* d = dst + ((h + op.pad_h) * pw + op.pad_w) * in.c;
+            if constexpr (widened) {
+              p.config->widen(src, int64_t{in.w} * in.c, zx, reinterpret_cast<int16_t*>(d));
+            } else {
+              std::memcpy(d, src, static_cast<size_t>(in.w) * in.c);
+            }
+          }
         }
       });
     }
@@ -124,34 +154,37 @@ struct Session::Impl {
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
       const int64_t rc = task / col_split / groups;
       const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
-      std::vector<int16_t>& a = scratch[thread];
-      if (static_cast<int64_t>(a.size()) < chunk * p.K2) a.resize(static_cast<size_t>(chunk * p.K2));
-      // im2col of rows [m0, m0 + rows) for group g from the padded int16 copy of the input
-      // (x - zx, zero borders): per kernel row one contiguous run of KW * C values (groups == 1)
-      // or per tap one run of cg values.
+      std::vector<T>& a = scratch_buffer(static_cast<T*>(nullptr), thread);
+      if (static_cast<int64_t>(a.size()) < chunk * p.Kp) a.resize(static_cast<size_t>(chunk * p.Kp));
+      // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
+      // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
       for (int64_t r = 0; r < rows; ++r) {
-        int16_t* dst = a.data() + r * p.K2;
+        T* dst = a.data() + r * p.Kp;
         if (!conv) {
-          p.config->widen(x + (m0 + r) * in.c, p.K, zx, dst);
+          if constexpr (widened) {
+            p.config->widen(x + (m0 + r) * in.c, p.K, zx, reinterpret_cast<int16_t*>(dst));
+          } else {
+            std::memcpy(dst, x + (m0 + r) * in.c, static_cast<size_t>(p.K));
+          }
         } else {
           const int64_t m = m0 + r, n = m / rows_per_item, pix = m % rows_per_item;
           const int32_t oh = static_cast<int32_t>(pix / out.w), ow = static_cast<int32_t>(pix % out.w);
-          const int16_t* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
+          const T* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
           for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
-            const int16_t* src = base + int64_t{kh} * pw * in.c;
+            const T* src = base + int64_t{kh} * pw * in.c;
             if (groups == 1) {
               const int32_t len = op.kernel_w * in.c;
               for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
               dst += len;
             } else {
               for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
-                const int16_t* s2 = src + int64_t{kw} * in.c + g * cg;
+                const T* s2 = src + int64_t{kw} * in.c + g * cg;
                 for (int32_t c = 0; c < cg; ++c) dst[c] = s2[c];
               }
             }
           }
         }
-        if (p.K2 != p.K) a[r * p.K2 + p.K] = 0;
+        for (int32_t k = p.K; k < p.Kp; ++k) a[r * p.Kp + k] = 0;
       }
       const int32_t b0 = static_cast<int32_t>(int64_t{col_blocks} * cs / col_split);
       const int32_t b1 = static_cast<int32_t>(int64_t{col_blocks} * (cs + 1) / col_split);
@@ -160,7 +193,7 @@ struct Session::Impl {
       const int32_t c0 = g * og + n0;  // first output channel of this call
       const int64_t block_bytes = static_cast<int64_t>(p.packed[g].size() - 32) / col_blocks;
       GemmOutput o;
-      o.bias = op.bias_q.data() + c0;
+      o.bias = p.bias.data() + c0;
       o.ldy = out.c;
       if (op.output_layer) {
         o.y_i32 = output.data() + m0 * out.c + c0;
@@ -172,7 +205,7 @@ struct Session::Impl {
         o.qmax = op.out.qmax;
         o.y_u8 = values[i + 1].data() + m0 * out.c + c0;
       }
-      p.config->gemm(rows, ncols, p.K, a.data(), p.K2, p.packed[g].data() + b0 * block_bytes, o);
+      p.config->gemm(rows, ncols, p.K, a.data(), p.Kp, p.packed[g].data() + b0 * block_bytes, o);
     });
   }
 
@@ -278,7 +311,8 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   threads = std::min(threads, 256);
   s.pool = std::make_unique<ThreadPool>(threads);
   s.profile = options.profile;
-  s.scratch.resize(static_cast<size_t>(threads));
+  s.scratch16.resize(static_cast<size_t>(threads));
+  s.scratch8.resize(static_cast<size_t>(threads));
   s.gemm.resize(s.model.ops.size());
   for (size_t i = 0; i < s.model.ops.size(); ++i) {
     const Op& op = s.model.ops[i];
@@ -286,7 +320,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
     // Depthwise / tiny-group convolutions stay on the reference kernel (no dedicated kernel yet).
     if (op.kind == OpKind::Conv2d && op.out_channels / op.groups < 4) continue;
     const GemmConfig* c = find_gemm_config(s.isa, op.weight.bits, op.weight.grid);
-    if (c != nullptr) s.gemm[i] = prepare_gemm(op, c);
+    if (c != nullptr) s.gemm[i] = prepare_gemm(op, c, s.qparams[op.inputs[0]]->zero_point);
   }
 }
 

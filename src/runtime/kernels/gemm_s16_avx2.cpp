@@ -17,12 +17,12 @@
 #include "quant/bit_packing.h"
 #include "quant/requantize.h"
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/gemm_output_avx2.h"
 
 namespace lowbit::runtime {
 namespace {
 
-constexpr int kMR = 4;
-constexpr int kNR = 16;
+using namespace avx2;
 
 inline int32_t round_up2(int32_t k) { return (k + 1) & ~1; }
 
@@ -85,130 +85,6 @@ struct Decoder {
   }
 };
 
-// ---- output stage ---------------------------------------------------------------------------
-// Exact vector form of quant::requantize for lanes whose shift is in [31, 61] (multiplier < 1, the
-// usual case): the int64 product p (|p| < 2^62) is offset by 2^62 so that logical shifts act as
-// arithmetic ones, and round half to even is floor((q + 2^(n-1) - 1 + parity) / 2^n) where parity
-// is the lowest bit of floor(q / 2^n) (equal to that of floor(p / 2^n) because n <= 61).
-struct RequantParams {
-  __m256i mult, shift_even, shift_odd, hm1_even, hm1_odd, off_even, off_odd, lo, hi, zp;
-  bool vector_ok;
-};
-
-RequantParams requant_params(const GemmOutput& out, int32_t n0, int32_t cols) {
-  RequantParams r;
-  alignas(32) int32_t mult[8] = {0};
-  alignas(32) int64_t se[4], so[4], he[4], ho[4], oe[4], oo[4];
-  r.vector_ok = true;
-  for (int j = 0; j < 8; ++j) {
-    int32_t m = 0, s = 31;
-    if (j < cols) {
-      m = out.multiplier[n0 + j];
-      s = out.shift[n0 + j];
-      if (m == 0) s = 31;  // any shift gives 0
-      if (s < 31 || s > 61) r.vector_ok = false;
-    }
-    if (s < 31 || s > 61) s = 31;
-    mult[j] = m;
-    int64_t* sh = (j % 2 == 0) ? se : so;
-    int64_t* hm = (j % 2 == 0) ? he : ho;
-    int64_t* of = (j % 2 == 0) ? oe : oo;
-    sh[j / 2] = s;
-    hm[j / 2] = (int64_t{1} << (s - 1)) - 1;
-    of[j / 2] = int64_t{1} << (62 - s);
-  }
-  r.mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(mult));
-  r.shift_even = _mm256_load_si256(reinterpret_cast<const __m256i*>(se));
-  r.shift_odd = _mm256_load_si256(reinterpret_cast<const __m256i*>(so));
-  r.hm1_even = _mm256_load_si256(reinterpret_cast<const __m256i*>(he));
-  r.hm1_odd = _mm256_load_si256(reinterpret_cast<const __m256i*>(ho));
-  r.off_even = _mm256_load_si256(reinterpret_cast<const __m256i*>(oe));
-  r.off_odd = _mm256_load_si256(reinterpret_cast<const __m256i*>(oo));
-  r.lo = _mm256_set1_epi32(out.qmin - out.zero_point);
-  r.hi = _mm256_set1_epi32(out.qmax - out.zero_point);
-  r.zp = _mm256_set1_epi32(out.zero_point);
-  return r;
-}
-
-inline __m256i round_shift(__m256i p, __m256i shift, __m256i hm1, __m256i off) {
-  const __m256i q = _mm256_add_epi64(p, _mm256_set1_epi64x(int64_t{1} << 62));
-  const __m256i parity = _mm256_and_si256(_mm256_srlv_epi64(q, shift), _mm256_set1_epi64x(1));
-  const __m256i t = _mm256_add_epi64(_mm256_add_epi64(q, hm1), parity);
-  return _mm256_sub_epi64(_mm256_srlv_epi64(t, shift), off);
-}
-
-inline __m256i requantize8(__m256i acc, const RequantParams& r) {
-  const __m256i pe = _mm256_mul_epi32(acc, r.mult);
-  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(acc, 32), _mm256_srli_epi64(r.mult, 32));
-  const __m256i ye = round_shift(pe, r.shift_even, r.hm1_even, r.off_even);
-  const __m256i yo = round_shift(po, r.shift_odd, r.hm1_odd, r.off_odd);
-  __m256i y = _mm256_blend_epi32(ye, _mm256_slli_epi64(yo, 32), 0xAA);
-  y = _mm256_min_epi32(_mm256_max_epi32(y, r.lo), r.hi);
-  return _mm256_add_epi32(y, r.zp);
-}
-
-void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
-                const RequantParams rq[2]) {
-  if (cols == kNR && out.y_i32 == nullptr && rq[0].vector_ok && rq[1].vector_ok) {
-    // Fast path: full 16-column tile, vector requantization, 16 bytes stored per row.
-    const __m256i bias0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0));
-    const __m256i bias1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0 + 8));
-    for (int r = 0; r < rows; ++r) {
-      const __m256i lo = requantize8(_mm256_add_epi32(acc[r][0], bias0), rq[0]);
-      const __m256i hi = requantize8(_mm256_add_epi32(acc[r][1], bias1), rq[1]);
-      const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
-      const __m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.y_u8 + (m0 + r) * out.ldy + n0), p8);
-    }
-    return;
-  }
-  alignas(32) int32_t c[kMR][kNR];
-  for (int r = 0; r < rows; ++r) {
-    for (int h = 0; h < 2; ++h) {
-      const int32_t nb = n0 + 8 * h, hc = cols - 8 * h;
-      if (hc <= 0) break;
-      __m256i bias;
-      if (hc >= 8) {
-        bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + nb));
-      } else {
-        alignas(32) int32_t tmp[8] = {0};
-        std::memcpy(tmp, out.bias + nb, sizeof(int32_t) * hc);
-        bias = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
-      }
-      const __m256i v = _mm256_add_epi32(acc[r][h], bias);
-      if (out.y_i32 != nullptr) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(&c[r][8 * h]), v);
-      } else if (rq[h].vector_ok) {
-        const __m256i y = requantize8(v, rq[h]);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(&c[r][8 * h]), y);
-      } else {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(&c[r][8 * h]), v);
-        for (int j = 0; j < 8 && j < hc; ++j)
-          c[r][8 * h + j] = quant::requantize(c[r][8 * h + j], {out.multiplier[nb + j], out.shift[nb + j]},
-                                              out.zero_point, out.qmin, out.qmax);
-      }
-    }
-    const int64_t row = (m0 + r) * out.ldy + n0;
-    if (out.y_i32 != nullptr) {
-      std::memcpy(out.y_i32 + row, c[r], sizeof(int32_t) * cols);
-    } else {
-      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(&c[r][0]));
-      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(&c[r][8]));
-      // values are in [0, 255]: saturating packs are exact
-      __m256i p16 = _mm256_packus_epi32(lo, hi);             // 0..3 8..11 | 4..7 12..15
-      p16 = _mm256_permute4x64_epi64(p16, 0xD8);             // 0..7 | 8..15
-      const __m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-      if (cols == kNR) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out.y_u8 + row), p8);
-      } else {
-        alignas(16) uint8_t b[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(b), p8);
-        std::memcpy(out.y_u8 + row, b, static_cast<size_t>(cols));
-      }
-    }
-  }
-}
-
 // ---- the kernel -----------------------------------------------------------------------------
 // One 4x16 tile over all k: named accumulators so that they stay in registers (12 of 16 ymm).
 template <int Bits, bool Odd>
@@ -241,8 +117,9 @@ inline void microkernel_4x16(const Decoder<Bits>& dec, const int16_t* const a[kM
 }
 
 template <int Bits, bool Odd>
-void gemm_s16(int64_t M, int32_t N, int32_t K, const int16_t* A, int64_t lda, const uint8_t* packed,
+void gemm_s16(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const uint8_t* packed,
               const GemmOutput& out) {
+  const int16_t* A = static_cast<const int16_t*>(A_);
   static const Decoder<Bits> dec;
   const int32_t K2 = round_up2(K), pairs = K2 / 2;
   constexpr int kk_bytes = 32 * Bits / 8;
@@ -251,12 +128,7 @@ void gemm_s16(int64_t M, int32_t N, int32_t K, const int16_t* A, int64_t lda, co
   RequantParams rq[64][2];  // per column block; N <= 1024 handled in one pass, larger in chunks below
   for (int32_t bc = 0; bc < blocks; bc += 64) {
     const int32_t bend = blocks < bc + 64 ? blocks : bc + 64;
-    if (out.y_i32 == nullptr)
-      for (int32_t b = bc; b < bend; ++b) {
-        const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
-        rq[b - bc][0] = requant_params(out, b * kNR, cols < 8 ? cols : 8);
-        if (cols > 8) rq[b - bc][1] = requant_params(out, b * kNR + 8, cols - 8);
-      }
+    requant_blocks(out, N, bc, bend, rq);
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int rows = M - m0 < kMR ? static_cast<int>(M - m0) : kMR;
       const int16_t* a[kMR];
@@ -286,17 +158,17 @@ constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
 const GemmConfig kConfigs[] = {
-    {"s16_w8_gemm_fxp_4x16__avx2", Isa::Avx2, 8, kInt, kMR, kNR, pack_weights<8, false>, gemm_s16<8, false>, widen_u8_to_s16},
-    {"s16_w4_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kInt, kMR, kNR, pack_weights<4, false>, gemm_s16<4, false>, widen_u8_to_s16},
-    {"s16_w2_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kInt, kMR, kNR, pack_weights<2, false>, gemm_s16<2, false>, widen_u8_to_s16},
-    {"s16_w4odd_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kOdd, kMR, kNR, pack_weights<4, true>, gemm_s16<4, true>, widen_u8_to_s16},
-    {"s16_w2odd_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kOdd, kMR, kNR, pack_weights<2, true>, gemm_s16<2, true>, widen_u8_to_s16},
-    {"s16_w1odd_gemm_fxp_4x16__avx2", Isa::Avx2, 1, kOdd, kMR, kNR, pack_weights<1, true>, gemm_s16<1, true>, widen_u8_to_s16},
+    {"s16_w8_gemm_fxp_4x16__avx2", Isa::Avx2, 8, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<8, false>, gemm_s16<8, false>, widen_u8_to_s16},
+    {"s16_w4_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<4, false>, gemm_s16<4, false>, widen_u8_to_s16},
+    {"s16_w2_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<2, false>, gemm_s16<2, false>, widen_u8_to_s16},
+    {"s16_w4odd_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<4, true>, gemm_s16<4, true>, widen_u8_to_s16},
+    {"s16_w2odd_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<2, true>, gemm_s16<2, true>, widen_u8_to_s16},
+    {"s16_w1odd_gemm_fxp_4x16__avx2", Isa::Avx2, 1, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<1, true>, gemm_s16<1, true>, widen_u8_to_s16},
 };
 
 }  // namespace
 
-const GemmConfig* gemm_configs_avx2(int* count) {
+const GemmConfig* gemm_configs_s16_avx2(int* count) {
   *count = static_cast<int>(sizeof(kConfigs) / sizeof(kConfigs[0]));
   return kConfigs;
 }
