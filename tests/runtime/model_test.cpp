@@ -190,3 +190,35 @@ TEST(Isa, SelectionAndErrors) {
   EXPECT_EQ(select_isa(), Isa::Ref);
   ::unsetenv("LOWBIT_ISA");
 }
+
+// The worked example of docs/runtime.md, on every ISA.
+TEST(Model, DocumentedWorkedExample) {
+  Model m;
+  m.in_channels = 3;
+  m.input = {0.05f, 10, 0, 255};
+  Op fc = make_linear(0, 3, 1);
+  set_weight_values(fc.weight, 4, quant::Grid::Integer, {3, -8, 2});
+  set_requantization(fc, 0.05f, {0.1f}, {0.3f}, ActQParams{0.2f, 0, 0, 255});
+  EXPECT_EQ(fc.bias_q[0], 60);
+  EXPECT_EQ(fc.multipliers[0].multiplier, 1717986944);  // from the float32 scales
+  EXPECT_EQ(fc.multipliers[0].shift, 36);
+  const int32_t v = m.add(fc);
+  Op out = make_linear(v, 1, 1);  // identity output layer exposes y - z_y
+  set_weight_values(out.weight, 8, quant::Grid::Integer, {1});
+  set_output_layer(out, 0.2f, {1.0f}, {0.0f});
+  m.add(out);
+  const float x[3] = {0.1f, 0.0f, 1.0f};  // codes 12, 10, 30
+  for (const char* isa : {"ref", "avx2"}) {
+    if (std::string(isa) == "avx2" && !cpu_supports(Isa::Avx2)) continue;
+    Session s(m, {1, isa});
+    EXPECT_EQ(s.run(x, 1).int_logits[0], 3) << isa;
+  }
+  // As an output layer: integer logit 106, float logit 106 * 0.005.
+  Model m2 = m;
+  m2.ops.resize(1);
+  set_output_layer(m2.ops[0], 0.05f, {0.1f}, {0.3f});
+  Session s2(m2, {1, "ref"});
+  const RunResult r = s2.run(x, 1);
+  EXPECT_EQ(r.int_logits[0], 106);
+  EXPECT_FLOAT_EQ(r.logits[0], 106 * (0.05f * 0.1f));
+}
