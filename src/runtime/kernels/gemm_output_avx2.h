@@ -9,7 +9,7 @@
 
 namespace lowbit::runtime::avx2 {
 
-constexpr int kMR = 4;
+constexpr int kMR = 6;
 constexpr int kNR = 16;
 
 // ---- output stage ---------------------------------------------------------------------------

@@ -86,16 +86,19 @@ struct Decoder {
 };
 
 // ---- the kernel -----------------------------------------------------------------------------
-// One 4x16 tile over all k: named accumulators so that they stay in registers (12 of 16 ymm).
+// One 6x16 tile over all k: named accumulators so that they stay in registers (12 of 16 ymm).
 template <int Bits, bool Odd>
-inline void microkernel_4x16(const Decoder<Bits>& dec, const int16_t* const a[kMR], const uint8_t* w, int32_t pairs,
+inline void microkernel_6x16(const Decoder<Bits>& dec, const int16_t* const a[kMR], const uint8_t* w, int32_t pairs,
                              __m256i acc[kMR][2]) {
   constexpr int kk_bytes = 32 * Bits / 8;
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   const int32_t* a0 = reinterpret_cast<const int32_t*>(a[0]);
   const int32_t* a1 = reinterpret_cast<const int32_t*>(a[1]);
   const int32_t* a2 = reinterpret_cast<const int32_t*>(a[2]);
   const int32_t* a3 = reinterpret_cast<const int32_t*>(a[3]);
+  const int32_t* a4 = reinterpret_cast<const int32_t*>(a[4]);
+  const int32_t* a5 = reinterpret_cast<const int32_t*>(a[5]);
   for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
     __m256i b0, b1;
     dec.template decode<Odd>(w, b0, b1);
@@ -111,9 +114,16 @@ inline void microkernel_4x16(const Decoder<Bits>& dec, const int16_t* const a[kM
     av = _mm256_set1_epi32(a3[kk]);
     c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
     c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(a4[kk]);
+    c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(av, b0));
+    c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(av, b1));
+    av = _mm256_set1_epi32(a5[kk]);
+    c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(av, b0));
+    c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(av, b1));
   }
   acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11;
   acc[2][0] = c20; acc[2][1] = c21; acc[3][0] = c30; acc[3][1] = c31;
+  acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
 }
 
 template <int Bits, bool Odd>
@@ -136,7 +146,7 @@ void gemm_s16(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, cons
       for (int32_t b = bc; b < bend; ++b) {
         const uint8_t* w = packed + b * block_bytes;
         __m256i acc[kMR][2];
-        microkernel_4x16<Bits, Odd>(dec, a, w, pairs, acc);
+        microkernel_6x16<Bits, Odd>(dec, a, w, pairs, acc);
         const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
         store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
       }
@@ -158,12 +168,12 @@ constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
 const GemmConfig kConfigs[] = {
-    {"s16_w8_gemm_fxp_4x16__avx2", Isa::Avx2, 8, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<8, false>, gemm_s16<8, false>, widen_u8_to_s16},
-    {"s16_w4_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<4, false>, gemm_s16<4, false>, widen_u8_to_s16},
-    {"s16_w2_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<2, false>, gemm_s16<2, false>, widen_u8_to_s16},
-    {"s16_w4odd_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<4, true>, gemm_s16<4, true>, widen_u8_to_s16},
-    {"s16_w2odd_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<2, true>, gemm_s16<2, true>, widen_u8_to_s16},
-    {"s16_w1odd_gemm_fxp_4x16__avx2", Isa::Avx2, 1, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<1, true>, gemm_s16<1, true>, widen_u8_to_s16},
+    {"s16_w8_gemm_fxp_6x16__avx2", Isa::Avx2, 8, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<8, false>, gemm_s16<8, false>, widen_u8_to_s16},
+    {"s16_w4_gemm_fxp_6x16__avx2", Isa::Avx2, 4, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<4, false>, gemm_s16<4, false>, widen_u8_to_s16},
+    {"s16_w2_gemm_fxp_6x16__avx2", Isa::Avx2, 2, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<2, false>, gemm_s16<2, false>, widen_u8_to_s16},
+    {"s16_w4odd_gemm_fxp_6x16__avx2", Isa::Avx2, 4, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<4, true>, gemm_s16<4, true>, widen_u8_to_s16},
+    {"s16_w2odd_gemm_fxp_6x16__avx2", Isa::Avx2, 2, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<2, true>, gemm_s16<2, true>, widen_u8_to_s16},
+    {"s16_w1odd_gemm_fxp_6x16__avx2", Isa::Avx2, 1, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<1, true>, gemm_s16<1, true>, widen_u8_to_s16},
 };
 
 }  // namespace

@@ -113,7 +113,7 @@ constexpr int group_quads() {
 }
 
 template <int Bits, bool Odd>
-inline void microkernel_4x16(const Decoder<Bits, Odd>& dec, const uint8_t* const a[kMR], const uint8_t* w, int32_t quads,
+inline void microkernel_6x16(const Decoder<Bits, Odd>& dec, const uint8_t* const a[kMR], const uint8_t* w, int32_t quads,
                              __m256i acc[kMR][2]) {
   constexpr int quad_bytes = 8 * Bits;
   constexpr int G = group_quads<Bits, Odd>();
@@ -121,7 +121,8 @@ inline void microkernel_4x16(const Decoder<Bits, Odd>& dec, const uint8_t* const
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   for (int32_t q0 = 0; q0 < quads; q0 += G) {
     const int32_t q1 = q0 + G < quads ? q0 + G : quads;
-    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00,
+            s40 = s00, s41 = s00, s50 = s00, s51 = s00;
     const uint8_t* wq = w + static_cast<int64_t>(q0) * quad_bytes;
     for (int32_t q = q0; q < q1; ++q, wq += quad_bytes) {
       __m256i b0, b1;
@@ -143,6 +144,14 @@ inline void microkernel_4x16(const Decoder<Bits, Odd>& dec, const uint8_t* const
       av = _mm256_set1_epi32(x);
       s30 = _mm256_add_epi16(s30, _mm256_maddubs_epi16(av, b0));
       s31 = _mm256_add_epi16(s31, _mm256_maddubs_epi16(av, b1));
+      std::memcpy(&x, a[4] + 4 * q, 4);
+      av = _mm256_set1_epi32(x);
+      s40 = _mm256_add_epi16(s40, _mm256_maddubs_epi16(av, b0));
+      s41 = _mm256_add_epi16(s41, _mm256_maddubs_epi16(av, b1));
+      std::memcpy(&x, a[5] + 4 * q, 4);
+      av = _mm256_set1_epi32(x);
+      s50 = _mm256_add_epi16(s50, _mm256_maddubs_epi16(av, b0));
+      s51 = _mm256_add_epi16(s51, _mm256_maddubs_epi16(av, b1));
     }
     acc[0][0] = _mm256_add_epi32(acc[0][0], _mm256_madd_epi16(s00, ones));
     acc[0][1] = _mm256_add_epi32(acc[0][1], _mm256_madd_epi16(s01, ones));
@@ -152,6 +161,10 @@ inline void microkernel_4x16(const Decoder<Bits, Odd>& dec, const uint8_t* const
     acc[2][1] = _mm256_add_epi32(acc[2][1], _mm256_madd_epi16(s21, ones));
     acc[3][0] = _mm256_add_epi32(acc[3][0], _mm256_madd_epi16(s30, ones));
     acc[3][1] = _mm256_add_epi32(acc[3][1], _mm256_madd_epi16(s31, ones));
+    acc[4][0] = _mm256_add_epi32(acc[4][0], _mm256_madd_epi16(s40, ones));
+    acc[4][1] = _mm256_add_epi32(acc[4][1], _mm256_madd_epi16(s41, ones));
+    acc[5][0] = _mm256_add_epi32(acc[5][0], _mm256_madd_epi16(s50, ones));
+    acc[5][1] = _mm256_add_epi32(acc[5][1], _mm256_madd_epi16(s51, ones));
   }
 }
 
@@ -172,7 +185,7 @@ void gemm_u8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const
       for (int r = 0; r < kMR; ++r) a[r] = A + (m0 + (r < rows ? r : 0)) * lda;
       for (int32_t b = bc; b < bend; ++b) {
         __m256i acc[kMR][2];
-        microkernel_4x16<Bits, Odd>(dec, a, packed + b * block_bytes, quads, acc);
+        microkernel_6x16<Bits, Odd>(dec, a, packed + b * block_bytes, quads, acc);
         const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
         store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
       }
@@ -184,11 +197,11 @@ constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
 const GemmConfig kConfigs[] = {
-    {"u8_w4_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kInt, GemmInput::U8, 4, kMR, kNR, pack_weights<4, false>, gemm_u8<4, false>, nullptr},
-    {"u8_w2_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kInt, GemmInput::U8, 4, kMR, kNR, pack_weights<2, false>, gemm_u8<2, false>, nullptr},
-    {"u8_w4odd_gemm_fxp_4x16__avx2", Isa::Avx2, 4, kOdd, GemmInput::U8, 4, kMR, kNR, pack_weights<4, true>, gemm_u8<4, true>, nullptr},
-    {"u8_w2odd_gemm_fxp_4x16__avx2", Isa::Avx2, 2, kOdd, GemmInput::U8, 4, kMR, kNR, pack_weights<2, true>, gemm_u8<2, true>, nullptr},
-    {"u8_w1odd_gemm_fxp_4x16__avx2", Isa::Avx2, 1, kOdd, GemmInput::U8, 4, kMR, kNR, pack_weights<1, true>, gemm_u8<1, true>, nullptr},
+    {"u8_w4_gemm_fxp_6x16__avx2", Isa::Avx2, 4, kInt, GemmInput::U8, 4, kMR, kNR, pack_weights<4, false>, gemm_u8<4, false>, nullptr},
+    {"u8_w2_gemm_fxp_6x16__avx2", Isa::Avx2, 2, kInt, GemmInput::U8, 4, kMR, kNR, pack_weights<2, false>, gemm_u8<2, false>, nullptr},
+    {"u8_w4odd_gemm_fxp_6x16__avx2", Isa::Avx2, 4, kOdd, GemmInput::U8, 4, kMR, kNR, pack_weights<4, true>, gemm_u8<4, true>, nullptr},
+    {"u8_w2odd_gemm_fxp_6x16__avx2", Isa::Avx2, 2, kOdd, GemmInput::U8, 4, kMR, kNR, pack_weights<2, true>, gemm_u8<2, true>, nullptr},
+    {"u8_w1odd_gemm_fxp_6x16__avx2", Isa::Avx2, 1, kOdd, GemmInput::U8, 4, kMR, kNR, pack_weights<1, true>, gemm_u8<1, true>, nullptr},
 };
 
 }  // namespace
