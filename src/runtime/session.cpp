@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "quant/quantize.h"
+#include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/gemm_config.h"
 #include "runtime/kernels/pool_kernels.h"
 #include "runtime/kernels/ref_kernels.h"
@@ -67,6 +68,11 @@ struct Session::Impl {
   Isa isa = Isa::Ref;
   std::unique_ptr<ThreadPool> pool;
   std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
+  struct PreparedDepthwise {
+    std::vector<int32_t> w;  // [KH * KW][C]
+    std::vector<int32_t> multiplier, shift;
+  };
+  std::vector<std::unique_ptr<PreparedDepthwise>> depthwise;  // per op, for depthwise convs on AVX2
   std::vector<std::vector<uint8_t>> values;  // per value, [batch, H, W, C]
   std::vector<int32_t> output;
   std::vector<std::vector<int16_t>> scratch16;  // per thread: im2col rows
@@ -218,6 +224,26 @@ struct Session::Impl {
     int32_t* y32 = op.output_layer ? output.data() : nullptr;
     const int64_t is = in.size(), os = out.size();
     if (op.has_weights() && gemm[i].config != nullptr) return run_gemm_op(i, batch);
+    if (depthwise[i]) {
+      const PreparedDepthwise& d = *depthwise[i];
+      const int32_t zx = qparams[vin]->zero_point;
+      return over_batch(batch, [&](int64_t b0, int64_t n) {
+        GemmOutput o;
+        o.bias = op.bias_q.data();
+        o.ldy = out.c;
+        if (op.output_layer) {
+          o.y_i32 = y32 + b0 * os;
+        } else {
+          o.multiplier = d.multiplier.data();
+          o.shift = d.shift.data();
+          o.zero_point = op.out.zero_point;
+          o.qmin = op.out.qmin;
+          o.qmax = op.out.qmax;
+          o.y_u8 = y + b0 * os;
+        }
+        depthwise_conv2d_avx2(op, d.w.data(), x + b0 * is, n, in, zx, out, o);
+      });
+    }
     const ActQParams& q = *qparams[vin];
     over_batch(batch, [&](int64_t b0, int64_t n) {
       const uint8_t* xb = x + b0 * is;
@@ -314,10 +340,25 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   s.scratch16.resize(static_cast<size_t>(threads));
   s.scratch8.resize(static_cast<size_t>(threads));
   s.gemm.resize(s.model.ops.size());
+  s.depthwise.resize(s.model.ops.size());
   for (size_t i = 0; i < s.model.ops.size(); ++i) {
     const Op& op = s.model.ops[i];
     if (!op.has_weights()) continue;
-    // Depthwise / tiny-group convolutions stay on the reference kernel (no dedicated kernel yet).
+    if (op.kind == OpKind::Conv2d && op.groups > 1 && op.groups == op.in_channels && op.groups == op.out_channels &&
+        s.isa != Isa::Ref) {
+      auto d = std::make_unique<Impl::PreparedDepthwise>();
+      const int32_t taps = op.kernel_h * op.kernel_w, C = op.out_channels;
+      d->w.resize(static_cast<size_t>(taps) * C);
+      for (int32_t c = 0; c < C; ++c)
+        for (int32_t t = 0; t < taps; ++t) d->w[static_cast<size_t>(t) * C + c] = op.weight.value(static_cast<size_t>(c) * taps + t);
+      for (const auto& m : op.multipliers) {
+        d->multiplier.push_back(m.multiplier);
+        d->shift.push_back(m.shift);
+      }
+      s.depthwise[i] = std::move(d);
+      continue;
+    }
+    // Other grouped convolutions with tiny groups stay on the reference kernel.
     if (op.kind == OpKind::Conv2d && op.out_channels / op.groups < 4) continue;
     const GemmConfig* c = find_gemm_config(s.isa, op.weight.bits, op.weight.grid);
     if (c != nullptr) s.gemm[i] = prepare_gemm(op, c, s.qparams[op.inputs[0]]->zero_point);
@@ -383,6 +424,7 @@ std::vector<std::string> Session::kernel_names() const {
     const PreparedGemm& p = impl_->gemm[i];
     const OpKind k = impl_->model.ops[i].kind;
     const char* kernel = p.config ? p.config->name
+                         : impl_->depthwise[i] ? "u8_dwconv_s32_fxp_8c__avx2"
                          : (k == OpKind::MaxPool2d && impl_->isa != Isa::Ref) ? "max_pool_nhwc__avx2"
                                                                                : "ref";
     names.push_back(std::string(op_kind_name(k)) + ": " + kernel);

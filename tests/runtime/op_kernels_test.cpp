@@ -70,7 +70,8 @@ TEST(OpKernels, ConvMatchesReference) {
   struct Case { int32_t cin, cout, h, w, kernel, stride, pad, groups; };
   const Case cases[] = {{1, 32, 9, 9, 3, 1, 1, 1},  {3, 5, 7, 6, 3, 2, 1, 1},  {8, 17, 5, 5, 1, 1, 0, 1},
                         {7, 16, 6, 7, 3, 1, 0, 1},  {4, 8, 6, 6, 3, 1, 1, 2},  {12, 12, 5, 5, 3, 1, 1, 12},
-                        {16, 33, 4, 4, 3, 2, 1, 1}, {32, 64, 5, 5, 3, 1, 1, 1}, {9, 4, 8, 8, 5, 3, 2, 1}};
+                        {16, 33, 4, 4, 3, 2, 1, 1}, {32, 64, 5, 5, 3, 1, 1, 1}, {9, 4, 8, 8, 5, 3, 2, 1},
+                        {32, 32, 7, 7, 3, 2, 1, 32}, {16, 16, 6, 6, 5, 1, 2, 16}};
   for (const auto& k : rtest::all_weight_kinds()) {
     for (const Case& c : cases) {
       for (bool output_layer : {false, true}) {
