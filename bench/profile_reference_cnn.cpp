@@ -1,4 +1,4 @@
-// Per-op CPU time of the reference-CNN-shaped model (where the time goes).
+// describe_model table and per-op CPU time of the reference-CNN-shaped model (where the time goes).
 //   build/profile_reference_cnn [batch] [threads] [bits] [iterations]
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   SessionOptions o;
   o.threads = threads;
   o.profile = true;
+  std::printf("%s\n", describe_model(m).c_str());
   Session s(m, o);
   std::vector<double> total(m.ops.size() + 1, 0.0);
   std::vector<float> x(static_cast<size_t>(batch * 28 * 28), 0.5f);

@@ -101,7 +101,7 @@ TEST(GemmKernels, Avx2MatchesContractOnEdgeCases) {
   ASSERT_EQ(count, 11);
   uint32_t seed = 1;
   for (int i = 0; i < count; ++i) {
-    for (int64_t M : {1, 3, 5, 6, 7, 13}) {
+    for (int64_t M : {1, 2, 3, 5, 6, 7, 8, 13}) {
       for (int32_t N : {1, 7, 8, 9, 16, 17, 33}) {
         for (int32_t K : {1, 2, 3, 4, 5, 15, 16, 17, 64, 65, 289, 300}) {
           for (bool i32 : {false, true}) {

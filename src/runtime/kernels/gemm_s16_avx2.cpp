@@ -126,6 +126,30 @@ inline void microkernel_6x16(const Decoder<Bits>& dec, const int16_t* const a[kM
   acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
 }
 
+// Tiles of R < 6 rows (batch-1 linear layers are GEMV: M = 1); arrays of 2R accumulators.
+template <int Bits, bool Odd, int R>
+inline void microkernel_rx16(const Decoder<Bits>& dec, const int16_t* const a[kMR], const uint8_t* w, int32_t pairs,
+                             __m256i acc[kMR][2]) {
+  constexpr int kk_bytes = 32 * Bits / 8;
+  __m256i c[R][2];
+  for (int r = 0; r < R; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
+  for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
+    __m256i b0, b1;
+    dec.template decode<Odd>(w, b0, b1);
+    for (int r = 0; r < R; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, a[r] + 2 * kk, 4);
+      const __m256i av = _mm256_set1_epi32(pair);
+      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(av, b0));
+      c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(av, b1));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = c[r][0];
+    acc[r][1] = c[r][1];
+  }
+}
+
 template <int Bits, bool Odd>
 void gemm_s16(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const uint8_t* packed,
               const GemmOutput& out) {
@@ -146,7 +170,13 @@ void gemm_s16(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, cons
       for (int32_t b = bc; b < bend; ++b) {
         const uint8_t* w = packed + b * block_bytes;
         __m256i acc[kMR][2];
-        microkernel_6x16<Bits, Odd>(dec, a, w, pairs, acc);
+        if (rows == 1) {
+          microkernel_rx16<Bits, Odd, 1>(dec, a, w, pairs, acc);
+        } else if (rows == 2) {
+          microkernel_rx16<Bits, Odd, 2>(dec, a, w, pairs, acc);
+        } else {
+          microkernel_6x16<Bits, Odd>(dec, a, w, pairs, acc);
+        }
         const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
         store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
       }

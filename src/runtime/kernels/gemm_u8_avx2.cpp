@@ -168,6 +168,37 @@ inline void microkernel_6x16(const Decoder<Bits, Odd>& dec, const uint8_t* const
   }
 }
 
+// Tiles of R < 6 rows (batch-1 linear layers are GEMV: M = 1).
+template <int Bits, bool Odd, int R>
+inline void microkernel_rx16(const Decoder<Bits, Odd>& dec, const uint8_t* const a[kMR], const uint8_t* w, int32_t quads,
+                             __m256i acc[kMR][2]) {
+  constexpr int quad_bytes = 8 * Bits;
+  constexpr int G = group_quads<Bits, Odd>();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int32_t q0 = 0; q0 < quads; q0 += G) {
+    const int32_t q1 = q0 + G < quads ? q0 + G : quads;
+    __m256i s[R][2];
+    for (int r = 0; r < R; ++r) s[r][0] = s[r][1] = _mm256_setzero_si256();
+    const uint8_t* wq = w + static_cast<int64_t>(q0) * quad_bytes;
+    for (int32_t q = q0; q < q1; ++q, wq += quad_bytes) {
+      __m256i b0, b1;
+      dec.decode(wq, b0, b1);
+      for (int r = 0; r < R; ++r) {
+        int32_t x;
+        std::memcpy(&x, a[r] + 4 * q, 4);
+        const __m256i av = _mm256_set1_epi32(x);
+        s[r][0] = _mm256_add_epi16(s[r][0], _mm256_maddubs_epi16(av, b0));
+        s[r][1] = _mm256_add_epi16(s[r][1], _mm256_maddubs_epi16(av, b1));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(s[r][0], ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(s[r][1], ones));
+    }
+  }
+}
+
 template <int Bits, bool Odd>
 void gemm_u8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const uint8_t* packed, const GemmOutput& out) {
   static const Decoder<Bits, Odd> dec;
@@ -185,7 +216,14 @@ void gemm_u8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const
       for (int r = 0; r < kMR; ++r) a[r] = A + (m0 + (r < rows ? r : 0)) * lda;
       for (int32_t b = bc; b < bend; ++b) {
         __m256i acc[kMR][2];
-        microkernel_6x16<Bits, Odd>(dec, a, packed + b * block_bytes, quads, acc);
+        const uint8_t* wb = packed + b * block_bytes;
+        if (rows == 1) {
+          microkernel_rx16<Bits, Odd, 1>(dec, a, wb, quads, acc);
+        } else if (rows == 2) {
+          microkernel_rx16<Bits, Odd, 2>(dec, a, wb, quads, acc);
+        } else {
+          microkernel_6x16<Bits, Odd>(dec, a, wb, quads, acc);
+        }
         const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
         store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
       }
