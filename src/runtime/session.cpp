@@ -164,6 +164,10 @@ struct Session::Impl {
       if (static_cast<int64_t>(a.size()) < chunk * p.Kp) a.resize(static_cast<size_t>(chunk * p.Kp));
       // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
       // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
+      // (item, output row, output column) of row m0, advanced incrementally (no divisions per row).
+      int64_t n = conv ? m0 / rows_per_item : 0;
+      int32_t oh = conv ? static_cast<int32_t>((m0 % rows_per_item) / out.w) : 0;
+      int32_t ow = conv ? static_cast<int32_t>((m0 % rows_per_item) % out.w) : 0;
       for (int64_t r = 0; r < rows; ++r) {
         T* dst = a.data() + r * p.Kp;
         if (!conv) {
@@ -173,20 +177,29 @@ struct Session::Impl {
             std::memcpy(dst, x + (m0 + r) * in.c, static_cast<size_t>(p.K));
           }
         } else {
-          const int64_t m = m0 + r, n = m / rows_per_item, pix = m % rows_per_item;
-          const int32_t oh = static_cast<int32_t>(pix / out.w), ow = static_cast<int32_t>(pix % out.w);
           const T* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
           for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
             const T* src = base + int64_t{kh} * pw * in.c;
             if (groups == 1) {
               const int32_t len = op.kernel_w * in.c;
-              for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
+              if (len >= 16) {
+                std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(len));
+              } else {
+                for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
+              }
               dst += len;
             } else {
               for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
                 const T* s2 = src + int64_t{kw} * in.c + g * cg;
                 for (int32_t c = 0; c < cg; ++c) dst[c] = s2[c];
               }
+            }
+          }
+          if (++ow == out.w) {
+            ow = 0;
+            if (++oh == out.h) {
+              oh = 0;
+              ++n;
             }
           }
         }
@@ -280,12 +293,12 @@ struct Session::Impl {
   }
 
   RunResult finish(int64_t batch) {
-    op_ms.assign(model.ops.size() + 1, 0.0);
-    if (profile) op_ms.back() = cpu_ms() - run_start;
+    op_ms.resize(model.ops.size() + 1, 0.0);  // reset by Session::run, summed over slices
+    if (profile) op_ms.back() += cpu_ms() - run_start;
     for (size_t i = 0; i < model.ops.size(); ++i) {
       const double t0 = profile ? cpu_ms() : 0.0;
       run_op(i, batch);
-      if (profile) op_ms[i] = cpu_ms() - t0;
+      if (profile) op_ms[i] += cpu_ms() - t0;
     }
     const double t_out = profile ? cpu_ms() : 0.0;
     RunResult r = make_result(batch);
@@ -371,7 +384,7 @@ Session& Session::operator=(Session&&) noexcept = default;
 
 Session Session::load(const std::string& path, SessionOptions options) { return Session(load_model(path), options); }
 
-RunResult Session::run(const float* x, int64_t batch) {
+RunResult Session::run_slice(const float* x, int64_t batch) {
   Impl& s = *impl_;
   if (s.profile) s.run_start = Impl::cpu_ms();
   LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
@@ -390,7 +403,7 @@ RunResult Session::run(const float* x, int64_t batch) {
   return s.finish(batch);
 }
 
-RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
+RunResult Session::run_u8_slice(const uint8_t* pixels, int64_t batch) {
   Impl& s = *impl_;
   if (s.profile) s.run_start = Impl::cpu_ms();
   LOWBIT_CHECK(batch >= 1, "run_u8: batch must be >= 1 (got " + std::to_string(batch) + ")");
@@ -411,6 +424,39 @@ RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
         for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * C + c] = lut[pixels[(b * C + c) * hw + p]];
   });
   return s.finish(batch);
+}
+
+// Large batches run in slices of items whose activations fit in the L2 cache, each slice through
+// the whole graph (results are identical: every op treats items independently).
+template <class T, class Fn>
+static RunResult run_in_slices(const Model& m, const std::vector<ValueShape>& shapes, const T* x, int64_t batch, Fn fn) {
+  LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  int64_t largest = 1;
+  for (const ValueShape& v : shapes) largest = std::max(largest, v.size());
+  const int64_t slice = std::max<int64_t>(8, (256 * 1024) / largest);
+  if (batch <= slice) return fn(x, batch);
+  const int64_t item = int64_t{m.in_channels} * m.in_height * m.in_width;
+  RunResult all;
+  all.batch = batch;
+  for (int64_t b0 = 0; b0 < batch; b0 += slice) {
+    RunResult r = fn(x + b0 * item, std::min(slice, batch - b0));
+    all.classes = r.classes;
+    all.int_logits.insert(all.int_logits.end(), r.int_logits.begin(), r.int_logits.end());
+    all.logits.insert(all.logits.end(), r.logits.begin(), r.logits.end());
+    all.argmax.insert(all.argmax.end(), r.argmax.begin(), r.argmax.end());
+  }
+  return all;
+}
+
+RunResult Session::run(const float* x, int64_t batch) {
+  impl_->op_ms.assign(impl_->model.ops.size() + 1, 0.0);
+  return run_in_slices(impl_->model, impl_->shapes, x, batch, [&](const float* p, int64_t n) { return run_slice(p, n); });
+}
+
+RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
+  impl_->op_ms.assign(impl_->model.ops.size() + 1, 0.0);
+  return run_in_slices(impl_->model, impl_->shapes, pixels, batch,
+                       [&](const uint8_t* p, int64_t n) { return run_u8_slice(p, n); });
 }
 
 const std::vector<double>& Session::op_times_ms() const { return impl_->op_ms; }

@@ -50,6 +50,8 @@ class Session {
   const std::vector<double>& op_times_ms() const;
 
  private:
+  RunResult run_slice(const float* x, int64_t batch);
+  RunResult run_u8_slice(const uint8_t* pixels, int64_t batch);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
