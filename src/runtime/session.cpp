@@ -433,7 +433,8 @@ static RunResult run_in_slices(const Model& m, const std::vector<ValueShape>& sh
   LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
   int64_t largest = 1;
   for (const ValueShape& v : shapes) largest = std::max(largest, v.size());
-  const int64_t slice = std::max<int64_t>(8, (256 * 1024) / largest);
+  // a multiple of the GEMM tile height (6) so that linear layers see full tiles
+  const int64_t slice = std::max<int64_t>(12, ((256 * 1024) / largest + 5) / 6 * 6);
   if (batch <= slice) return fn(x, batch);
   const int64_t item = int64_t{m.in_channels} * m.in_height * m.in_width;
   RunResult all;

@@ -61,7 +61,7 @@ TEST(Tools, ReferenceCnnSameOnEveryIsa) {
   if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   for (int bits : {8, 4}) {
     const Model m = random_reference_cnn(2, bits);
-    // batch 23: the optimized session runs it in cache-sized slices (10 + 10 + 3 items)
+    // batch 23: the optimized session runs it in cache-sized slices (12 + 11 items)
     const auto x = rtest::random_input(m, 23, 4);
     Session ref(m, {1, "ref"}), opt(m, {2, "avx2"});
     const RunResult a = ref.run(x.data(), 23), b = opt.run(x.data(), 23);
