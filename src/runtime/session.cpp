@@ -81,6 +81,7 @@ struct Session::Impl {
   std::vector<uint8_t> padded8;   // conv input with zero-point borders
   int64_t batch_capacity = 0;
   bool profile = false;
+  int64_t min_parallel_macs = 0;
   std::vector<double> op_ms;
   double run_start = 0;
 
@@ -155,7 +156,7 @@ struct Session::Impl {
         }
       });
     }
-    pool->parallel_for(tasks, [&](int64_t task, int thread) {
+    const auto body = [&](int64_t task, int thread) {
       const int32_t cs = static_cast<int32_t>(task % col_split);
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
       const int64_t rc = task / col_split / groups;
@@ -225,7 +226,13 @@ struct Session::Impl {
         o.y_u8 = values[i + 1].data() + m0 * out.c + c0;
       }
       p.config->gemm(rows, ncols, p.K, a.data(), p.Kp, p.packed[g].data() + b0 * block_bytes, o);
-    });
+    };
+    // Layers under ~2 M MACs run on the calling thread: waking workers costs more than they save.
+    if (M * og * int64_t{p.K} * groups < min_parallel_macs) {
+      for (int64_t t = 0; t < tasks; ++t) body(t, 0);
+    } else {
+      pool->parallel_for(tasks, body);
+    }
   }
 
   void run_op(size_t i, int64_t batch) {
@@ -350,6 +357,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   threads = std::min(threads, 256);
   s.pool = std::make_unique<ThreadPool>(threads);
   s.profile = options.profile;
+  s.min_parallel_macs = options.min_parallel_macs;
   s.scratch16.resize(static_cast<size_t>(threads));
   s.scratch8.resize(static_cast<size_t>(threads));
   s.gemm.resize(s.model.ops.size());

@@ -15,7 +15,10 @@ namespace lowbit::runtime {
 struct SessionOptions {
   int threads = 1;        // worker threads (including the caller); <= 0 means hardware concurrency
   std::string isa;        // "", "ref", "avx2" or "avx512vnni"; "" = LOWBIT_ISA or the best the CPU has
-  bool profile = false;   // record the wall time of every op (Session::op_times_ms)
+  bool profile = false;   // record the CPU time of every op (Session::op_times_ms)
+  // Conv/linear layers with fewer multiply-accumulates than this (for the whole batch) run on the
+  // calling thread: waking workers costs more than they save. Tests set 0 to exercise threading.
+  int64_t min_parallel_macs = int64_t{1} << 21;
 };
 
 struct RunResult {

@@ -119,7 +119,7 @@ TEST(Model, RandomGraphsMatchReferenceAndFloat64) {
     }
     if (!avx2) continue;
     for (int threads : {1, 2}) {
-      Session opt(m, {threads, "avx2"});
+      Session opt(m, {threads, "avx2", false, 0});
       const RunResult got = opt.run(x.data(), batch);
       ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " threads " << threads;
       ASSERT_EQ(got.logits, want.logits);
@@ -158,7 +158,7 @@ TEST(Model, Uint8PixelFastPathEqualsFloatPath) {
   }
   for (const char* isa : {"ref", "avx2"}) {
     if (std::string(isa) == "avx2" && !cpu_supports(Isa::Avx2)) continue;
-    Session s(m, {2, isa});
+    Session s(m, {2, isa, false, 0});
     EXPECT_EQ(s.run_u8(px.data(), batch).int_logits, s.run(xf.data(), batch).int_logits);
   }
   Model other = rtest::random_graph(4);

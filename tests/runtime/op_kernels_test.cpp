@@ -35,7 +35,7 @@ void compare(const Model& m, int64_t batch, uint32_t seed) {
   Session ref(m, {1, "ref"});
   const RunResult want = ref.run(x.data(), batch);
   for (int threads : {1, 2}) {
-    Session opt(m, {threads, "avx2"});
+    Session opt(m, {threads, "avx2", false, 0});
     const RunResult got = opt.run(x.data(), batch);
     ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " threads=" << threads << " kernels: " << opt.kernel_names()[0];
     ASSERT_EQ(got.argmax, want.argmax);
