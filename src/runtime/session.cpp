@@ -27,7 +27,9 @@ struct PreparedGemm {
   int32_t K = 0, Kp = 0;      // reduction length and its padded length (row stride of A)
 };
 
-PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx) {
+// nhwc_hw > 0 (linear only): the linear reads the NHWC tensor [H, W, C] (H * W = nhwc_hw) that a
+// Flatten would have turned into C-major order; its weight columns are permuted to match.
+PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, int32_t nhwc_hw = 0) {
   PreparedGemm p;
   p.config = config;
   const int32_t groups = op.kind == OpKind::Conv2d ? op.groups : 1;
@@ -44,6 +46,15 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx) {
           for (int32_t kw = 0; kw < kw_n; ++kw)
             w[static_cast<size_t>(o) * p.K + (kh * kw_n + kw) * cg + c] =
                 op.weight.value(((static_cast<size_t>(g * og + o) * cg + c) * kh_n + kh) * kw_n + kw);
+  if (nhwc_hw > 1) {  // column c * HW + q of the PyTorch weight becomes column q * C + c
+    const int32_t C = p.K / nhwc_hw;
+    std::vector<int32_t> perm(w.size());
+    for (int32_t o = 0; o < og; ++o)
+      for (int32_t c = 0; c < C; ++c)
+        for (int32_t q = 0; q < nhwc_hw; ++q)
+          perm[static_cast<size_t>(o) * p.K + q * C + c] = w[static_cast<size_t>(o) * p.K + c * nhwc_hw + q];
+    w.swap(perm);
+  }
     p.packed.push_back(config->pack(w.data(), og, p.K));
     if (config->input == GemmInput::U8) {
       const std::vector<int32_t> folded = fold_zero_point(op.bias_q.data() + g * og, w.data(), og, p.K, zx);
@@ -68,6 +79,8 @@ struct Session::Impl {
   Isa isa = Isa::Ref;
   std::unique_ptr<ThreadPool> pool;
   std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
+  std::vector<int32_t> gemm_src;           // per op: the value a GEMM op reads
+  std::vector<bool> skip;                  // per op: Flatten folded into the following linear(s)
   struct PreparedDepthwise {
     std::vector<int32_t> w;  // [KH * KW][C]
     std::vector<int32_t> multiplier, shift;
@@ -121,9 +134,11 @@ struct Session::Impl {
     constexpr bool widened = sizeof(T) == 2;
     const Op& op = model.ops[i];
     const PreparedGemm& p = gemm[i];
-    const ValueShape in = shapes[op.inputs[0]], out = shapes[i + 1];
-    const uint8_t* x = values[op.inputs[0]].data();
-    const int32_t zx = qparams[op.inputs[0]]->zero_point;
+    const int32_t src = gemm_src[i];  // op.inputs[0], or the input of an elided Flatten
+    const ValueShape in = shapes[src], out = shapes[i + 1];
+    const uint8_t* x = values[src].data();
+    const int32_t zx = qparams[src]->zero_point;
+    const int64_t row = in.size();  // linear: elements per item
     const bool conv = op.kind == OpKind::Conv2d;
     const int32_t groups = conv ? op.groups : 1, cg = op.in_channels / groups, og = op.out_channels / groups;
     const int64_t rows_per_item = int64_t{out.h} * out.w, M = batch * rows_per_item;
@@ -173,9 +188,9 @@ struct Session::Impl {
         T* dst = a.data() + r * p.Kp;
         if (!conv) {
           if constexpr (widened) {
-            p.config->widen(x + (m0 + r) * in.c, p.K, zx, reinterpret_cast<int16_t*>(dst));
+            p.config->widen(x + (m0 + r) * row, p.K, zx, reinterpret_cast<int16_t*>(dst));
           } else {
-            std::memcpy(dst, x + (m0 + r) * in.c, static_cast<size_t>(p.K));
+            std::memcpy(dst, x + (m0 + r) * row, static_cast<size_t>(p.K));
           }
         } else {
           const T* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
@@ -243,6 +258,7 @@ struct Session::Impl {
     uint8_t* y = op.output_layer ? nullptr : values[i + 1].data();
     int32_t* y32 = op.output_layer ? output.data() : nullptr;
     const int64_t is = in.size(), os = out.size();
+    if (skip[i]) return;
     if (op.has_weights() && gemm[i].config != nullptr) return run_gemm_op(i, batch);
     if (depthwise[i]) {
       const PreparedDepthwise& d = *depthwise[i];
@@ -362,6 +378,9 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   s.scratch8.resize(static_cast<size_t>(threads));
   s.gemm.resize(s.model.ops.size());
   s.depthwise.resize(s.model.ops.size());
+  s.skip.assign(s.model.ops.size(), false);
+  s.gemm_src.resize(s.model.ops.size());
+  for (size_t i = 0; i < s.model.ops.size(); ++i) s.gemm_src[i] = s.model.ops[i].inputs[0];
   for (size_t i = 0; i < s.model.ops.size(); ++i) {
     const Op& op = s.model.ops[i];
     if (!op.has_weights()) continue;
@@ -382,7 +401,24 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
     // Other grouped convolutions with tiny groups stay on the reference kernel.
     if (op.kind == OpKind::Conv2d && op.out_channels / op.groups < 4) continue;
     const GemmConfig* c = find_gemm_config(s.isa, op.weight.bits, op.weight.grid);
-    if (c != nullptr) s.gemm[i] = prepare_gemm(op, c, s.qparams[op.inputs[0]]->zero_point);
+    if (c == nullptr) continue;
+    int32_t src = op.inputs[0], hw = 0;
+    if (op.kind == OpKind::Linear && src > 0 && s.model.ops[src - 1].kind == OpKind::Flatten) {
+      src = s.model.ops[src - 1].inputs[0];  // read the NHWC tensor, permute the weights instead
+      hw = s.shapes[src].h * s.shapes[src].w;
+    }
+    s.gemm_src[i] = src;
+    s.gemm[i] = prepare_gemm(op, c, s.qparams[src]->zero_point, hw);
+  }
+  // A Flatten whose every reader is a linear that reads around it need not run.
+  for (size_t f = 0; f < s.model.ops.size(); ++f) {
+    if (s.model.ops[f].kind != OpKind::Flatten) continue;
+    const int32_t v = static_cast<int32_t>(f) + 1;
+    bool needed = false;
+    for (size_t i = 0; i < s.model.ops.size(); ++i)
+      for (int32_t in : s.model.ops[i].inputs)
+        if (in == v && s.gemm_src[i] == in) needed = true;
+    s.skip[f] = !needed;
   }
 }
 
@@ -480,6 +516,7 @@ std::vector<std::string> Session::kernel_names() const {
     const OpKind k = impl_->model.ops[i].kind;
     const char* kernel = p.config ? p.config->name
                          : impl_->depthwise[i] ? "u8_dwconv_s32_fxp_8c__avx2"
+                         : impl_->skip[i]      ? "folded into the next linear"
                          : (k == OpKind::MaxPool2d && impl_->isa != Isa::Ref) ? "max_pool_nhwc__avx2"
                                                                                : "ref";
     names.push_back(std::string(op_kind_name(k)) + ": " + kernel);
