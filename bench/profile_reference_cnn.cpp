@@ -1,0 +1,39 @@
+// describe_model table and per-op CPU time of the reference-CNN-shaped model (where the time goes).
+//   build/profile_reference_cnn [batch] [threads] [bits] [iterations]
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "runtime/model_tools.h"
+#include "runtime/reference_cnn.h"
+#include "runtime/session.h"
+
+using namespace lowbit::runtime;
+
+int main(int argc, char** argv) {
+  const int64_t batch = argc > 1 ? std::atoll(argv[1]) : 256;
+  const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  const int bits = argc > 3 ? std::atoi(argv[3]) : 8;
+  const int iterations = argc > 4 ? std::atoi(argv[4]) : 10;
+  const Model m = random_reference_cnn(1, bits);
+  SessionOptions o;
+  o.threads = threads;
+  o.profile = true;
+  std::printf("%s\n", describe_model(m).c_str());
+  Session s(m, o);
+  std::vector<double> total(m.ops.size() + 1, 0.0);
+  std::vector<float> x(static_cast<size_t>(batch * 28 * 28), 0.5f);
+  s.run(x.data(), batch);
+  for (int it = 0; it < iterations; ++it) {
+    s.run(x.data(), batch);
+    for (size_t i = 0; i < total.size(); ++i) total[i] += s.op_times_ms()[i];
+  }
+  const auto names = s.kernel_names();
+  double sum = 0;
+  for (size_t i = 0; i < total.size(); ++i) {
+    std::printf("%-45s %8.3f ms\n", i < names.size() ? names[i].c_str() : "input quantize + output", total[i] / iterations);
+    sum += total[i] / iterations;
+  }
+  std::printf("%-45s %8.3f ms\n", "total", sum);
+  std::printf("%s\n", benchmark_model(s, batch, threads, iterations).to_string().c_str());
+}

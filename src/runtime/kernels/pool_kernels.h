@@ -1,0 +1,12 @@
+// Optimized pooling kernels (NHWC, vectorized over channels); bit-exact with ref::max_pool.
+#pragma once
+#include <cstdint>
+
+#include "runtime/model.h"
+
+namespace lowbit::runtime {
+
+// Same contract as ref::max_pool.
+void max_pool_avx2(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, ValueShape out, uint8_t* y);
+
+}  // namespace lowbit::runtime

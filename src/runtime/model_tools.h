@@ -1,0 +1,35 @@
+// Library functions behind the CLI's `describe` and `bench` subcommands.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/model.h"
+#include "runtime/session.h"
+
+namespace lowbit::runtime {
+
+// Text table: one row per op (index, op, inputs, output shape, weight bits and grid, parameters,
+// weight bytes, MACs per item) and totals (file bytes of serialize_model(model), parameters,
+// weight bits per parameter, size versus FP32).
+std::string describe_model(const Model& model);
+
+// Multiply-accumulates per item of every conv2d / linear (the usual GMAC/s denominator).
+int64_t model_macs_per_item(const Model& model);
+
+struct BenchmarkResult {
+  int64_t batch = 0;
+  int threads = 0;
+  std::string isa;
+  std::vector<double> samples_ms;  // one per timed iteration
+  double median_ms = 0, p90_ms = 0, p99_ms = 0;
+  double items_per_s = 0;          // batch / median
+  double gmacs_per_s = 0;          // model_macs_per_item * batch / median
+  std::string to_string() const;
+};
+
+// Runs `iterations` timed batches (after 2 warm-up runs) of random inputs through `session`.
+// `threads` is informational: the session's own pool size is used (pass the same number).
+BenchmarkResult benchmark_model(Session& session, int64_t batch, int threads, int iterations);
+
+}  // namespace lowbit::runtime

@@ -1,0 +1,527 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <ctime>
+#include <cstring>
+#include <thread>
+
+#include "base/error.h"
+#include "quant/quantize.h"
+#include "runtime/kernels/depthwise_kernels.h"
+#include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/pool_kernels.h"
+#include "runtime/kernels/ref_kernels.h"
+#include "runtime/model_file.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit::runtime {
+namespace {
+
+// A conv2d / linear prepared for a GEMM kernel: weights reordered to im2col order
+// (k = (kh * KW + kw) * Cg + c) and packed once, per group.
+struct PreparedGemm {
+  const GemmConfig* config = nullptr;
+  std::vector<std::vector<uint8_t>> packed;  // [groups]
+  std::vector<int32_t> multiplier, shift;
+  std::vector<int32_t> bias;  // bias_q, with -z_x * sum(w) folded in for U8-input kernels
+  int32_t K = 0, Kp = 0;      // reduction length and its padded length (row stride of A)
+};
+
+// nhwc_hw > 0 (linear only): the linear reads the NHWC tensor [H, W, C] (H * W = nhwc_hw) that a
+// Flatten would have turned into C-major order; its weight columns are permuted to match.
+PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, int32_t nhwc_hw = 0) {
+  PreparedGemm p;
+  p.config = config;
+  const int32_t groups = op.kind == OpKind::Conv2d ? op.groups : 1;
+  const int32_t cg = op.in_channels / groups, og = op.out_channels / groups;
+  const int32_t kh_n = op.kind == OpKind::Conv2d ? op.kernel_h : 1, kw_n = op.kind == OpKind::Conv2d ? op.kernel_w : 1;
+  p.K = cg * kh_n * kw_n;
+  p.Kp = (p.K + config->k_align - 1) / config->k_align * config->k_align;
+  p.bias = op.bias_q;
+  std::vector<int32_t> w(static_cast<size_t>(og) * p.K);
+  for (int32_t g = 0; g < groups; ++g) {
+    for (int32_t o = 0; o < og; ++o)
+      for (int32_t c = 0; c < cg; ++c)
+        for (int32_t kh = 0; kh < kh_n; ++kh)
+          for (int32_t kw = 0; kw < kw_n; ++kw)
+            w[static_cast<size_t>(o) * p.K + (kh * kw_n + kw) * cg + c] =
+                op.weight.value(((static_cast<size_t>(g * og + o) * cg + c) * kh_n + kh) * kw_n + kw);
+  if (nhwc_hw > 1) {  // column c * HW + q of the PyTorch weight becomes column q * C + c
+    const int32_t C = p.K / nhwc_hw;
+    std::vector<int32_t> perm(w.size());
+    for (int32_t o = 0; o < og; ++o)
+      for (int32_t c = 0; c < C; ++c)
+        for (int32_t q = 0; q < nhwc_hw; ++q)
+          perm[static_cast<size_t>(o) * p.K + q * C + c] = w[static_cast<size_t>(o) * p.K + c * nhwc_hw + q];
+    w.swap(perm);
+  }
+    p.packed.push_back(config->pack(w.data(), og, p.K));
+    if (config->input == GemmInput::U8) {
+      const std::vector<int32_t> folded = fold_zero_point(op.bias_q.data() + g * og, w.data(), og, p.K, zx);
+      std::copy(folded.begin(), folded.end(), p.bias.begin() + g * og);
+    }
+  }
+  for (const auto& m : op.multipliers) {
+    p.multiplier.push_back(m.multiplier);
+    p.shift.push_back(m.shift);
+  }
+  return p;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+struct Session::Impl {
+  Model model;
+  std::vector<ValueShape> shapes;
+  std::vector<const ActQParams*> qparams;  // per value (nullptr for the output layer's value)
+  Isa isa = Isa::Ref;
+  std::unique_ptr<ThreadPool> pool;
+  std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
+  std::vector<int32_t> gemm_src;           // per op: the value a GEMM op reads
+  std::vector<bool> skip;                  // per op: Flatten folded into the following linear(s)
+  struct PreparedDepthwise {
+    std::vector<int32_t> w;  // [KH * KW][C]
+    std::vector<int32_t> multiplier, shift;
+  };
+  std::vector<std::unique_ptr<PreparedDepthwise>> depthwise;  // per op, for depthwise convs on AVX2
+  std::vector<std::vector<uint8_t>> values;  // per value, [batch, H, W, C]
+  std::vector<int32_t> output;
+  std::vector<std::vector<int16_t>> scratch16;  // per thread: im2col rows
+  std::vector<std::vector<uint8_t>> scratch8;
+  std::vector<int16_t> padded16;  // conv input widened to int16 (x - zx) with zero borders
+  std::vector<uint8_t> padded8;   // conv input with zero-point borders
+  int64_t batch_capacity = 0;
+  bool profile = false;
+  int64_t min_parallel_macs = 0;
+  std::vector<double> op_ms;
+  double run_start = 0;
+
+  void prepare_buffers(int64_t batch) {
+    if (batch <= batch_capacity) return;
+    values.assign(shapes.size(), {});
+    for (size_t v = 0; v + 1 < shapes.size(); ++v) values[v].resize(static_cast<size_t>(batch * shapes[v].size()));
+    output.resize(static_cast<size_t>(batch * shapes.back().size()));
+    batch_capacity = batch;
+  }
+
+  // Runs fn(first_item, count) over the batch, in parallel when not the reference ISA.
+  template <class Fn>
+  void over_batch(int64_t batch, Fn fn) {
+    if (isa == Isa::Ref || pool->threads() == 1) return fn(int64_t{0}, batch);
+    const int64_t tasks = std::min<int64_t>(batch, pool->threads() * 4);
+    pool->parallel_for(tasks, [&](int64_t t, int) {
+      const int64_t b0 = batch * t / tasks, b1 = batch * (t + 1) / tasks;
+      if (b1 > b0) fn(b0, b1 - b0);
+    });
+  }
+
+  std::vector<int16_t>& padded_buffer(int16_t*) { return padded16; }
+  std::vector<uint8_t>& padded_buffer(uint8_t*) { return padded8; }
+  std::vector<int16_t>& scratch_buffer(int16_t*, int thread) { return scratch16[thread]; }
+  std::vector<uint8_t>& scratch_buffer(uint8_t*, int thread) { return scratch8[thread]; }
+
+  void run_gemm_op(size_t i, int64_t batch) {
+    if (gemm[i].config->input == GemmInput::S16) return run_gemm_op_t<int16_t>(i, batch);
+    return run_gemm_op_t<uint8_t>(i, batch);
+  }
+
+  // T = int16_t: A holds x - zx (padding 0); T = uint8_t: A holds x (padding zx, the bias has
+  // -zx * sum(w) folded in).
+  template <class T>
+  void run_gemm_op_t(size_t i, int64_t batch) {
+    constexpr bool widened = sizeof(T) == 2;
+    const Op& op = model.ops[i];
+    const PreparedGemm& p = gemm[i];
+    const int32_t src = gemm_src[i];  // op.inputs[0], or the input of an elided Flatten
+    const ValueShape in = shapes[src], out = shapes[i + 1];
+    const uint8_t* x = values[src].data();
+    const int32_t zx = qparams[src]->zero_point;
+    const int64_t row = in.size();  // linear: elements per item
+    const bool conv = op.kind == OpKind::Conv2d;
+    const int32_t groups = conv ? op.groups : 1, cg = op.in_channels / groups, og = op.out_channels / groups;
+    const int64_t rows_per_item = int64_t{out.h} * out.w, M = batch * rows_per_item;
+    const int32_t mr = p.config->mr, nr = p.config->nr;
+    int64_t chunk = std::max<int64_t>(mr, (32768 / int64_t(sizeof(T)) / p.Kp) / mr * mr);
+    chunk = std::min<int64_t>(chunk, 256);
+    const int64_t row_chunks = ceil_div(M, chunk);
+    const int32_t col_blocks = static_cast<int32_t>(ceil_div(og, nr));
+    const int32_t col_split = row_chunks * groups < pool->threads() ? std::min(pool->threads(), col_blocks) : 1;
+    const int64_t tasks = row_chunks * groups * col_split;
+    const int64_t ph = in.h + 2 * op.pad_h, pw = in.w + 2 * op.pad_w;
+    std::vector<T>& padded = padded_buffer(static_cast<T*>(nullptr));
+    if (conv) {
+      // Padded copy of the input: borders read as the zero point.
+      const int64_t item = ph * pw * in.c;
+      if (static_cast<int64_t>(padded.size()) < batch * item) padded.resize(static_cast<size_t>(batch * item));
+      over_batch(batch, [&](int64_t b0, int64_t nb) {
+        for (int64_t n = b0; n < b0 + nb; ++n) {
+          T* dst = padded.data() + n * item;
+          std::fill(dst, dst + item, widened ? T{0} : static_cast<T>(zx));
+          for (int32_t h = 0; h < in.h; ++h) {
+            const uint8_t* src = x + (n * in.h + h) * int64_t{in.w} * in.c;
+            T* d = dst + ((h + op.pad_h) * pw + op.pad_w) * in.c;
+            if constexpr (widened) {
+              p.config->widen(src, int64_t{in.w} * in.c, zx, reinterpret_cast<int16_t*>(d));
+            } else {
+              std::memcpy(d, src, static_cast<size_t>(in.w) * in.c);
+            }
+          }
+        }
+      });
+    }
+    const auto body = [&](int64_t task, int thread) {
+      const int32_t cs = static_cast<int32_t>(task % col_split);
+      const int32_t g = static_cast<int32_t>((task / col_split) % groups);
+      const int64_t rc = task / col_split / groups;
+      const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
+      std::vector<T>& a = scratch_buffer(static_cast<T*>(nullptr), thread);
+      if (static_cast<int64_t>(a.size()) < chunk * p.Kp) a.resize(static_cast<size_t>(chunk * p.Kp));
+      // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
+      // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
+      // (item, output row, output column) of row m0, advanced incrementally (no divisions per row).
+      int64_t n = conv ? m0 / rows_per_item : 0;
+      int32_t oh = conv ? static_cast<int32_t>((m0 % rows_per_item) / out.w) : 0;
+      int32_t ow = conv ? static_cast<int32_t>((m0 % rows_per_item) % out.w) : 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        T* dst = a.data() + r * p.Kp;
+        if (!conv) {
+          if constexpr (widened) {
+            p.config->widen(x + (m0 + r) * row, p.K, zx, reinterpret_cast<int16_t*>(dst));
+          } else {
+            std::memcpy(dst, x + (m0 + r) * row, static_cast<size_t>(p.K));
+          }
+        } else {
+          const T* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
+          for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
+            const T* src = base + int64_t{kh} * pw * in.c;
+            if (groups == 1) {
+              const int32_t len = op.kernel_w * in.c;
+              if (len >= 16) {
+                std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(len));
+              } else {
+                for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
+              }
+              dst += len;
+            } else {
+              for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
+                const T* s2 = src + int64_t{kw} * in.c + g * cg;
+                for (int32_t c = 0; c < cg; ++c) dst[c] = s2[c];
+              }
+            }
+          }
+          if (++ow == out.w) {
+            ow = 0;
+            if (++oh == out.h) {
+              oh = 0;
+              ++n;
+            }
+          }
+        }
+        for (int32_t k = p.K; k < p.Kp; ++k) a[r * p.Kp + k] = 0;
+      }
+      const int32_t b0 = static_cast<int32_t>(int64_t{col_blocks} * cs / col_split);
+      const int32_t b1 = static_cast<int32_t>(int64_t{col_blocks} * (cs + 1) / col_split);
+      if (b1 <= b0) return;
+      const int32_t n0 = b0 * nr, ncols = std::min(og, b1 * nr) - n0;
+      const int32_t c0 = g * og + n0;  // first output channel of this call
+      const int64_t block_bytes = static_cast<int64_t>(p.packed[g].size() - 32) / col_blocks;
+      GemmOutput o;
+      o.bias = p.bias.data() + c0;
+      o.ldy = out.c;
+      if (op.output_layer) {
+        o.y_i32 = output.data() + m0 * out.c + c0;
+      } else {
+        o.multiplier = p.multiplier.data() + c0;
+        o.shift = p.shift.data() + c0;
+        o.zero_point = op.out.zero_point;
+        o.qmin = op.out.qmin;
+        o.qmax = op.out.qmax;
+        o.y_u8 = values[i + 1].data() + m0 * out.c + c0;
+      }
+      p.config->gemm(rows, ncols, p.K, a.data(), p.Kp, p.packed[g].data() + b0 * block_bytes, o);
+    };
+    // Layers under ~2 M MACs run on the calling thread: waking workers costs more than they save.
+    if (M * og * int64_t{p.K} * groups < min_parallel_macs) {
+      for (int64_t t = 0; t < tasks; ++t) body(t, 0);
+    } else {
+      pool->parallel_for(tasks, body);
+    }
+  }
+
+  void run_op(size_t i, int64_t batch) {
+    const Op& op = model.ops[i];
+    const int32_t vin = op.inputs[0];
+    const ValueShape in = shapes[vin], out = shapes[i + 1];
+    const uint8_t* x = values[vin].data();
+    uint8_t* y = op.output_layer ? nullptr : values[i + 1].data();
+    int32_t* y32 = op.output_layer ? output.data() : nullptr;
+    const int64_t is = in.size(), os = out.size();
+    if (skip[i]) return;
+    if (op.has_weights() && gemm[i].config != nullptr) return run_gemm_op(i, batch);
+    if (depthwise[i]) {
+      const PreparedDepthwise& d = *depthwise[i];
+      const int32_t zx = qparams[vin]->zero_point;
+      return over_batch(batch, [&](int64_t b0, int64_t n) {
+        GemmOutput o;
+        o.bias = op.bias_q.data();
+        o.ldy = out.c;
+        if (op.output_layer) {
+          o.y_i32 = y32 + b0 * os;
+        } else {
+          o.multiplier = d.multiplier.data();
+          o.shift = d.shift.data();
+          o.zero_point = op.out.zero_point;
+          o.qmin = op.out.qmin;
+          o.qmax = op.out.qmax;
+          o.y_u8 = y + b0 * os;
+        }
+        depthwise_conv2d_avx2(op, d.w.data(), x + b0 * is, n, in, zx, out, o);
+      });
+    }
+    const ActQParams& q = *qparams[vin];
+    over_batch(batch, [&](int64_t b0, int64_t n) {
+      const uint8_t* xb = x + b0 * is;
+      uint8_t* yb = y ? y + b0 * os : nullptr;
+      int32_t* y32b = y32 ? y32 + b0 * os : nullptr;
+      switch (op.kind) {
+        case OpKind::Conv2d: ref::conv2d(op, xb, n, in, q.zero_point, out, yb, y32b); break;
+        case OpKind::Linear: ref::linear(op, xb, n, q.zero_point, yb, y32b); break;
+        case OpKind::MaxPool2d:
+          if (isa == Isa::Ref) {
+            ref::max_pool(op, xb, n, in, out, yb);
+          } else {
+            max_pool_avx2(op, xb, n, in, out, yb);
+          }
+          break;
+        case OpKind::AvgPool2d:
+        case OpKind::GlobalAvgPool: ref::avg_pool(op, xb, n, in, q, out, yb); break;
+        case OpKind::Add: {
+          const int32_t vb = op.inputs[1];
+          ref::add(op, xb, q, values[vb].data() + b0 * is, *qparams[vb], n * is, yb);
+          break;
+        }
+        case OpKind::Flatten: ref::flatten(xb, n, in, yb); break;
+      }
+    });
+  }
+
+  // Profiling measures process CPU time (summed over threads): on a shared machine wall time
+  // mostly measures the other tenants.
+  static double cpu_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+  }
+
+  RunResult finish(int64_t batch) {
+    op_ms.resize(model.ops.size() + 1, 0.0);  // reset by Session::run, summed over slices
+    if (profile) op_ms.back() += cpu_ms() - run_start;
+    for (size_t i = 0; i < model.ops.size(); ++i) {
+      const double t0 = profile ? cpu_ms() : 0.0;
+      run_op(i, batch);
+      if (profile) op_ms[i] += cpu_ms() - t0;
+    }
+    const double t_out = profile ? cpu_ms() : 0.0;
+    RunResult r = make_result(batch);
+    if (profile) op_ms.back() += cpu_ms() - t_out;
+    return r;
+  }
+
+  RunResult make_result(int64_t batch) {
+    const Op& last = model.ops.back();
+    const ValueShape out = shapes.back();
+    const int64_t hw = int64_t{out.h} * out.w, classes = out.size();
+    RunResult r;
+    r.batch = batch;
+    r.classes = static_cast<int32_t>(classes);
+    r.int_logits.resize(static_cast<size_t>(batch * classes));
+    r.logits.resize(r.int_logits.size());
+    r.argmax.resize(static_cast<size_t>(batch));
+    for (int64_t n = 0; n < batch; ++n) {
+      int64_t best = 0;
+      for (int32_t c = 0; c < out.c; ++c)
+        for (int64_t p = 0; p < hw; ++p) {
+          const int64_t dst = n * classes + c * hw + p;  // NCHW order
+          const int32_t acc = output[static_cast<size_t>((n * hw + p) * out.c + c)];
+          r.int_logits[dst] = acc;
+          r.logits[dst] = static_cast<float>(acc) * last.out_scale[c];
+        }
+      for (int64_t k = 1; k < classes; ++k)
+        if (r.logits[n * classes + k] > r.logits[n * classes + best]) best = k;
+      r.argmax[n] = static_cast<int32_t>(best);
+    }
+    return r;
+  }
+};
+
+Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.shapes = validate_model(model, model.name.empty() ? "model" : "model '" + model.name + "'");
+  s.model = std::move(model);
+  s.qparams.push_back(&s.model.input);
+  for (const Op& op : s.model.ops) s.qparams.push_back(op.output_layer ? nullptr : &op.out);
+  if (options.isa.empty()) {
+    s.isa = select_isa();
+  } else {
+    s.isa = parse_isa(options.isa);
+    require_isa(s.isa);
+  }
+  int threads = options.threads;
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, 256);
+  s.pool = std::make_unique<ThreadPool>(threads);
+  s.profile = options.profile;
+  s.min_parallel_macs = options.min_parallel_macs;
+  s.scratch16.resize(static_cast<size_t>(threads));
+  s.scratch8.resize(static_cast<size_t>(threads));
+  s.gemm.resize(s.model.ops.size());
+  s.depthwise.resize(s.model.ops.size());
+  s.skip.assign(s.model.ops.size(), false);
+  s.gemm_src.resize(s.model.ops.size());
+  for (size_t i = 0; i < s.model.ops.size(); ++i) s.gemm_src[i] = s.model.ops[i].inputs[0];
+  for (size_t i = 0; i < s.model.ops.size(); ++i) {
+    const Op& op = s.model.ops[i];
+    if (!op.has_weights()) continue;
+    if (op.kind == OpKind::Conv2d && op.groups > 1 && op.groups == op.in_channels && op.groups == op.out_channels &&
+        s.isa != Isa::Ref) {
+      auto d = std::make_unique<Impl::PreparedDepthwise>();
+      const int32_t taps = op.kernel_h * op.kernel_w, C = op.out_channels;
+      d->w.resize(static_cast<size_t>(taps) * C);
+      for (int32_t c = 0; c < C; ++c)
+        for (int32_t t = 0; t < taps; ++t) d->w[static_cast<size_t>(t) * C + c] = op.weight.value(static_cast<size_t>(c) * taps + t);
+      for (const auto& m : op.multipliers) {
+        d->multiplier.push_back(m.multiplier);
+        d->shift.push_back(m.shift);
+      }
+      s.depthwise[i] = std::move(d);
+      continue;
+    }
+    // Other grouped convolutions with tiny groups stay on the reference kernel.
+    if (op.kind == OpKind::Conv2d && op.out_channels / op.groups < 4) continue;
+    const GemmConfig* c = find_gemm_config(s.isa, op.weight.bits, op.weight.grid);
+    if (c == nullptr) continue;
+    int32_t src = op.inputs[0], hw = 0;
+    if (op.kind == OpKind::Linear && src > 0 && s.model.ops[src - 1].kind == OpKind::Flatten) {
+      src = s.model.ops[src - 1].inputs[0];  // read the NHWC tensor, permute the weights instead
+      hw = s.shapes[src].h * s.shapes[src].w;
+    }
+    s.gemm_src[i] = src;
+    s.gemm[i] = prepare_gemm(op, c, s.qparams[src]->zero_point, hw);
+  }
+  // A Flatten whose every reader is a linear that reads around it need not run.
+  for (size_t f = 0; f < s.model.ops.size(); ++f) {
+    if (s.model.ops[f].kind != OpKind::Flatten) continue;
+    const int32_t v = static_cast<int32_t>(f) + 1;
+    bool needed = false;
+    for (size_t i = 0; i < s.model.ops.size(); ++i)
+      for (int32_t in : s.model.ops[i].inputs)
+        if (in == v && s.gemm_src[i] == in) needed = true;
+    s.skip[f] = !needed;
+  }
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+Session Session::load(const std::string& path, SessionOptions options) { return Session(load_model(path), options); }
+
+RunResult Session::run_slice(const float* x, int64_t batch) {
+  Impl& s = *impl_;
+  if (s.profile) s.run_start = Impl::cpu_ms();
+  LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  s.prepare_buffers(batch);
+  const ActQParams& q = s.model.input;
+  const int32_t C = s.model.in_channels;
+  const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
+  uint8_t* dst = s.values[0].data();
+  s.over_batch(batch, [&](int64_t b0, int64_t n) {
+    for (int64_t b = b0; b < b0 + n; ++b)
+      for (int32_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < hw; ++p)
+          dst[(b * hw + p) * C + c] =
+              static_cast<uint8_t>(quant::quantize_integer(x[(b * C + c) * hw + p], q.scale, q.zero_point, q.qmin, q.qmax));
+  });
+  return s.finish(batch);
+}
+
+RunResult Session::run_u8_slice(const uint8_t* pixels, int64_t batch) {
+  Impl& s = *impl_;
+  if (s.profile) s.run_start = Impl::cpu_ms();
+  LOWBIT_CHECK(batch >= 1, "run_u8: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  const ActQParams& q = s.model.input;
+  LOWBIT_CHECK(q.scale == 1.0f / 255.0f && q.zero_point == 0,
+               "run_u8: uint8 pixels need an input scale of exactly 1/255 and zero point 0 (the model has scale " +
+                   std::to_string(q.scale) + ", zero point " + std::to_string(q.zero_point) + "); use run() with floats");
+  uint8_t lut[256];
+  for (int p = 0; p < 256; ++p)
+    lut[p] = static_cast<uint8_t>(quant::quantize_integer(static_cast<float>(p) / 255.0f, q.scale, 0, q.qmin, q.qmax));
+  s.prepare_buffers(batch);
+  const int32_t C = s.model.in_channels;
+  const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
+  uint8_t* dst = s.values[0].data();
+  s.over_batch(batch, [&](int64_t b0, int64_t n) {
+    for (int64_t b = b0; b < b0 + n; ++b)
+      for (int32_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * C + c] = lut[pixels[(b * C + c) * hw + p]];
+  });
+  return s.finish(batch);
+}
+
+// Large batches run in slices of items whose activations fit in the L2 cache, each slice through
+// the whole graph (results are identical: every op treats items independently).
+template <class T, class Fn>
+static RunResult run_in_slices(const Model& m, const std::vector<ValueShape>& shapes, const T* x, int64_t batch, Fn fn) {
+  LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  int64_t largest = 1;
+  for (const ValueShape& v : shapes) largest = std::max(largest, v.size());
+  // a multiple of the GEMM tile height (6) so that linear layers see full tiles
+  const int64_t slice = std::max<int64_t>(12, ((256 * 1024) / largest + 5) / 6 * 6);
+  if (batch <= slice) return fn(x, batch);
+  const int64_t item = int64_t{m.in_channels} * m.in_height * m.in_width;
+  RunResult all;
+  all.batch = batch;
+  for (int64_t b0 = 0; b0 < batch; b0 += slice) {
+    RunResult r = fn(x + b0 * item, std::min(slice, batch - b0));
+    all.classes = r.classes;
+    all.int_logits.insert(all.int_logits.end(), r.int_logits.begin(), r.int_logits.end());
+    all.logits.insert(all.logits.end(), r.logits.begin(), r.logits.end());
+    all.argmax.insert(all.argmax.end(), r.argmax.begin(), r.argmax.end());
+  }
+  return all;
+}
+
+RunResult Session::run(const float* x, int64_t batch) {
+  impl_->op_ms.assign(impl_->model.ops.size() + 1, 0.0);
+  return run_in_slices(impl_->model, impl_->shapes, x, batch, [&](const float* p, int64_t n) { return run_slice(p, n); });
+}
+
+RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
+  impl_->op_ms.assign(impl_->model.ops.size() + 1, 0.0);
+  return run_in_slices(impl_->model, impl_->shapes, pixels, batch,
+                       [&](const uint8_t* p, int64_t n) { return run_u8_slice(p, n); });
+}
+
+const std::vector<double>& Session::op_times_ms() const { return impl_->op_ms; }
+const Model& Session::model() const { return impl_->model; }
+Isa Session::isa() const { return impl_->isa; }
+int Session::threads() const { return impl_->pool->threads(); }
+
+std::vector<std::string> Session::kernel_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < impl_->model.ops.size(); ++i) {
+    const PreparedGemm& p = impl_->gemm[i];
+    const OpKind k = impl_->model.ops[i].kind;
+    const char* kernel = p.config ? p.config->name
+                         : impl_->depthwise[i] ? "u8_dwconv_s32_fxp_8c__avx2"
+                         : impl_->skip[i]      ? "folded into the next linear"
+                         : (k == OpKind::MaxPool2d && impl_->isa != Isa::Ref) ? "max_pool_nhwc__avx2"
+                                                                               : "ref";
+    names.push_back(std::string(op_kind_name(k)) + ": " + kernel);
+  }
+  return names;
+}
+
+}  // namespace lowbit::runtime

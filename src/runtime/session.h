@@ -1,0 +1,62 @@
+// Running a model: load (or take) a Model, prepare kernels for the selected instruction set once,
+// then run batches. A Session is not safe to run from two threads at once (it reuses its
+// activation buffers); use one Session per thread, they may share nothing.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/cpu_features.h"
+#include "runtime/model.h"
+
+namespace lowbit::runtime {
+
+struct SessionOptions {
+  int threads = 1;        // worker threads (including the caller); <= 0 means hardware concurrency
+  std::string isa;        // "", "ref", "avx2" or "avx512vnni"; "" = LOWBIT_ISA or the best the CPU has
+  bool profile = false;   // record the CPU time of every op (Session::op_times_ms)
+  // Conv/linear layers with fewer multiply-accumulates than this (for the whole batch) run on the
+  // calling thread: waking workers costs more than they save. Tests set 0 to exercise threading.
+  int64_t min_parallel_macs = int64_t{1} << 21;
+};
+
+struct RunResult {
+  int64_t batch = 0;
+  int32_t classes = 0;                 // logits per item (O, or O*OH*OW for a conv output layer, NCHW order)
+  std::vector<int32_t> int_logits;     // [batch, classes]: the output layer's int32 accumulators
+  std::vector<float> logits;           // (float)int_logit * out_scale[o]
+  std::vector<int32_t> argmax;         // [batch]: index of the largest float logit, ties -> lowest index
+};
+
+class Session {
+ public:
+  explicit Session(Model model, SessionOptions options = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  static Session load(const std::string& path, SessionOptions options = {});
+
+  // x: float [batch, C, H, W] (NCHW), quantized with quant::quantize_integer and the input qparams.
+  RunResult run(const float* x, int64_t batch);
+  // pixels: uint8 [batch, C, H, W] meaning pixel / 255; the model's input scale must be exactly
+  // 1/255f with zero point 0. Gives results identical to run() on the floats pixel / 255.0f.
+  RunResult run_u8(const uint8_t* pixels, int64_t batch);
+
+  const Model& model() const;
+  Isa isa() const;
+  int threads() const;
+  // One line per op: the kernel that runs it (e.g. "s16_w8_gemm_fxp_6x16__avx2" or "ref").
+  std::vector<std::string> kernel_names() const;
+  // With SessionOptions::profile: process CPU milliseconds (summed over threads) spent in each op
+  // during the last run, plus a last entry for input quantization and output conversion together.
+  const std::vector<double>& op_times_ms() const;
+
+ private:
+  RunResult run_slice(const float* x, int64_t batch);
+  RunResult run_u8_slice(const uint8_t* pixels, int64_t batch);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lowbit::runtime

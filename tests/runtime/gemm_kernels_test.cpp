@@ -1,0 +1,126 @@
+// Every optimized GEMM configuration against a scalar evaluation of its contract, over generated
+// edge cases: K below / at / above the pair and block sizes, partial row (MR) and column (NR)
+// tiles, zero points at the clamp limits, multipliers on the vector and the scalar output path.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "quant/requantize.h"
+#include "runtime/cpu_features.h"
+#include "runtime/kernels/gemm_config.h"
+#include "test_models.h"
+
+using namespace lowbit::runtime;
+using namespace lowbit;
+
+namespace {
+
+void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool int32_out, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int32_t Kp = (K + cfg.k_align - 1) / cfg.k_align * cfg.k_align;
+  const int64_t lda = Kp + cfg.k_align * (seed % 3);  // row stride larger than Kp too
+  const int32_t zx = std::uniform_int_distribution<int>(0, 2)(rng) == 0 ? 255 : std::uniform_int_distribution<int>(0, 255)(rng);
+  std::vector<uint8_t> x(static_cast<size_t>(M * K));
+  for (auto& v : x) v = static_cast<uint8_t>(std::uniform_int_distribution<int>(0, 255)(rng));
+  std::vector<int16_t> A16(static_cast<size_t>(M * lda), 0);
+  std::vector<uint8_t> A8(static_cast<size_t>(M * lda), 0);
+  for (int64_t m = 0; m < M; ++m) {
+    if (cfg.input == GemmInput::S16) {
+      cfg.widen(x.data() + m * K, K, zx, A16.data() + m * lda);
+    } else {
+      std::copy(x.begin() + m * K, x.begin() + (m + 1) * K, A8.begin() + m * lda);
+    }
+  }
+  const void* A = cfg.input == GemmInput::S16 ? static_cast<const void*>(A16.data()) : A8.data();
+  std::vector<int32_t> w(static_cast<size_t>(N) * K), bias(N), mult(N), shift(N);
+  for (auto& v : w) v = rtest::random_weight(rng, {cfg.bits, cfg.grid});
+  if (seed % 4 == 0) {  // extremes: x = 255 and the most negative weight everywhere (int16 saturation limits)
+    std::fill(x.begin(), x.end(), uint8_t{255});
+    const int32_t lo = -(1 << (cfg.bits - 1));
+    std::fill(w.begin(), w.end(), cfg.grid == lowbit::quant::Grid::Odd ? 2 * lo + 1 : lo);
+    for (int64_t m = 0; m < M; ++m) {
+      if (cfg.input == GemmInput::S16) cfg.widen(x.data() + m * K, K, zx, A16.data() + m * lda);
+      else std::copy(x.begin() + m * K, x.begin() + (m + 1) * K, A8.begin() + m * lda);
+    }
+  }
+  for (int32_t n = 0; n < N; ++n) {
+    bias[n] = std::uniform_int_distribution<int32_t>(-100000, 100000)(rng);
+    // mostly the vector path (m < 1); some m >= 1, tiny and zero multipliers for the scalar path
+    const int sel = std::uniform_int_distribution<int>(0, 9)(rng);
+    double real = std::exp2(std::uniform_real_distribution<double>(-14, -4)(rng));
+    if (sel == 0) real = std::exp2(std::uniform_real_distribution<double>(0, 3)(rng));
+    if (sel == 1) real = std::ldexp(1.0, -40);
+    if (sel >= 7) real = std::ldexp(1.0, -std::uniform_int_distribution<int>(1, 8)(rng));  // exact halves: ties
+    const auto fm = quant::make_fixed_point_multiplier(real);
+    mult[n] = sel == 2 ? 0 : fm.multiplier;
+    shift[n] = sel == 2 ? 0 : fm.shift;
+  }
+  const std::vector<uint8_t> packed = cfg.pack(w.data(), N, K);
+  const int32_t zy = std::uniform_int_distribution<int>(0, 2)(rng) == 0 ? 0 : std::uniform_int_distribution<int>(0, 255)(rng);
+  const int32_t qmin = std::uniform_int_distribution<int>(0, 1)(rng) ? zy : 0;
+  const int32_t qmax = std::uniform_int_distribution<int>(0, 1)(rng) ? 255 : std::max(qmin, 15);
+  const std::vector<int32_t> kernel_bias =
+      cfg.input == GemmInput::U8 ? fold_zero_point(bias.data(), w.data(), N, K, zx) : bias;
+  GemmOutput out;
+  out.bias = kernel_bias.data();
+  out.multiplier = mult.data();
+  out.shift = shift.data();
+  out.zero_point = zy;
+  out.qmin = qmin;
+  out.qmax = qmax;
+  const int64_t ldy = N + 3;
+  out.ldy = ldy;
+  std::vector<uint8_t> y8(static_cast<size_t>(M * ldy), 0xAB);
+  std::vector<int32_t> y32(static_cast<size_t>(M * ldy), 0x5A5A5A5A);
+  if (int32_out) out.y_i32 = y32.data(); else out.y_u8 = y8.data();
+  cfg.gemm(M, N, K, A, lda, packed.data(), out);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int32_t n = 0; n < N; ++n) {
+      uint32_t acc = static_cast<uint32_t>(bias[n]);
+      for (int32_t k = 0; k < K; ++k) acc += static_cast<uint32_t>((x[m * K + k] - zx) * w[static_cast<size_t>(n) * K + k]);
+      const int32_t a = static_cast<int32_t>(acc);
+      if (int32_out) {
+        ASSERT_EQ(y32[m * ldy + n], a) << cfg.name << " M=" << M << " N=" << N << " K=" << K << " at " << m << "," << n;
+      } else {
+        const int32_t want = quant::requantize(a, {mult[n], shift[n]}, zy, qmin, qmax);
+        ASSERT_EQ(y8[m * ldy + n], want) << cfg.name << " M=" << M << " N=" << N << " K=" << K << " at " << m << "," << n;
+      }
+    }
+    for (int64_t n = N; n < ldy; ++n) {  // nothing written past the N columns
+      if (int32_out) ASSERT_EQ(y32[m * ldy + n], 0x5A5A5A5A); else ASSERT_EQ(y8[m * ldy + n], 0xAB);
+    }
+  }
+}
+
+}  // namespace
+
+TEST(GemmKernels, Avx2MatchesContractOnEdgeCases) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  int count = 0;
+  const GemmConfig* table = gemm_configs_avx2(&count);
+  ASSERT_EQ(count, 11);
+  uint32_t seed = 1;
+  for (int i = 0; i < count; ++i) {
+    for (int64_t M : {1, 2, 3, 5, 6, 7, 8, 13}) {
+      for (int32_t N : {1, 7, 8, 9, 16, 17, 33}) {
+        for (int32_t K : {1, 2, 3, 4, 5, 15, 16, 17, 64, 65, 289, 300}) {
+          for (bool i32 : {false, true}) {
+            check_config(table[i], M, N, K, i32, seed++);
+            if (::testing::Test::HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(GemmKernels, ConfigLookup) {
+  for (const auto& k : rtest::all_weight_kinds()) {
+    EXPECT_EQ(find_gemm_config(Isa::Ref, k.bits, k.grid), nullptr);
+    const GemmConfig* c = find_gemm_config(Isa::Avx2, k.bits, k.grid);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->input, k.bits <= 4 ? GemmInput::U8 : GemmInput::S16) << c->name;
+    EXPECT_EQ(c->bits, k.bits);
+    EXPECT_EQ(c->grid, k.grid);
+  }
+}

@@ -1,0 +1,137 @@
+// Each op on the optimized path (avx2, 1 and 2 threads) against the reference kernels, through
+// single-op models: hidden layers are exposed exactly by an identity output layer
+// (int logit = (y - z_y) for every element of the hidden output).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "runtime/session.h"
+#include "test_models.h"
+
+using namespace lowbit::runtime;
+using namespace lowbit;
+
+namespace {
+
+// Appends flatten + identity linear output layer reading value v (int logits = y - z_y).
+void expose(Model& m, int32_t v, int32_t features) {
+  if (m.ops[v - 1].kind != OpKind::Flatten && features > 0) {
+    Op fl = make_flatten(v);
+    fl.out = rtest::value_qparams(m, v);
+    v = m.add(fl);
+  }
+  Op id = make_linear(v, features, features);
+  std::vector<int32_t> w(static_cast<size_t>(features) * features, 0);
+  for (int32_t i = 0; i < features; ++i) w[static_cast<size_t>(i) * features + i] = 1;
+  set_weight_values(id.weight, 8, quant::Grid::Integer, w);
+  id.output_layer = true;
+  id.bias_q.assign(features, 0);
+  id.out_scale.assign(features, 1.0f);
+  m.add(id);
+}
+
+void compare(const Model& m, int64_t batch, uint32_t seed) {
+  const std::vector<float> x = rtest::random_input(m, batch, seed);
+  Session ref(m, {1, "ref"});
+  const RunResult want = ref.run(x.data(), batch);
+  for (int threads : {1, 2}) {
+    Session opt(m, {threads, "avx2", false, 0});
+    const RunResult got = opt.run(x.data(), batch);
+    ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " threads=" << threads << " kernels: " << opt.kernel_names()[0];
+    ASSERT_EQ(got.argmax, want.argmax);
+  }
+}
+
+Model conv_model(std::mt19937& rng, rtest::WeightKind k, int32_t cin, int32_t cout, int32_t h, int32_t w, int32_t kernel,
+                 int32_t stride, int32_t pad, int32_t groups, bool output_layer) {
+  Model m;
+  m.name = "conv " + std::to_string(cin) + "->" + std::to_string(cout) + " k" + std::to_string(kernel) + " s" +
+           std::to_string(stride) + " p" + std::to_string(pad) + " g" + std::to_string(groups) + " w" +
+           std::to_string(k.bits) + (k.grid == quant::Grid::Odd ? "odd" : "");
+  m.in_channels = cin;
+  m.in_height = h;
+  m.in_width = w;
+  m.input = rtest::random_act(rng);
+  Op c = make_conv2d(0, cin, cout, kernel, stride, pad, groups);
+  rtest::fill_layer(rng, c, k, m.input, output_layer);
+  const int32_t v = m.add(c);
+  if (!output_layer) {
+    const int32_t oh = (h + 2 * pad - kernel) / stride + 1, ow = (w + 2 * pad - kernel) / stride + 1;
+    expose(m, v, cout * oh * ow);
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST(OpKernels, ConvMatchesReference) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  std::mt19937 rng(11);
+  struct Case { int32_t cin, cout, h, w, kernel, stride, pad, groups; };
+  const Case cases[] = {{1, 32, 9, 9, 3, 1, 1, 1},  {3, 5, 7, 6, 3, 2, 1, 1},  {8, 17, 5, 5, 1, 1, 0, 1},
+                        {7, 16, 6, 7, 3, 1, 0, 1},  {4, 8, 6, 6, 3, 1, 1, 2},  {12, 12, 5, 5, 3, 1, 1, 12},
+                        {16, 33, 4, 4, 3, 2, 1, 1}, {32, 64, 5, 5, 3, 1, 1, 1}, {9, 4, 8, 8, 5, 3, 2, 1},
+                        {32, 32, 7, 7, 3, 2, 1, 32}, {16, 16, 6, 6, 5, 1, 2, 16}};
+  for (const auto& k : rtest::all_weight_kinds()) {
+    for (const Case& c : cases) {
+      for (bool output_layer : {false, true}) {
+        const Model m = conv_model(rng, k, c.cin, c.cout, c.h, c.w, c.kernel, c.stride, c.pad, c.groups, output_layer);
+        compare(m, 3, 5);
+        if (HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+TEST(OpKernels, LinearMatchesReference) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  std::mt19937 rng(12);
+  for (const auto& k : rtest::all_weight_kinds()) {
+    for (int32_t in : {1, 2, 15, 16, 17, 63, 300}) {
+      for (int32_t out : {1, 8, 10, 17, 40}) {
+        for (bool output_layer : {false, true}) {
+          Model m;
+          m.name = "linear " + std::to_string(in) + "->" + std::to_string(out);
+          m.in_channels = in;
+          m.input = rtest::random_act(rng);
+          Op fc = make_linear(0, in, out);
+          rtest::fill_layer(rng, fc, k, m.input, output_layer);
+          const int32_t v = m.add(fc);
+          if (!output_layer) expose(m, v, out);
+          for (int64_t batch : {1, 5}) {
+            compare(m, batch, static_cast<uint32_t>(in * 100 + out));
+            if (HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OpKernels, PoolsAndAddMatchReference) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    std::mt19937 rng(seed);
+    Model m;
+    m.name = "pools " + std::to_string(seed);
+    m.in_channels = 5;
+    m.in_height = 9;
+    m.in_width = 8;
+    m.input = rtest::random_act(rng);
+    Op mp = make_max_pool(0, 3, 2, 1);
+    mp.out = m.input;
+    const int32_t a = m.add(mp);
+    Op ap = make_avg_pool(a, 3, 1, 1);
+    ap.out = rtest::random_act(rng);
+    const int32_t b = m.add(ap);
+    Op add = make_add(a, b);
+    add.out = rtest::random_act(rng, true);
+    const int32_t c = m.add(add);
+    Op gap = make_global_avg_pool(c);
+    gap.out = rtest::random_act(rng);
+    const int32_t d = m.add(gap);
+    expose(m, d, 5);
+    compare(m, 4, seed);
+    if (HasFatalFailure()) return;
+  }
+}
