@@ -210,10 +210,17 @@ FakeQuantizeGrads fake_quantize_backward(const torch::Tensor& grad_output, const
         const bool inside = w >= qmin && w <= qmax;
         dxp[j] = inside ? gp[j] : 0.0f;
         if (!want_scale) continue;
+        // LSQ's case split: strictly inside -> q - z - v; at or beyond an edge -> the clamp
+        // level (at the edge v = level exactly, where the paper gives Qp / -Qn, not 0).
         float ds;
-        if (inside) {
-          // q - z, exactly as the forward computes it.
-          float qz;
+        bool clamped = true;
+        if (w <= qmin) {
+          ds = qmin - zf;
+        } else if (w >= qmax) {
+          ds = qmax - zf;
+        } else if (inside) {
+          clamped = false;
+          float qz;  // q - z, exactly as the forward computes it
           if (odd) {
             float c = quant::round_half_even(xp[j] / (2.0f * sc) - 0.5f);
             c = c < cmin ? cmin : (c > cmax ? cmax : c);
@@ -224,15 +231,12 @@ FakeQuantizeGrads fake_quantize_backward(const torch::Tensor& grad_output, const
             qz = t - zf;
           }
           ds = qz - v;
-        } else if (w < qmin) {
-          ds = qmin - zf;
-        } else if (w > qmax) {
-          ds = qmax - zf;
         } else {
           ds = 0.0f;  // NaN input: no gradient anywhere
+          clamped = false;
         }
         acc_s += static_cast<double>(gp[j]) * ds;
-        if (want_zp && !inside && !std::isnan(w)) acc_z -= static_cast<double>(gp[j]) * sc;
+        if (want_zp && clamped) acc_z -= static_cast<double>(gp[j]) * sc;
       }
       if (want_scale) part_s[i] = acc_s;
       if (want_zp) part_z[i] = acc_z;

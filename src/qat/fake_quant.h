@@ -6,21 +6,22 @@
 //
 // Notation: v = x / s (one float32 division, as in quant::quantize), z the integer zero point,
 // [qmin, qmax] the grid of QuantSpec (Odd grid: the odd values, e.g. [-3, 3] for SEQ 2-bit).
-// "inside" means qmin <= v + z <= qmax, tested on the UNROUNDED v (the clip range of the
-// continuous relaxation, LSQ's -Qn <= v <= Qp); below / above: v + z < qmin / > qmax.
+// Clip tests use the UNROUNDED w = v + z (the continuous relaxation's clip range):
+// "inside" is qmin <= w <= qmax (closed, as torch.clamp's gradient), "strictly inside"
+// qmin < w < qmax (LSQ's case split for the step size, eq. 3 of the paper: -Qn < v/s < Qp).
 // q is the forward's integer (clamped, rounded), so q - z = round(v) inside.
 //
 //   Ste (clipped straight-through): dL/dx = g * inside; no gradient for s or z.
 //   Lsq (Esser et al. 2020, "Learned Step Size Quantization", eq. 3 and sec. 2.2):
 //       dL/dx = g * inside
-//       dL/ds = gs * sum_i g_i * { (q_i - z) - v_i   inside      (= round(v) - v)
-//                                  qmin - z           below       (= -Qn)
-//                                  qmax - z           above }     (=  Qp)
+//       dL/ds = gs * sum_i g_i * { (q_i - z) - v_i   strictly inside   (= round(v) - v)
+//                                  qmin - z           w <= qmin         (= -Qn)
+//                                  qmax - z           w >= qmax }       (=  Qp)
 //       gs = 1 / sqrt(N * Qp), N = number of elements sharing that scale, Qp = qmax.
 //   LsqPlus (Bhalgat et al. 2020): Lsq plus a learned zero point, kept in integer units so the
 //       forward stays on the integer grid: the forward uses z = clamp(round_half_even(zp),
 //       qmin, qmax) (straight-through for zp), out = s * (q - z); then
-//       dL/dzp = gs * sum_i g_i * { 0 inside,  -s outside }
+//       dL/dzp = gs * sum_i g_i * { 0 strictly inside,  -s at or beyond an edge }
 //       (LSQ+'s offset beta = -s * z: its d/dbeta = 1 outside, 0 inside, times dbeta/dz = -s).
 //   Odd grid (binary, SEQ 2-bit) and ternary use the same formulas with their grid: the scale
 //   gradient is q - v inside and the clamp level (+-1 binary, +-3 SEQ2, +-1 ternary) outside,

@@ -35,7 +35,9 @@ torch::Tensor param_index(const QuantSpec& spec, const std::vector<int64_t>& sha
 
 // The composed reference: torch ops only. Forward values are exact (the straight-through
 // terms are written as  a - a.detach() + value, which adds an exact 0), gradients come from
-// autograd: d(round)/dv := 1 via the STE term, clip range tested on the unrounded v + z.
+// autograd: d(round)/dv := 1 via the STE term, clip range tested on the unrounded v + z;
+// elements exactly on an edge take the clamp level for the scale (LSQ) but pass the input
+// gradient (closed clip range, as torch.clamp): the  x - x.detach()  term adds that.
 torch::Tensor reference_fake_quant(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& zp,
                                    const QuantSpec& spec) {
   const auto shape = shape_of(x);
@@ -50,8 +52,9 @@ torch::Tensor reference_fake_quant(const torch::Tensor& x, const torch::Tensor& 
                                 .clamp(static_cast<double>(spec.code_min()), static_cast<double>(spec.code_max()));
     const torch::Tensor q = 2 * c + 1;
     const torch::Tensor q_ste = v - vd + q;
-    const torch::Tensor t = torch::where((vd >= qmin) & (vd <= qmax), q_ste, torch::where(vd < qmin, lo, hi));
-    return se * t;
+    const torch::Tensor t = torch::where((vd > qmin) & (vd < qmax), q_ste, torch::where(vd <= qmin, lo, hi));
+    const torch::Tensor edge = (vd == qmin) | (vd == qmax);
+    return se * t + torch::where(edge, x - x.detach(), torch::zeros_like(x));
   }
   torch::Tensor z_int = torch::zeros_like(scale);
   if (!spec.symmetric) z_int = zp.detach().round().clamp(qmin, qmax);
@@ -59,8 +62,9 @@ torch::Tensor reference_fake_quant(const torch::Tensor& x, const torch::Tensor& 
   const torch::Tensor z_ste = ze - ze.detach() + z_int.index_select(0, idx).view(x.sizes());
   const torch::Tensor r = v - vd + torch::round(vd);
   const torch::Tensor w = vd + z_ste.detach();
-  const torch::Tensor t = torch::where((w >= qmin) & (w <= qmax), r + z_ste, torch::where(w < qmin, lo, hi));
-  return se * (t - z_ste);
+  const torch::Tensor t = torch::where((w > qmin) & (w < qmax), r + z_ste, torch::where(w <= qmin, lo, hi));
+  const torch::Tensor edge = (w == qmin) | (w == qmax);
+  return se * (t - z_ste) + torch::where(edge, x - x.detach(), torch::zeros_like(x));
 }
 
 struct Case {
@@ -125,6 +129,9 @@ Data make_data(const Case& c, uint64_t seed) {
   const torch::Tensor ties = (torch::floor(units) + 0.5) * se;
   const torch::Tensor mask = (torch::arange(d.x.numel()) % 3 == 0).view(c.shape);
   d.x = torch::where(mask, ties, d.x);
+  // Every seventh element exactly on an edge of the grid (v + z == qmin or qmax).
+  const torch::Tensor edges = torch::where(torch::rand(c.shape) < 0.5, c.spec.qmin() - ze, c.spec.qmax() - ze) * se;
+  d.x = torch::where((torch::arange(d.x.numel()) % 7 == 1).view(c.shape), edges, d.x);
   return d;
 }
 
@@ -239,8 +246,8 @@ TEST(FakeQuantize, LsqScaleGradientMatchesFiniteDifferencesOfSurrogate) {
         const float v = xp[i] / s0;
         const double w = static_cast<double>(v) + (spec.grid == Grid::Odd ? 0 : z);
         double y;
-        if (w < spec.qmin()) y = s * (spec.qmin() - z * (spec.grid != Grid::Odd));
-        else if (w > spec.qmax()) y = s * (spec.qmax() - z * (spec.grid != Grid::Odd));
+        if (w <= spec.qmin()) y = s * (spec.qmin() - z * (spec.grid != Grid::Odd));
+        else if (w >= spec.qmax()) y = s * (spec.qmax() - z * (spec.grid != Grid::Odd));
         else y = s * (xp[i] / s + c[i]);
         sum += g.data_ptr<float>()[i] * y;
       }
@@ -254,15 +261,16 @@ TEST(FakeQuantize, LsqScaleGradientMatchesFiniteDifferencesOfSurrogate) {
 }
 
 TEST(FakeQuantize, HandComputedLsqExample) {
-  // int4 symmetric: qmin -8, qmax 7, s = 0.5. x = {0.3, 0.8, 5.0, -6.0}:
-  //   v = {0.6, 1.6, 10, -12}; inside: round(v) - v = {0.4, 0.4}; above: 7; below: -8.
+  // int4 symmetric: qmin -8, qmax 7, s = 0.5. x = {0.3, 0.8, 5.0, -6.0, 3.5}:
+  //   v = {0.6, 1.6, 10, -12, 7}; inside: round(v) - v = {0.4, 0.4}; above: 7; below: -8;
+  //   exactly on the edge (v = 7): the clamp level 7 for s, but x's gradient passes.
   const QuantSpec spec = QuantSpec::int_symmetric(4);
-  torch::Tensor x = torch::tensor({0.3f, 0.8f, 5.0f, -6.0f});
-  torch::Tensor g = torch::tensor({1.0f, 2.0f, 1.0f, 0.5f});
+  torch::Tensor x = torch::tensor({0.3f, 0.8f, 5.0f, -6.0f, 3.5f});
+  torch::Tensor g = torch::tensor({1.0f, 2.0f, 1.0f, 0.5f, 3.0f});
   auto grads = fake_quantize_backward(g, x, torch::tensor({0.5f}), torch::Tensor(), spec, Estimator::Lsq);
-  const double raw = 1.0 * (1.0 - 0.6) + 2.0 * (2.0 - 1.6) + 1.0 * 7 + 0.5 * -8;
-  EXPECT_NEAR(grads.scale.item<float>(), raw / std::sqrt(4.0 * 7.0), 1e-6);
-  EXPECT_TRUE(torch::equal(grads.input, torch::tensor({1.0f, 2.0f, 0.0f, 0.0f})));
+  const double raw = 1.0 * (1.0 - 0.6) + 2.0 * (2.0 - 1.6) + 1.0 * 7 + 0.5 * -8 + 3.0 * 7;
+  EXPECT_NEAR(grads.scale.item<float>(), raw / std::sqrt(5.0 * 7.0), 1e-6);
+  EXPECT_TRUE(torch::equal(grads.input, torch::tensor({1.0f, 2.0f, 0.0f, 0.0f, 3.0f})));
 }
 
 TEST(FakeQuantize, ResultDoesNotDependOnThreadCount) {
