@@ -1,0 +1,11 @@
+// One function per `lowbit` subcommand, each in its own <name>_command.cpp. To add a command,
+// write the file and add one line to main.cpp.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace lowbit::cli {
+
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+
+}  // namespace lowbit::cli

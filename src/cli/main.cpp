@@ -1,0 +1,43 @@
+// The `lowbit` command. Exit codes: 0 success, 1 a lowbit::Error (or other failure) with its
+// message on stderr, 2 a usage error (unknown flag, bad value, missing argument).
+#include <iostream>
+
+#include "base/error.h"
+#include "cli/commands.h"
+
+namespace {
+
+// First line only: the rest of a c10::Error message is a C++ stack trace.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit: low-bit neural networks (training, QAT, integer runtime)", "lowbit"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for all commands");
+  lowbit::cli::add_train_command(app);
+  lowbit::cli::add_eval_command(app);
+
+  try {
+    app.parse(argc, argv);  // subcommand callbacks run in here
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 uses its own exit codes (105, 106, ...); lowbit uses 2 for every usage error.
+    std::cerr << "lowbit: error: " << first_line(e.what()) << " (run 'lowbit --help' or 'lowbit <command> --help')\n";
+    return 2;
+  } catch (const lowbit::Error& e) {
+    std::cerr << "lowbit: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "lowbit: internal error: " << first_line(e.what_without_backtrace()) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "lowbit: error: " << first_line(e.what()) << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,97 @@
+#include "models/layer.h"
+
+#include "base/error.h"
+
+namespace lowbit::models {
+namespace {
+
+const torch::Tensor& single_input(const std::vector<torch::Tensor>& inputs, const char* kind) {
+  LOWBIT_CHECK(inputs.size() == 1, std::string(kind) + " layer takes 1 input, got " + std::to_string(inputs.size()));
+  return inputs[0];
+}
+
+}  // namespace
+
+std::string activation_name(Activation a) {
+  switch (a) {
+    case Activation::None: return "none";
+    case Activation::ReLU: return "relu";
+    case Activation::ReLU6: return "relu6";
+  }
+  return "unknown";
+}
+
+torch::Tensor apply_activation(const torch::Tensor& x, Activation a) {
+  switch (a) {
+    case Activation::None: return x;
+    case Activation::ReLU: return torch::relu(x);
+    case Activation::ReLU6: return torch::hardtanh(x, 0.0, 6.0);
+  }
+  return x;
+}
+
+ConvBnActImpl::ConvBnActImpl(const ConvSpec& spec) : spec_(spec) {
+  LOWBIT_CHECK(spec.in_channels > 0 && spec.out_channels > 0 && spec.kernel > 0 && spec.stride > 0 &&
+                   spec.groups > 0 && spec.in_channels % spec.groups == 0 && spec.out_channels % spec.groups == 0,
+               "invalid conv spec: in " + std::to_string(spec.in_channels) + ", out " +
+                   std::to_string(spec.out_channels) + ", groups " + std::to_string(spec.groups) +
+                   " (channels must be positive multiples of groups)");
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec.in_channels, spec.out_channels, spec.kernel)
+                                                       .stride(spec.stride)
+                                                       .padding(spec.padding)
+                                                       .groups(spec.groups)
+                                                       .bias(!spec.batch_norm)));
+  // Kaiming (He) normal, fan_out, as torchvision does for conv nets with ReLU.
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+  if (spec.batch_norm) {
+    bn = register_module("bn", torch::nn::BatchNorm2d(spec.out_channels));
+  } else {
+    conv->bias.zero_();
+  }
+}
+
+torch::Tensor ConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  auto y = conv->forward(single_input(inputs, "conv"));
+  if (bn) y = bn->forward(y);
+  return apply_activation(y, spec_.activation);
+}
+
+LinearActImpl::LinearActImpl(const LinearSpec& spec) : spec_(spec) {
+  LOWBIT_CHECK(spec.in_features > 0 && spec.out_features > 0,
+               "invalid linear spec: in " + std::to_string(spec.in_features) + ", out " +
+                   std::to_string(spec.out_features));
+  linear = register_module("linear", torch::nn::Linear(spec.in_features, spec.out_features));
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_normal_(linear->weight, 0.0, torch::kFanIn, torch::kReLU);
+  linear->bias.zero_();
+}
+
+torch::Tensor LinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return apply_activation(linear->forward(single_input(inputs, "linear")), spec_.activation);
+}
+
+torch::Tensor MaxPoolImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return torch::max_pool2d(single_input(inputs, "maxpool"), {spec_.kernel, spec_.kernel}, {spec_.stride, spec_.stride},
+                           {spec_.padding, spec_.padding});
+}
+
+torch::Tensor AvgPoolImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return torch::avg_pool2d(single_input(inputs, "avgpool"), {spec_.kernel, spec_.kernel}, {spec_.stride, spec_.stride},
+                           {spec_.padding, spec_.padding}, /*ceil_mode=*/false, /*count_include_pad=*/false);
+}
+
+torch::Tensor GlobalAvgPoolImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return single_input(inputs, "gap").mean({2, 3});
+}
+
+torch::Tensor FlattenImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return single_input(inputs, "flatten").flatten(1);
+}
+
+torch::Tensor AddActImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  LOWBIT_CHECK(inputs.size() == 2, "add layer takes 2 inputs, got " + std::to_string(inputs.size()));
+  return apply_activation(inputs[0] + inputs[1], activation_);
+}
+
+}  // namespace lowbit::models

@@ -1,0 +1,60 @@
+// Checkpoints: the full state of a training run in one file, <out>/checkpoint.pt.
+//
+// A checkpoint is a torch archive (zip) with a format tag, the model name, the config JSON (with
+// any extra sections such as "qat"), the epoch and step, the model's parameters and buffers, the
+// optimizer state, and the RNG states (torch's default generator and the shuffle generator), so
+// that a resumed run continues exactly where it stopped. It is written atomically; a file that is
+// not a lowbit checkpoint gives a lowbit::Error "<path> is not a lowbit checkpoint: ...".
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "models/net.h"
+
+namespace lowbit::train {
+
+constexpr const char* kCheckpointFormat = "lowbit-checkpoint-v1";
+
+// A folder means <folder>/checkpoint.pt; anything else is taken as the file itself.
+std::string checkpoint_path(const std::string& path_or_dir);
+
+// What a checkpoint says about itself (validated; no weights loaded).
+struct CheckpointInfo {
+  std::string path;
+  std::string model_name;
+  nlohmann::json config;  // to_json(TrainConfig) plus extra sections ("qat", ...)
+  int64_t epoch = 0;      // completed epochs
+  int64_t step = 0;       // optimizer steps taken
+};
+CheckpointInfo load_checkpoint(const std::string& path_or_dir);
+
+// The mutable state a checkpoint holds besides the model. Null pointers are skipped on save and
+// on restore (e.g. an evaluation only needs the model).
+struct TrainingState {
+  torch::optim::Optimizer* optimizer = nullptr;
+  at::Generator* shuffle_generator = nullptr;
+  int64_t epoch = 0;
+  int64_t step = 0;
+  nlohmann::json config;
+};
+
+// Writes atomically: on any failure the previous file at `path` is left as it was.
+void save_checkpoint(const std::string& path, models::Net& net, const TrainingState& state);
+// Loads into an existing net (built with build_net from the same config) and the non-null parts
+// of `state`; also restores torch's default generator. Errors name the file and the mismatch.
+void restore_checkpoint(const std::string& path_or_dir, models::Net& net, TrainingState& state);
+
+// Rebuilding a model from its config. The "qat" section is opaque here: when a config has one,
+// build_net calls the hook registered by qat/ (it prepares `net` in place as the QAT run did,
+// before the weights are loaded). Without a registered hook such a config is an error.
+using QatRebuildHook = std::function<void(models::Net& net, const nlohmann::json& qat_section)>;
+void set_qat_rebuild_hook(QatRebuildHook hook);
+models::Net build_net(const nlohmann::json& config);
+
+// build_net + the checkpoint's weights, in eval mode.
+models::Net load_net(const std::string& path_or_dir);
+
+}  // namespace lowbit::train

@@ -1,0 +1,362 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "base/atomic_file.h"
+#include "base/error.h"
+#include "train/checkpoint.h"
+
+namespace lowbit::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string format_duration(double s) {
+  const auto total = static_cast<int64_t>(std::max(0.0, s) + 0.5);
+  std::ostringstream o;
+  o << total / 60 << ":" << std::setw(2) << std::setfill('0') << total % 60;
+  return o.str();
+}
+
+// A bar redrawn in place on a terminal; on a pipe or file, a plain line every quarter epoch.
+class Progress {
+ public:
+  Progress(std::ostream* log, int64_t epoch, int64_t epochs, int64_t steps)
+      : log_(log), epoch_(epoch), epochs_(epochs), steps_(steps), start_(Clock::now()), last_draw_(start_) {
+    tty_ = log_ == &std::cerr && ::isatty(STDERR_FILENO) != 0;
+  }
+
+  // `stats` is only evaluated when a line is drawn: it syncs with the computation (.item()).
+  template <typename StatsFn>
+  void update(int64_t done, int64_t images, StatsFn stats) {
+    if (log_ == nullptr) return;
+    const bool last = done == steps_;
+    if (tty_) {
+      if (!last && std::chrono::duration<double>(Clock::now() - last_draw_).count() < 0.25) return;
+    } else {
+      const int64_t every = std::max<int64_t>(1, steps_ / 4);
+      if (!last && done % every != 0) return;
+    }
+    last_draw_ = Clock::now();
+    const double elapsed = seconds_since(start_);
+    const double rate = elapsed > 0 ? static_cast<double>(images) / elapsed : 0.0;
+    const double eta = done > 0 ? elapsed * static_cast<double>(steps_ - done) / static_cast<double>(done) : 0.0;
+    const auto [loss, acc] = stats();
+    std::ostringstream line;
+    line << "epoch " << epoch_ << "/" << epochs_ << " ";
+    if (tty_) {
+      constexpr int kWidth = 24;
+      const int filled = static_cast<int>(kWidth * done / std::max<int64_t>(1, steps_));
+      line << "[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(kWidth - filled), '.')
+           << "] ";
+    }
+    line << done << "/" << steps_ << " loss " << std::fixed << std::setprecision(4) << loss << " acc "
+         << std::setprecision(2) << 100.0 * acc << "% " << std::setprecision(0) << rate << " img/s ETA "
+         << format_duration(eta);
+    if (tty_) {
+      *log_ << "\r" << line.str() << "\033[K" << (last ? "\n" : "") << std::flush;
+    } else {
+      *log_ << line.str() << "\n" << std::flush;
+    }
+  }
+
+ private:
+  std::ostream* log_;
+  int64_t epoch_, epochs_, steps_;
+  Clock::time_point start_, last_draw_;
+  bool tty_ = false;
+};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups,
+                                                        std::vector<double>& base_lrs) {
+  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
+  for (const auto& g : groups) {
+    LOWBIT_CHECK(!g.params.empty(), "parameter group '" + g.name + "' is empty");
+    const double lr = c.lr * g.lr_scale;
+    const double wd = g.weight_decay.value_or(c.weight_decay);
+    base_lrs.push_back(lr);
+    if (c.optimizer == "adamw") {
+      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(
+                                              torch::optim::AdamWOptions(lr).weight_decay(wd)));
+    } else {
+      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::SGDOptions>(
+                                              torch::optim::SGDOptions(lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(wd)));
+    }
+  }
+  if (c.optimizer == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(torch_groups, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      torch_groups, torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weight_decay));
+}
+
+std::string metrics_path(const TrainConfig& c) { return c.out_dir + "/metrics.jsonl"; }
+
+// Lines of an existing metrics.jsonl up to `epoch` (a resumed run drops what came after its
+// checkpoint, e.g. epochs of a run that crashed later).
+std::string metrics_up_to(const std::string& path, int64_t epoch) {
+  if (!std::filesystem::exists(path)) return "";
+  std::istringstream in(read_whole_file(path));
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("epoch", int64_t{0}) <= epoch && !j.contains("test_acc")) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // a torn last line from a crash: drop it
+    }
+  }
+  return kept;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},           {"step", m.step},         {"lr", m.lr},
+          {"train_loss", m.train_loss}, {"train_acc", m.train_acc}, {"val_loss", m.val_loss},
+          {"val_acc", m.val_acc},       {"seconds", m.seconds},   {"images_per_s", m.images_per_s}};
+}
+
+EvalResult evaluate(models::Net& net, const data::Dataset& data, int64_t batch_size) {
+  LOWBIT_CHECK(batch_size > 0, "evaluation batch size must be positive, got " + std::to_string(batch_size));
+  EvalResult r;
+  r.count = data.size();
+  if (r.count == 0) {
+    r.predictions = torch::empty({0}, torch::kInt64);
+    return r;
+  }
+  const bool was_training = net->is_training();
+  net->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> preds;
+  auto loss_sum = torch::zeros({}, torch::kFloat64);
+  for (int64_t start = 0; start < r.count; start += batch_size) {
+    const int64_t n = std::min(batch_size, r.count - start);
+    auto logits = net->forward(data.images.narrow(0, start, n));
+    auto labels = data.labels.narrow(0, start, n);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .to(torch::kFloat64);
+    preds.push_back(logits.argmax(1));
+  }
+  r.predictions = torch::cat(preds);
+  r.loss = loss_sum.item<double>() / static_cast<double>(r.count);
+  r.accuracy = r.predictions.eq(data.labels).sum().item<double>() / static_cast<double>(r.count);
+  net->train(was_training);
+  return r;
+}
+
+std::vector<ParamGroup> default_param_groups(models::Net& net, const TrainConfig& config) {
+  ParamGroup decay{"weights", {}, 1.0, std::nullopt};
+  ParamGroup no_decay{"biases_and_norms", {}, 1.0, 0.0};
+  for (auto& p : net->parameters()) {
+    if (!p.requires_grad()) continue;
+    (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+  }
+  std::vector<ParamGroup> groups;
+  if (!decay.params.empty()) groups.push_back(std::move(decay));
+  if (!no_decay.params.empty()) groups.push_back(std::move(no_decay));
+  return groups;
+}
+
+Trainer::Trainer(models::Net net, TrainConfig config, TrainHooks hooks)
+    : net_(std::move(net)), config_(std::move(config)), hooks_(std::move(hooks)), log_(&std::cerr) {
+  config_.validate();
+  LOWBIT_CHECK(net_->model_name() == config_.model,
+               "the net is model '" + net_->model_name() + "' but the config says '" + config_.model + "'");
+  auto groups = hooks_.param_groups ? hooks_.param_groups(net_, config_) : default_param_groups(net_, config_);
+  LOWBIT_CHECK(!groups.empty(), "model '" + config_.model + "' has no trainable parameters");
+  for (const auto& g : groups) params_.insert(params_.end(), g.params.begin(), g.params.end());
+  optimizer_ = make_optimizer(config_, groups, base_lrs_);
+  shuffle_ = at::make_generator<at::CPUGeneratorImpl>(config_.seed);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::resume(const std::string& checkpoint_path_or_dir) {
+  TrainingState state;
+  state.optimizer = optimizer_.get();
+  state.shuffle_generator = &shuffle_;
+  restore_checkpoint(checkpoint_path_or_dir, net_, state);
+  epoch_ = state.epoch;
+  step_ = state.step;
+}
+
+void Trainer::set_learning_rate(double factor) {
+  auto& groups = optimizer_->param_groups();
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(base_lrs_[i] * factor);
+}
+
+// Clip by global L2 norm without a host sync: the scale is computed and applied as tensors.
+void Trainer::clip_gradients() {
+  std::vector<torch::Tensor> norms;
+  for (auto& p : params_) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm());
+  }
+  if (norms.empty()) return;
+  auto total = torch::stack(norms).norm();
+  auto scale = (config_.clip_grad / (total + 1e-6)).clamp_max(1.0);
+  for (auto& p : params_) {
+    if (p.grad().defined()) p.mutable_grad().mul_(scale);
+  }
+}
+
+void Trainer::save(const std::string& path) {
+  TrainingState state;
+  state.optimizer = optimizer_.get();
+  state.shuffle_generator = &shuffle_;
+  state.epoch = epoch_;
+  state.step = step_;
+  state.config = to_json(config_);
+  save_checkpoint(path, net_, state);
+}
+
+TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& validation, const data::Dataset* test,
+                         int64_t stop_after_epoch) {
+  LOWBIT_CHECK(train.size() > 0, "the training set is empty");
+  torch::set_num_threads(static_cast<int>(config_.threads));
+  const int64_t n = train.size();
+  const int64_t spe = steps_per_epoch(config_, n);
+  const int64_t total_steps = spe * config_.epochs;
+  const int64_t warmup = warmup_steps(config_, total_steps);
+
+  std::string metrics;
+  if (write_files_) {
+    std::filesystem::create_directories(config_.out_dir);
+    metrics = metrics_up_to(metrics_path(config_), epoch_);
+    write_file_atomically(config_.out_dir + "/config.json", to_json(config_).dump(2) + "\n");
+  }
+
+  TrainResult result;
+  net_->train();
+  const int64_t last_epoch = stop_after_epoch > 0 ? std::min(stop_after_epoch, config_.epochs) : config_.epochs;
+  for (; epoch_ < last_epoch;) {
+    Progress progress(log_, epoch_ + 1, config_.epochs, spe);
+    const auto t0 = Clock::now();
+    const auto perm = torch::randperm(n, shuffle_, torch::kInt64);
+    // Running sums stay tensors so that a step never waits for a .item() sync.
+    auto loss_sum = torch::zeros({}, torch::kFloat64);
+    auto correct = torch::zeros({}, torch::kInt64);
+    int64_t seen = 0;
+    double lr = 0.0;
+    for (int64_t s = 0; s < spe; ++s) {
+      const int64_t bs = std::min(config_.batch_size, n - s * config_.batch_size);
+      const auto idx = perm.narrow(0, s * config_.batch_size, bs);
+      const auto x = train.images.index_select(0, idx);
+      const auto y = train.labels.index_select(0, idx);
+
+      const double factor = lr_factor(step_, warmup, total_steps);
+      set_learning_rate(factor);
+      lr = config_.lr * factor;
+
+      auto logits = net_->forward(x);
+      auto loss = torch::nn::functional::cross_entropy(logits, y);
+      for (auto& p : params_) p.mutable_grad().reset();  // set_to_none: backward allocates fresh
+      loss.backward();
+      if (config_.clip_grad > 0) clip_gradients();
+      optimizer_->step();
+      ++step_;
+      if (hooks_.after_step) hooks_.after_step(net_, step_);
+
+      {
+        torch::NoGradGuard no_grad;
+        loss_sum += loss.detach().to(torch::kFloat64) * static_cast<double>(bs);
+        correct += logits.detach().argmax(1).eq(y).sum();
+      }
+      seen += bs;
+      progress.update(s + 1, seen, [&] {
+        return std::pair<double, double>(loss_sum.item<double>() / static_cast<double>(seen),
+                                         correct.item<double>() / static_cast<double>(seen));
+      });
+    }
+    EpochMetrics m;
+    m.seconds = seconds_since(t0);
+    m.epoch = epoch_ + 1;
+    m.step = step_;
+    m.lr = lr;
+    m.train_loss = loss_sum.item<double>() / static_cast<double>(seen);
+    m.train_acc = correct.item<double>() / static_cast<double>(seen);
+    m.images_per_s = static_cast<double>(seen) / std::max(1e-9, m.seconds);
+    LOWBIT_CHECK(std::isfinite(m.train_loss),
+                 "training diverged in epoch " + std::to_string(m.epoch) + " (loss " + std::to_string(m.train_loss) +
+                     "); the checkpoint of epoch " + std::to_string(epoch_) +
+                     " is kept. Lower --lr or set --clip-grad");
+    if (validation.size() > 0) {
+      const auto v = evaluate(net_, validation, config_.eval_batch_size);
+      m.val_loss = v.loss;
+      m.val_acc = v.accuracy;
+    }
+    if (hooks_.after_epoch) hooks_.after_epoch(net_, m);
+    ++epoch_;
+    result.epochs.push_back(m);
+    if (log_ != nullptr) {
+      *log_ << "epoch " << m.epoch << "/" << config_.epochs << " done: train loss " << std::fixed
+            << std::setprecision(4) << m.train_loss << " acc " << std::setprecision(2) << 100 * m.train_acc
+            << "% | val loss " << std::setprecision(4) << m.val_loss << " acc " << std::setprecision(2)
+            << 100 * m.val_acc << "% | " << std::setprecision(1) << m.seconds << " s, " << std::setprecision(0)
+            << m.images_per_s << " img/s\n"
+            << std::flush;
+    }
+    if (write_files_) {
+      metrics += to_json(m).dump() + "\n";
+      write_file_atomically(metrics_path(config_), metrics);
+      save(config_.out_dir + "/checkpoint.pt");
+    }
+  }
+  if (test != nullptr && epoch_ == config_.epochs) {
+    result.test = evaluate(net_, *test, config_.eval_batch_size);
+    if (write_files_) {
+      nlohmann::json line = {{"epoch", epoch_},
+                             {"step", step_},
+                             {"test_loss", result.test->loss},
+                             {"test_acc", result.test->accuracy},
+                             {"test_count", result.test->count}};
+      metrics += line.dump() + "\n";
+      write_file_atomically(metrics_path(config_), metrics);
+    }
+    if (log_ != nullptr) {
+      *log_ << "test: accuracy " << std::fixed << std::setprecision(2) << 100 * result.test->accuracy << "% loss "
+            << std::setprecision(4) << result.test->loss << " (" << result.test->count << " images)\n"
+            << std::flush;
+    }
+  }
+  return result;
+}
+
+TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
+  config.validate();
+  const std::string ckpt = config.out_dir + "/checkpoint.pt";
+  const bool exists = std::filesystem::exists(ckpt);
+  if (options.resume) {
+    LOWBIT_CHECK(exists, "no checkpoint to resume in '" + config.out_dir + "' (run without --resume to start fresh)");
+  } else {
+    LOWBIT_CHECK(!exists || options.overwrite,
+                 "'" + ckpt + "' already exists; pass --resume to continue that run, --overwrite to replace it, "
+                 "or choose another --out folder");
+  }
+  const std::string dir = data::resolve_data_dir(config.data_dir);
+  const auto full = data::load_fashion_mnist(dir, "train");
+  const auto split = data::split_train_validation(full, config.val_size);
+  const auto test = data::load_fashion_mnist(dir, "test");
+
+  torch::manual_seed(config.seed);  // model initialisation is deterministic per seed
+  models::Net net = build_net(to_json(config));
+  Trainer trainer(net, config, hooks);
+  if (options.log != nullptr) trainer.set_log(options.log);
+  if (options.resume) trainer.resume(ckpt);
+  return trainer.fit(split.train, split.validation, &test);
+}
+
+}  // namespace lowbit::train
