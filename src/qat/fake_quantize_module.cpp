@@ -84,7 +84,7 @@ void FakeQuantizeImpl::initialise_from_observed(const torch::Tensor& x) {
 torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
   if (!enabled_ && !observing_) return x;
   resize_for(x);
-  if (is_training() && observing_) {
+  if ((is_training() || options_.observe_in_eval) && observing_) {
     const bool need_init = learned_scale() && !initialized();
     if (!learned_scale() && !observer_.frozen()) {
       observer_.observe(x);

@@ -17,7 +17,7 @@
 // optimizer built before the first forward keeps working.
 //
 // Flags: enabled (false: forward returns x unchanged), observing (false: the observer is not
-// updated). Observation happens only in training mode.
+// updated). Observation happens only in training mode (unless options.observe_in_eval).
 #pragma once
 #include <string>
 
@@ -37,6 +37,9 @@ struct FakeQuantizeOptions {
   ObserverOptions observer;
   ScaleInit init = ScaleInit::Auto;
   int64_t init_batches = 1;  // learned scales: batches observed before the scale is set
+  // Observe in eval mode too (weights: their range is known without a training batch, so an
+  // untrained model can be evaluated quantized).
+  bool observe_in_eval = false;
 };
 
 class FakeQuantizeImpl : public torch::nn::Module {

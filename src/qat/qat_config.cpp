@@ -101,6 +101,11 @@ FakeQuantizeOptions QuantSettings::weight_options() const {
       throw Error("weight_estimator lsqplus learns a zero point and needs weight_symmetric=false; use lsq");
     }
     o.observer = observer_options(weight_observer, *this);
+    // Weights change every step: their range is the current tensor's, never a running
+    // extreme or a slow average over old weights.
+    if (o.observer.kind == ObserverKind::MinMax) o.observer.kind = ObserverKind::MovingAverageMinMax;
+    if (o.observer.kind != ObserverKind::MovingAverageMinMax || weight_observer == "minmax") o.observer.momentum = 1.0;
+    o.observe_in_eval = true;
     o.init = scale_init_from_string(weight_init);
     return o;
   });

@@ -14,6 +14,8 @@
 //   "channel"), act_estimator, act_observer, act_init,
 //   observer_momentum, observer_percentile, freeze_steps (observers stop after this many
 //   training batches; -1 never), quantize (bool: false leaves the layer in float).
+// Weight observers see the current weights each step (minmax, percentile, mse use only the
+// current tensor; ema averages with observer_momentum) and also observe in eval mode.
 // weight_bits and weight_format: format "int" with weight_bits 2..8; "ternary" (2-bit narrow
 // symmetric), "binary" and "seq2" fix the bit width (weight_bits is then ignored in the spec).
 #pragma once
