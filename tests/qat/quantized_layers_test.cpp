@@ -174,8 +174,33 @@ TEST(Prepare, W4A4TinyNetTrainsBeyondItsUntrainedQuantizedAccuracy) {
     }
   }
   const double after = accuracy(net, xt, yt);
+  RecordProperty("accuracy_before", std::to_string(before));
+  RecordProperty("accuracy_after", std::to_string(after));
   EXPECT_GT(after, before + 0.2) << "before " << before << " after " << after;
   EXPECT_GT(after, 0.8);
+}
+
+TEST(Prepare, EveryZooModelPreparesAndRuns) {
+  for (const std::string& name : models::model_names()) {
+    models::Net net = models::make_model(name);
+    prepare(net, QatConfig::from_json(nlohmann::json::parse(R"({"weight_bits": 4, "act_bits": 8})")));
+    for (const models::Node& n : net->nodes()) {
+      const std::string k = n.layer->kind();
+      if (k == "conv") EXPECT_TRUE(std::dynamic_pointer_cast<QConvBnActImpl>(n.layer)) << name << "/" << n.name;
+      if (k == "linear") EXPECT_TRUE(std::dynamic_pointer_cast<QLinearActImpl>(n.layer)) << name << "/" << n.name;
+      if (k == "add") EXPECT_TRUE(std::dynamic_pointer_cast<QAddActImpl>(n.layer)) << name << "/" << n.name;
+      if (k == "gap" || k == "avgpool") EXPECT_TRUE(std::dynamic_pointer_cast<QPoolImpl>(n.layer)) << name << "/" << n.name;
+    }
+    torch::manual_seed(5);
+    const torch::Tensor x = torch::rand({4, 1, 28, 28});
+    net->train();
+    net->forward(x).sum().backward();
+    torch::NoGradGuard g;
+    net->eval();
+    const torch::Tensor y = net->forward(x);
+    EXPECT_EQ(y.sizes(), (std::vector<int64_t>{4, 10})) << name;
+    EXPECT_TRUE(torch::isfinite(y).all().item<bool>()) << name;
+  }
 }
 
 }  // namespace
