@@ -45,7 +45,32 @@ FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options)
     zero_point = register_buffer("zero_point", torch::zeros({1}));
   }
   initialized_ = register_buffer("initialized", torch::zeros({1}, torch::kBool));
+  // The observer's state as buffers, so a resumed run continues its moving average / freeze
+  // count instead of restarting from the first batch after the checkpoint.
+  register_buffer("observer_min", torch::zeros({0}));
+  register_buffer("observer_max", torch::zeros({0}));
+  register_buffer("observer_steps", torch::zeros({1}, torch::kInt64));
 }
+
+namespace {
+// Observer <-> buffers. Buffers are resized in place (set_) so the registered tensors stay.
+void observe_with_state(Observer& obs, torch::nn::Module& m, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  auto buffers = m.named_buffers(/*recurse=*/false);
+  torch::Tensor& mn = buffers["observer_min"];
+  torch::Tensor& mx = buffers["observer_max"];
+  torch::Tensor& steps = buffers["observer_steps"];
+  if (!obs.has_range() && mn.numel() > 0) {  // restored from a checkpoint
+    const int64_t n = steps.item<int64_t>();
+    const int64_t freeze = obs.options().freeze_after;
+    obs.load_state(mn, mx, n, freeze >= 0 && n >= freeze);
+  }
+  obs.observe(x);
+  mn.set_(obs.min().clone());
+  mx.set_(obs.max().clone());
+  steps.fill_(obs.steps());
+}
+}  // namespace
 
 bool FakeQuantizeImpl::learned_zero_point() const { return options_.estimator == Estimator::LsqPlus; }
 
@@ -87,14 +112,14 @@ torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
   if ((is_training() || options_.observe_in_eval) && observing_) {
     const bool need_init = learned_scale() && !initialized();
     if (!learned_scale() && !observer_.frozen()) {
-      observer_.observe(x);
+      observe_with_state(observer_, *this, x);
       torch::NoGradGuard no_grad;
       const QParamTensors qp = observer_.qparams();
       scale.copy_(qp.scale);
       zero_point.copy_(qp.zero_point.to(torch::kFloat32));
       initialized_.fill_(true);
     } else if (need_init) {
-      observer_.observe(x);
+      observe_with_state(observer_, *this, x);
       if (++init_seen_ >= options_.init_batches) initialise_from_observed(x.detach());
     }
   }

@@ -18,6 +18,8 @@
 //
 // Flags: enabled (false: forward returns x unchanged), observing (false: the observer is not
 // updated). Observation happens only in training mode (unless options.observe_in_eval).
+// Buffers: scale, zero_point, initialized, observer_min / observer_max / observer_steps (the
+// observer state, so a resumed run continues its moving average and freeze count).
 #pragma once
 #include <string>
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 #include <string>
 
 #include "base/error.h"
@@ -123,6 +124,30 @@ TEST(FakeQuantizeModule, FixedInputQuantizerAndFlags) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("run a training-mode forward"), std::string::npos);
   }
+}
+
+TEST(FakeQuantizeModule, CheckpointKeepsObserverState) {
+  FakeQuantizeOptions o = opts(QuantSpec::uint_asymmetric(8), Estimator::Ste);
+  o.observer.kind = ObserverKind::MovingAverageMinMax;
+  o.observer.momentum = 0.5;
+  FakeQuantize a(o);
+  a->train();
+  a->forward(torch::tensor({0.0f, 4.0f}));
+  a->forward(torch::tensor({0.0f, 2.0f}));  // running max 3
+  torch::serialize::OutputArchive out;
+  a->save(out);
+  std::stringstream buf;
+  out.save_to(buf);
+  FakeQuantize b(o);
+  torch::serialize::InputArchive in;
+  in.load_from(buf);
+  b->load(in);
+  b->train();
+  a->forward(torch::tensor({0.0f, 1.0f}));  // running max 2 in both, not 1 in the resumed one
+  b->forward(torch::tensor({0.0f, 1.0f}));
+  EXPECT_FLOAT_EQ(b->observer().max().item<float>(), 2.0f);
+  EXPECT_TRUE(torch::equal(a->qparams().scale, b->qparams().scale));
+  EXPECT_EQ(b->observer().steps(), 3);
 }
 
 }  // namespace
