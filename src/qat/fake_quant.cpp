@@ -1,0 +1,271 @@
+#include "qat/fake_quant.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <vector>
+
+#include "base/error.h"
+#include "qat/qparam_layout.h"
+#include "quant/qparams.h"
+#include "quant/quantize.h"
+
+namespace lowbit::qat {
+namespace {
+
+std::vector<int64_t> shape_of(const torch::Tensor& t) { return std::vector<int64_t>(t.sizes().begin(), t.sizes().end()); }
+
+void check_inputs(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& zero_point,
+                  const quant::QuantSpec& spec, int64_t num_params) {
+  spec.validate();
+  LOWBIT_CHECK(x.defined() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32,
+               "fake_quantize: the input must be a float32 CPU tensor (got " +
+                   (x.defined() ? std::string(c10::toString(x.scalar_type())) + " on " + x.device().str() : "undefined") +
+                   ")");
+  LOWBIT_CHECK(scale.defined() && scale.scalar_type() == torch::kFloat32 && scale.numel() == num_params,
+               "fake_quantize: " + spec.describe() + " on a tensor of shape " + c10::str(x.sizes()) + " needs " +
+                   std::to_string(num_params) + " float32 scales (got " +
+                   (scale.defined() ? std::to_string(scale.numel()) : std::string("none")) + ")");
+  LOWBIT_CHECK(!zero_point.defined() || zero_point.numel() == num_params,
+               "fake_quantize: expected " + std::to_string(num_params) + " zero points (got " +
+                   std::to_string(zero_point.numel()) + ")");
+}
+
+// Grain: about 32K elements per task, whatever the segment length.
+int64_t grain_for(const QParamLayout& layout) {
+  const int64_t avg = layout.num_segments() > 0 ? std::max<int64_t>(1, layout.numel() / layout.num_segments()) : 1;
+  return std::max<int64_t>(1, 32768 / avg);
+}
+
+std::vector<float> effective_scales(const torch::Tensor& scale) {
+  torch::Tensor s = scale.detach().contiguous();
+  std::vector<float> out(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+  for (float& v : out) v = std::isnan(v) ? quant::kMinScale : std::max(v, quant::kMinScale);
+  return out;
+}
+
+std::vector<int32_t> effective_zps(const torch::Tensor& zero_point, const quant::QuantSpec& spec, int64_t n) {
+  std::vector<int32_t> out(n, 0);
+  if (spec.grid != quant::Grid::Integer || spec.symmetric || !zero_point.defined()) return out;
+  torch::Tensor z = zero_point.detach().to(torch::kFloat32).contiguous();
+  const float* zp = z.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    float r = quant::round_half_even(zp[i]);
+    if (std::isnan(r)) r = 0.0f;
+    r = std::min(std::max(r, static_cast<float>(spec.qmin())), static_cast<float>(spec.qmax()));
+    out[i] = static_cast<int32_t>(r);
+  }
+  return out;
+}
+
+// Forward inner loops: the exact operation order of quant::quantize_* / dequantize, written
+// without calls so the compiler can vectorise them (NaN handling as in quant/quantize.h).
+void forward_integer(const float* x, float* y, int64_t n, float s, int32_t z, float qmin, float qmax) {
+  const float zf = static_cast<float>(z);
+  for (int64_t j = 0; j < n; ++j) {
+    float t = quant::round_half_even(x[j] / s) + zf;
+    t = std::isnan(t) ? zf : t;
+    t = t < qmin ? qmin : t;
+    t = t > qmax ? qmax : t;
+    y[j] = s * (t - zf);  // t - zf is an exact small integer, as float(q - z) in dequantize
+  }
+}
+
+void forward_odd(const float* x, float* y, int64_t n, float s, float cmin, float cmax) {
+  const float two_s = 2.0f * s;
+  for (int64_t j = 0; j < n; ++j) {
+    float t = quant::round_half_even(x[j] / two_s - 0.5f);
+    t = std::isnan(t) ? 0.0f : t;
+    t = t < cmin ? cmin : t;
+    t = t > cmax ? cmax : t;
+    y[j] = s * (2.0f * t + 1.0f);
+  }
+}
+
+struct FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& scale, const torch::Tensor& zero_point,
+                               const quant::QuantSpec& spec, Estimator estimator) {
+    ctx->save_for_backward({x, scale, zero_point});
+    ctx->saved_data["bits"] = static_cast<int64_t>(spec.bits);
+    ctx->saved_data["is_signed"] = spec.is_signed;
+    ctx->saved_data["symmetric"] = spec.symmetric;
+    ctx->saved_data["narrow_range"] = spec.narrow_range;
+    ctx->saved_data["grid"] = static_cast<int64_t>(spec.grid);
+    ctx->saved_data["granularity"] = static_cast<int64_t>(spec.granularity);
+    ctx->saved_data["axis"] = static_cast<int64_t>(spec.axis);
+    ctx->saved_data["group_size"] = static_cast<int64_t>(spec.group_size);
+    ctx->saved_data["estimator"] = static_cast<int64_t>(estimator);
+    return fake_quantize_forward(x, scale, zero_point, spec);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    quant::QuantSpec spec;
+    spec.bits = static_cast<int>(ctx->saved_data["bits"].toInt());
+    spec.is_signed = ctx->saved_data["is_signed"].toBool();
+    spec.symmetric = ctx->saved_data["symmetric"].toBool();
+    spec.narrow_range = ctx->saved_data["narrow_range"].toBool();
+    spec.grid = static_cast<quant::Grid>(ctx->saved_data["grid"].toInt());
+    spec.granularity = static_cast<quant::Granularity>(ctx->saved_data["granularity"].toInt());
+    spec.axis = static_cast<int>(ctx->saved_data["axis"].toInt());
+    spec.group_size = static_cast<int>(ctx->saved_data["group_size"].toInt());
+    const auto estimator = static_cast<Estimator>(ctx->saved_data["estimator"].toInt());
+    FakeQuantizeGrads g = fake_quantize_backward(grad_outputs[0], saved[0], saved[1], saved[2], spec, estimator);
+    if (g.scale.defined()) g.scale = g.scale.view(saved[1].sizes());
+    if (g.zero_point.defined()) g.zero_point = g.zero_point.view(saved[2].sizes());
+    return {g.input, g.scale, g.zero_point, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+Estimator estimator_from_string(const std::string& name) {
+  if (name == "ste") return Estimator::Ste;
+  if (name == "lsq") return Estimator::Lsq;
+  if (name == "lsqplus" || name == "lsq+") return Estimator::LsqPlus;
+  throw Error("unknown gradient estimator '" + name + "'; use one of: ste, lsq, lsqplus");
+}
+
+std::string to_string(Estimator e) {
+  switch (e) {
+    case Estimator::Ste: return "ste";
+    case Estimator::Lsq: return "lsq";
+    case Estimator::LsqPlus: return "lsqplus";
+  }
+  return "?";
+}
+
+torch::Tensor effective_zero_point(const torch::Tensor& zero_point, const quant::QuantSpec& spec, int64_t num_params) {
+  std::vector<int32_t> z = effective_zps(zero_point, spec, num_params);
+  return torch::from_blob(z.data(), {num_params}, torch::kInt32).clone();
+}
+
+torch::Tensor fake_quantize_forward(const torch::Tensor& x_in, const torch::Tensor& scale,
+                                    const torch::Tensor& zero_point, const quant::QuantSpec& spec) {
+  const std::vector<int64_t> shape = shape_of(x_in);
+  const int64_t num_params = quant::num_qparams(spec, shape);
+  check_inputs(x_in, scale, zero_point, spec, num_params);
+  const torch::Tensor x = x_in.detach().contiguous();
+  torch::Tensor y = torch::empty_like(x);
+  const QParamLayout layout(spec, shape);
+  const std::vector<float> s = effective_scales(scale);
+  const std::vector<int32_t> z = effective_zps(zero_point, spec, num_params);
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const bool odd = spec.grid == quant::Grid::Odd;
+  const float lo = static_cast<float>(odd ? spec.code_min() : spec.qmin());
+  const float hi = static_cast<float>(odd ? spec.code_max() : spec.qmax());
+  at::parallel_for(0, layout.num_segments(), grain_for(layout), [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      const Segment seg = layout.segment(i);
+      if (odd) {
+        forward_odd(xp + seg.begin, yp + seg.begin, seg.length, s[seg.param], lo, hi);
+      } else {
+        forward_integer(xp + seg.begin, yp + seg.begin, seg.length, s[seg.param], z[seg.param], lo, hi);
+      }
+    }
+  });
+  return y;
+}
+
+FakeQuantizeGrads fake_quantize_backward(const torch::Tensor& grad_output, const torch::Tensor& x_in,
+                                         const torch::Tensor& scale, const torch::Tensor& zero_point,
+                                         const quant::QuantSpec& spec, Estimator estimator) {
+  const std::vector<int64_t> shape = shape_of(x_in);
+  const int64_t num_params = quant::num_qparams(spec, shape);
+  check_inputs(x_in, scale, zero_point, spec, num_params);
+  LOWBIT_CHECK(grad_output.sizes() == x_in.sizes(), "fake_quantize backward: gradient shape " +
+                                                        c10::str(grad_output.sizes()) + " differs from input shape " +
+                                                        c10::str(x_in.sizes()));
+  const torch::Tensor x = x_in.detach().contiguous();
+  const torch::Tensor g = grad_output.detach().to(torch::kFloat32).contiguous();
+  const QParamLayout layout(spec, shape);
+  const std::vector<float> s = effective_scales(scale);
+  const std::vector<int32_t> z = effective_zps(zero_point, spec, num_params);
+  const bool odd = spec.grid == quant::Grid::Odd;
+  const bool want_scale = estimator != Estimator::Ste;
+  const bool want_zp = estimator == Estimator::LsqPlus && !odd && !spec.symmetric;
+  const float qmin = static_cast<float>(spec.qmin()), qmax = static_cast<float>(spec.qmax());
+  const float cmin = static_cast<float>(spec.code_min()), cmax = static_cast<float>(spec.code_max());
+
+  FakeQuantizeGrads out;
+  out.input = torch::empty_like(x);
+  // Per-segment partial sums in double, reduced in segment order afterwards: deterministic for
+  // any thread count.
+  std::vector<double> part_s(want_scale ? layout.num_segments() : 0), part_z(want_zp ? layout.num_segments() : 0);
+  const float* xp = x.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  float* dxp = out.input.data_ptr<float>();
+  at::parallel_for(0, layout.num_segments(), grain_for(layout), [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      const Segment seg = layout.segment(i);
+      const float sc = s[seg.param];
+      const float zf = static_cast<float>(z[seg.param]);
+      double acc_s = 0.0, acc_z = 0.0;
+      for (int64_t j = seg.begin; j < seg.begin + seg.length; ++j) {
+        const float v = xp[j] / sc;
+        const float w = v + zf;
+        const bool inside = w >= qmin && w <= qmax;
+        dxp[j] = inside ? gp[j] : 0.0f;
+        if (!want_scale) continue;
+        // LSQ's case split: strictly inside -> q - z - v; at or beyond an edge -> the clamp
+        // level (at the edge v = level exactly, where the paper gives Qp / -Qn, not 0).
+        float ds;
+        bool clamped = true;
+        if (w <= qmin) {
+          ds = qmin - zf;
+        } else if (w >= qmax) {
+          ds = qmax - zf;
+        } else if (inside) {
+          clamped = false;
+          float qz;  // q - z, exactly as the forward computes it
+          if (odd) {
+            float c = quant::round_half_even(xp[j] / (2.0f * sc) - 0.5f);
+            c = c < cmin ? cmin : (c > cmax ? cmax : c);
+            qz = 2.0f * c + 1.0f;
+          } else {
+            float t = quant::round_half_even(v) + zf;
+            t = t < qmin ? qmin : (t > qmax ? qmax : t);
+            qz = t - zf;
+          }
+          ds = qz - v;
+        } else {
+          ds = 0.0f;  // NaN input: no gradient anywhere
+          clamped = false;
+        }
+        acc_s += static_cast<double>(gp[j]) * ds;
+        if (want_zp && clamped) acc_z -= static_cast<double>(gp[j]) * sc;
+      }
+      if (want_scale) part_s[i] = acc_s;
+      if (want_zp) part_z[i] = acc_z;
+    }
+  });
+  if (want_scale) {
+    std::vector<double> sum_s(num_params, 0.0), sum_z(num_params, 0.0);
+    for (int64_t i = 0; i < layout.num_segments(); ++i) {
+      const int64_t p = layout.segment(i).param;
+      sum_s[p] += part_s[i];
+      if (want_zp) sum_z[p] += part_z[i];
+    }
+    out.scale = torch::empty({num_params}, torch::kFloat32);
+    if (want_zp) out.zero_point = torch::empty({num_params}, torch::kFloat32);
+    const double qp = std::max(1.0f, qmax);
+    for (int64_t p = 0; p < num_params; ++p) {
+      const int64_t n = layout.elements_of(p);
+      const double gs = n > 0 ? 1.0 / std::sqrt(static_cast<double>(n) * qp) : 0.0;
+      out.scale[p] = static_cast<float>(sum_s[p] * gs);
+      if (want_zp) out.zero_point[p] = static_cast<float>(sum_z[p] * gs);
+    }
+  }
+  return out;
+}
+
+torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& zero_point,
+                            const quant::QuantSpec& spec, Estimator estimator) {
+  const torch::Tensor zp = zero_point.defined() ? zero_point : torch::zeros_like(scale);
+  return FakeQuantizeFunction::apply(x, scale, zp, spec, estimator);
+}
+
+}  // namespace lowbit::qat

@@ -1,0 +1,224 @@
+#include "qat/quantized_layers.h"
+
+#include "base/error.h"
+
+namespace lowbit::qat {
+namespace {
+
+namespace F = torch::nn::functional;
+
+const torch::Tensor& single_input(const std::vector<torch::Tensor>& inputs, const std::string& kind) {
+  LOWBIT_CHECK(inputs.size() == 1, kind + " layer takes 1 input, got " + std::to_string(inputs.size()));
+  return inputs[0];
+}
+
+FakeQuantize make_quantizer(const FakeQuantizeOptions& o) { return FakeQuantize(o); }
+
+}  // namespace
+
+// ---- QConvBnAct ---------------------------------------------------------------------------
+
+QConvBnActImpl::QConvBnActImpl(const models::ConvBnActImpl& fp, const FakeQuantizeOptions& weight,
+                               const std::optional<FakeQuantizeOptions>& output, int64_t bn_freeze_step)
+    : spec_(fp.spec()), bn_freeze_step_(bn_freeze_step) {
+  torch::NoGradGuard no_grad;
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec_.in_channels, spec_.out_channels, spec_.kernel)
+                                                       .stride(spec_.stride)
+                                                       .padding(spec_.padding)
+                                                       .groups(spec_.groups)
+                                                       .bias(fp.conv->bias.defined())));
+  conv->weight.copy_(fp.conv->weight);
+  if (fp.conv->bias.defined() && conv->bias.defined()) conv->bias.copy_(fp.conv->bias);
+  if (fp.bn) {
+    bn = register_module("bn", torch::nn::BatchNorm2d(fp.bn->options));
+    bn->weight.copy_(fp.bn->weight);
+    bn->bias.copy_(fp.bn->bias);
+    bn->running_mean.copy_(fp.bn->running_mean);
+    bn->running_var.copy_(fp.bn->running_var);
+    bn->num_batches_tracked.copy_(fp.bn->num_batches_tracked);
+  }
+  weight_quantizer = register_module("weight_quantizer", make_quantizer(weight));
+  if (output) output_quantizer = register_module("output_quantizer", make_quantizer(*output));
+  step_ = register_buffer("step", torch::zeros({1}, torch::kInt64));
+}
+
+bool QConvBnActImpl::bn_frozen() const { return bn_freeze_step_ >= 0 && step_.item<int64_t>() >= bn_freeze_step_; }
+
+namespace {
+// Folded weight and bias from the running BN statistics (differentiable in W, gamma, beta).
+std::pair<torch::Tensor, torch::Tensor> fold(const torch::nn::Conv2d& conv, const torch::nn::BatchNorm2d& bn) {
+  const torch::Tensor inv_std = torch::rsqrt(bn->running_var + bn->options.eps());
+  const torch::Tensor factor = bn->weight * inv_std;  // gamma / sqrt(var + eps), per output channel
+  const torch::Tensor w = conv->weight * factor.view({-1, 1, 1, 1});
+  torch::Tensor b = bn->bias - factor * bn->running_mean;
+  if (conv->bias.defined()) b = b + factor * conv->bias;
+  return {w, b};
+}
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> QConvBnActImpl::folded_weight_and_bias() const {
+  torch::NoGradGuard no_grad;
+  if (!bn) return {conv->weight.detach().clone(), conv->bias.defined() ? conv->bias.detach().clone() : torch::Tensor()};
+  auto [w, b] = fold(conv, bn);
+  return {w.detach(), b.detach()};
+}
+
+torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  const torch::Tensor& x = single_input(inputs, "conv");
+  const auto& o = conv->options;
+  auto conv_with = [&](const torch::Tensor& w, const torch::Tensor& b) {
+    return F::conv2d(x, w, F::Conv2dFuncOptions().bias(b).stride(o.stride()).padding(o.padding()).dilation(o.dilation()).groups(o.groups()));
+  };
+  const bool frozen = bn_frozen();
+  if (is_training()) step_ += 1;
+  torch::Tensor y;
+  if (!bn) {
+    y = conv_with(weight_quantizer->forward(conv->weight), conv->bias);
+  } else if (is_training() && !frozen) {
+    // Approximate folding: quantize the weights folded with the running statistics, undo the
+    // per-channel factor, then batch-statistics BN (which also updates the running stats).
+    const torch::Tensor factor = bn->weight * torch::rsqrt(bn->running_var + bn->options.eps());
+    const torch::Tensor wq = weight_quantizer->forward(conv->weight * factor.view({-1, 1, 1, 1}));
+    y = conv_with(wq, torch::Tensor()) / factor.view({1, -1, 1, 1});
+    if (conv->bias.defined()) y = y + conv->bias.view({1, -1, 1, 1});
+    y = bn->forward(y);
+  } else {
+    auto [w, b] = fold(conv, bn);
+    y = conv_with(weight_quantizer->forward(w), b);
+  }
+  y = models::apply_activation(y, spec_.activation);
+  return output_quantizer ? output_quantizer->forward(y) : y;
+}
+
+// ---- QLinearAct ---------------------------------------------------------------------------
+
+QLinearActImpl::QLinearActImpl(const models::LinearActImpl& fp, const FakeQuantizeOptions& weight,
+                               const std::optional<FakeQuantizeOptions>& output)
+    : spec_(fp.spec()) {
+  torch::NoGradGuard no_grad;
+  linear = register_module("linear", torch::nn::Linear(fp.linear->options));
+  linear->weight.copy_(fp.linear->weight);
+  if (fp.linear->bias.defined()) linear->bias.copy_(fp.linear->bias);
+  weight_quantizer = register_module("weight_quantizer", make_quantizer(weight));
+  if (output) output_quantizer = register_module("output_quantizer", make_quantizer(*output));
+}
+
+torch::Tensor QLinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  torch::Tensor y = F::linear(single_input(inputs, "linear"), weight_quantizer->forward(linear->weight), linear->bias);
+  y = models::apply_activation(y, spec_.activation);
+  return output_quantizer ? output_quantizer->forward(y) : y;
+}
+
+// ---- QAddAct, QPool, QInput ---------------------------------------------------------------
+
+QAddActImpl::QAddActImpl(models::Activation activation, const std::optional<FakeQuantizeOptions>& output)
+    : activation_(activation) {
+  if (output) output_quantizer = register_module("output_quantizer", make_quantizer(*output));
+}
+
+torch::Tensor QAddActImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  LOWBIT_CHECK(inputs.size() == 2, "add layer takes 2 inputs, got " + std::to_string(inputs.size()));
+  torch::Tensor y = models::apply_activation(inputs[0] + inputs[1], activation_);
+  return output_quantizer ? output_quantizer->forward(y) : y;
+}
+
+QPoolImpl::QPoolImpl(std::string kind, models::PoolSpec pool, std::shared_ptr<FakeQuantizeImpl> input_grid)
+    : kind_(std::move(kind)), pool_(pool), input_grid_(std::move(input_grid)) {
+  LOWBIT_CHECK(kind_ == "avgpool" || kind_ == "gap", "QPool handles avgpool and gap, not '" + kind_ + "'");
+}
+
+torch::Tensor QPoolImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  const torch::Tensor& x = single_input(inputs, kind_);
+  torch::Tensor y = kind_ == "gap" ? x.mean({2, 3})
+                                   : torch::avg_pool2d(x, {pool_.kernel, pool_.kernel}, {pool_.stride, pool_.stride},
+                                                       {pool_.padding, pool_.padding}, false, false);
+  if (!input_grid_ || !input_grid_->enabled() || !input_grid_->initialized()) return y;
+  // Back onto the input's grid, straight through; the scale belongs to the producer.
+  return fake_quantize(y, input_grid_->scale.detach(), input_grid_->zero_point.detach(), input_grid_->options().spec,
+                       Estimator::Ste);
+}
+
+QInputImpl::QInputImpl() {
+  FakeQuantizeOptions o;
+  o.spec = quant::QuantSpec::uint_asymmetric(8);
+  o.estimator = Estimator::Ste;
+  quantizer = register_module("quantizer", FakeQuantize(o));
+  quantizer->set_fixed_qparams(torch::full({1}, 1.0f / 255.0f), torch::zeros({1}));
+}
+
+torch::Tensor QInputImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return quantizer->forward(single_input(inputs, "input quantizer"));
+}
+
+// ---- prepare ------------------------------------------------------------------------------
+
+void prepare(models::Net& net, const QatConfig& config) {
+  LOWBIT_CHECK(!std::dynamic_pointer_cast<QInputImpl>(net->input_layer()),
+               "prepare: model '" + net->model_name() + "' is already prepared for QAT");
+  const std::vector<models::Node> nodes = net->nodes();  // a copy: replace_layer edits the list
+  std::vector<std::string> names;
+  for (const auto& n : nodes) names.push_back(n.name);
+  config.check_patterns(names);
+
+  QInput input;
+  net->set_input_layer(input.ptr());
+  // The quantizer whose grid each value lies on (index 0: the network input), or null.
+  std::vector<std::shared_ptr<FakeQuantizeImpl>> grid(nodes.size() + 1);
+  grid[0] = input->quantizer.ptr();
+
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const models::Node& node = nodes[i];
+    const QuantSettings s = config.settings_for(node.name);
+    const bool last = i + 1 == nodes.size();
+    const std::shared_ptr<FakeQuantizeImpl> in_grid = node.inputs.empty() ? nullptr : grid[node.inputs[0]];
+    const std::string kind = node.layer->kind();
+    if (!s.quantize) continue;  // stays float; its output is on no grid
+    const std::string where = "prepare: node '" + node.name + "' (" + kind + ")";
+    auto output = [&]() -> std::optional<FakeQuantizeOptions> {
+      if (last) return std::nullopt;
+      try {
+        return s.activation_options();
+      } catch (const Error& e) {
+        throw Error(where + ": " + e.what());
+      }
+    };
+    auto weight = [&] {
+      try {
+        return s.weight_options();
+      } catch (const Error& e) {
+        throw Error(where + ": " + e.what());
+      }
+    };
+    if (kind == "conv") {
+      auto fp = std::dynamic_pointer_cast<models::ConvBnActImpl>(node.layer);
+      LOWBIT_CHECK(fp, where + " is not a float ConvBnAct layer (already prepared?)");
+      QConvBnAct q(*fp, weight(), output(), config.bn_freeze_step);
+      grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
+      net->replace_layer(node.name, q.ptr());
+    } else if (kind == "linear") {
+      auto fp = std::dynamic_pointer_cast<models::LinearActImpl>(node.layer);
+      LOWBIT_CHECK(fp, where + " is not a float LinearAct layer (already prepared?)");
+      QLinearAct q(*fp, weight(), output());
+      grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
+      net->replace_layer(node.name, q.ptr());
+    } else if (kind == "add") {
+      auto fp = std::dynamic_pointer_cast<models::AddActImpl>(node.layer);
+      LOWBIT_CHECK(fp, where + " is not a float AddAct layer (already prepared?)");
+      QAddAct q(fp->activation(), output());
+      grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
+      net->replace_layer(node.name, q.ptr());
+    } else if (kind == "avgpool" || kind == "gap") {
+      models::PoolSpec pool;
+      if (auto ap = std::dynamic_pointer_cast<models::AvgPoolImpl>(node.layer)) pool = ap->spec();
+      net->replace_layer(node.name, QPool(kind, pool, in_grid).ptr());
+      grid[i + 1] = in_grid;
+    } else if (kind == "maxpool" || kind == "flatten") {
+      grid[i + 1] = in_grid;  // max and reshape keep values on their input's grid
+    } else {
+      throw Error(where + ": QAT does not know layer kind '" + kind +
+                  "'; add a quantized version in src/qat or set \"quantize\": false for this node");
+    }
+  }
+}
+
+}  // namespace lowbit::qat

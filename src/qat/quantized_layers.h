@@ -1,0 +1,119 @@
+// Quantization-aware replacements for the layers of models/layer.h, and prepare(), which swaps
+// them into a Net by node name according to a QatConfig.
+//
+// What each layer simulates (the integer runtime computes the same thing):
+//   QConvBnAct  conv with batch norm folded into it: W_fold = W * gamma / sqrt(var + eps) per
+//               output channel, fake-quantized per channel; bias_fold = beta - gamma * mean /
+//               sqrt(var + eps) (+ conv bias folded the same way). Training before the BN
+//               freeze step follows the "approximate folding" scheme of Jacob et al. 2018 /
+//               PyTorch's ConvBn QAT: y = conv(x, Q(W_fold)) / (gamma / sqrt(running_var + eps))
+//               then BN with batch statistics (running stats keep updating); from the freeze
+//               step on, and in eval, the exact folded path conv(x, Q(W_fold)) + bias_fold.
+//               Then the activation, then the output quantizer.
+//   QLinearAct  linear with per-channel fake-quantized weights, activation, output quantizer.
+//   QAddAct     residual add of two quantized inputs, activation, output quantizer.
+//   QPool       average pooling / global average pooling whose output is rounded back onto
+//               its input's grid (the producer's scale and zero point, straight-through
+//               gradient), as an integer average does; no parameters of its own.
+//   QInput      the network input quantizer: uint8, scale exactly 1/255, zero point 0, fixed.
+// The last node keeps no output quantizer: its int32 accumulators are the logits.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "models/net.h"
+#include "qat/fake_quantize_module.h"
+#include "qat/qat_config.h"
+
+namespace lowbit::qat {
+
+class QConvBnActImpl : public models::LayerImpl {
+ public:
+  // Copies the float layer's parameters and BN statistics. `output` empty: no output quantizer.
+  QConvBnActImpl(const models::ConvBnActImpl& fp, const FakeQuantizeOptions& weight,
+                 const std::optional<FakeQuantizeOptions>& output, int64_t bn_freeze_step);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return "conv"; }
+  const models::ConvSpec& spec() const { return spec_; }
+
+  // The folded float weight and bias (with running BN statistics): what convert quantizes.
+  std::pair<torch::Tensor, torch::Tensor> folded_weight_and_bias() const;
+  bool bn_frozen() const;
+
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};  // null when the float layer had none
+  FakeQuantize weight_quantizer{nullptr};
+  FakeQuantize output_quantizer{nullptr};  // null for the last layer
+
+ private:
+  models::ConvSpec spec_;
+  int64_t bn_freeze_step_;
+  torch::Tensor step_;  // training forwards so far (buffer, survives checkpoints)
+};
+TORCH_MODULE(QConvBnAct);
+
+class QLinearActImpl : public models::LayerImpl {
+ public:
+  QLinearActImpl(const models::LinearActImpl& fp, const FakeQuantizeOptions& weight,
+                 const std::optional<FakeQuantizeOptions>& output);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return "linear"; }
+  const models::LinearSpec& spec() const { return spec_; }
+
+  torch::nn::Linear linear{nullptr};
+  FakeQuantize weight_quantizer{nullptr};
+  FakeQuantize output_quantizer{nullptr};
+
+ private:
+  models::LinearSpec spec_;
+};
+TORCH_MODULE(QLinearAct);
+
+class QAddActImpl : public models::LayerImpl {
+ public:
+  QAddActImpl(models::Activation activation, const std::optional<FakeQuantizeOptions>& output);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return "add"; }
+  models::Activation activation() const { return activation_; }
+
+  FakeQuantize output_quantizer{nullptr};
+
+ private:
+  models::Activation activation_;
+};
+TORCH_MODULE(QAddAct);
+
+// kind "avgpool" (with `pool`) or "gap". `input_grid` is the producer's output quantizer; it
+// is not registered here (its parameters belong to the producer).
+class QPoolImpl : public models::LayerImpl {
+ public:
+  QPoolImpl(std::string kind, models::PoolSpec pool, std::shared_ptr<FakeQuantizeImpl> input_grid);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return kind_; }
+  const models::PoolSpec& spec() const { return pool_; }
+  const std::shared_ptr<FakeQuantizeImpl>& input_grid() const { return input_grid_; }
+
+ private:
+  std::string kind_;
+  models::PoolSpec pool_;
+  std::shared_ptr<FakeQuantizeImpl> input_grid_;
+};
+TORCH_MODULE(QPool);
+
+class QInputImpl : public models::LayerImpl {
+ public:
+  QInputImpl();
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return "input_quant"; }
+  FakeQuantize quantizer{nullptr};
+};
+TORCH_MODULE(QInput);
+
+// Swaps every layer of `net` for its QAT version according to `config` (checks first that every
+// override pattern matches a node) and installs the input quantizer. Layers whose settings say
+// quantize=false stay float. Throws lowbit::Error naming the node for a layer kind QAT does not
+// know or a node that was already prepared.
+void prepare(models::Net& net, const QatConfig& config);
+
+}  // namespace lowbit::qat
