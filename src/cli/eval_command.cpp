@@ -15,7 +15,7 @@ struct EvalArgs {
   std::string checkpoint;
   std::string data_dir;
   std::string split = "test";
-  int64_t batch_size = 1000;
+  int64_t batch_size = 256;
   int64_t threads = 2;
   bool json = false;
 };

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "base/error.h"
 #include "cli/commands.h"
 #include "models/net.h"
 #include "train/checkpoint.h"
@@ -29,7 +30,11 @@ void option(CLI::App* cmd, TrainArgs& args, const std::string& name, T train::Tr
 void run(const TrainArgs& args) {
   train::TrainConfig config = args.config;
   if (args.resume) {
-    const auto info = train::load_checkpoint(config.out_dir);
+    const std::string path = config.out_dir + "/checkpoint.pt";
+    if (!std::filesystem::exists(path)) {
+      throw Error("no checkpoint to resume in '" + config.out_dir + "' (run without --resume to start fresh)");
+    }
+    const auto info = train::load_checkpoint(path);
     config = train::config_from_json(info.config);
     for (const auto& [opt, copy] : args.overrides) {
       if (opt->count() > 0) copy(config, args.config);

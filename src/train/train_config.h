@@ -28,7 +28,7 @@ struct TrainConfig {
   std::string out_dir = "runs/run";
   int64_t val_size = 5000;          // last val_size training images hold out for validation
   int64_t max_steps_per_epoch = 0;  // 0 = whole epoch; >0 for quick runs and tests
-  int64_t eval_batch_size = 1000;
+  int64_t eval_batch_size = 256;
 
   // Sections owned by other parts of lowbit (e.g. "qat"), stored and handed back untouched.
   // Keys here appear at the top level of the JSON next to the fields above.

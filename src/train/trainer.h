@@ -26,7 +26,8 @@ struct EvalResult {
   torch::Tensor predictions;  // [count] int64, argmax of the logits
 };
 // Runs in eval mode without autograd and restores the net's previous mode.
-EvalResult evaluate(models::Net& net, const data::Dataset& data, int64_t batch_size = 1000);
+// Batches of 256 keep cnn's largest activation (25 MB) under glibc's mmap threshold.
+EvalResult evaluate(models::Net& net, const data::Dataset& data, int64_t batch_size = 256);
 
 // A group of parameters the optimizer treats alike. The group's learning rate is
 // config.lr * lr_scale times the schedule's factor.
@@ -50,6 +51,9 @@ struct EpochMetrics {
   double val_acc = 0.0;
   double seconds = 0.0;  // training time of the epoch, validation excluded
   double images_per_s = 0.0;
+  // Process CPU time (all threads) of the same interval: on a shared, busy machine the wall
+  // time says little, while cpu_seconds / threads approximates the wall time on an idle one.
+  double cpu_seconds = 0.0;
 };
 nlohmann::json to_json(const EpochMetrics& m);
 

@@ -234,7 +234,11 @@ TEST(Checkpoint, ResumeContinuesExactly) {
   int lines = 0;
   for (std::string line; std::getline(in, line);) {
     ++lines;
-    EXPECT_EQ(nlohmann::json::parse(line)["epoch"], lines);
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["epoch"], lines);
+    for (const char* key : {"step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s"}) {
+      EXPECT_TRUE(j.contains(key)) << key;
+    }
   }
   EXPECT_EQ(lines, 2);
   EXPECT_TRUE(std::filesystem::exists(dir_b + "/config.json"));

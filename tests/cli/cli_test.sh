@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `lowbit` command: usage errors, exit codes, a short real run.
+# Usage: bash tests/cli/cli_test.sh path/to/lowbit
+set -euo pipefail
+
+LOWBIT="$1"
+TMP="${LOWBIT_TEST_TMP:-/tmp}/cli_test.$$"
+rm -rf "$TMP"
+mkdir -p "$TMP"
+trap 'rm -rf "$TMP"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Runs a command expecting exit code $1; keeps its stderr in $TMP/err.
+expect_exit() {
+  local want="$1"; shift
+  local got=0
+  "$@" >"$TMP/out" 2>"$TMP/err" || got=$?
+  [[ "$got" == "$want" ]] || { cat "$TMP/err" >&2; fail "'$*' exited $got, expected $want"; }
+}
+
+# Help works for the program and each command.
+"$LOWBIT" --help | grep -q "train" || fail "--help does not list 'train'"
+"$LOWBIT" train --help | grep -q -- "--max-steps-per-epoch" || fail "train --help lacks --max-steps-per-epoch"
+"$LOWBIT" eval --help | grep -q -- "--checkpoint" || fail "eval --help lacks --checkpoint"
+
+# Usage errors: one line on stderr, exit code 2.
+expect_exit 2 "$LOWBIT" train --no-such-flag
+[[ $(wc -l <"$TMP/err") -eq 1 ]] || fail "usage error is not one line: $(cat "$TMP/err")"
+grep -q -- "--no-such-flag" "$TMP/err" || fail "usage error does not name the flag"
+expect_exit 2 "$LOWBIT" train --epochs notanumber
+expect_exit 2 "$LOWBIT" eval
+grep -q -- "--checkpoint" "$TMP/err" || fail "missing --checkpoint is not named"
+expect_exit 2 "$LOWBIT"
+expect_exit 2 "$LOWBIT" frobnicate
+
+# A bad model name fails with a message naming the known models.
+expect_exit 2 "$LOWBIT" train --model vgg16 --out "$TMP/bad"
+grep -q "vgg16" "$TMP/err" && grep -q "resnet8" "$TMP/err" || fail "bad model message: $(cat "$TMP/err")"
+
+# A lowbit::Error: message, exit 1, no stack trace.
+echo "not a checkpoint" >"$TMP/foreign.pt"
+expect_exit 1 "$LOWBIT" eval --checkpoint "$TMP/foreign.pt"
+grep -q "is not a lowbit checkpoint" "$TMP/err" || fail "foreign checkpoint message: $(cat "$TMP/err")"
+grep -q "Exception raised from" "$TMP/err" && fail "stack trace printed"
+expect_exit 1 "$LOWBIT" train --out "$TMP/nodata" --data "$TMP/empty-dir"
+grep -q "LOWBIT_DATA" "$TMP/err" || fail "missing data message: $(cat "$TMP/err")"
+expect_exit 1 "$LOWBIT" train --out "$TMP/nothing" --resume
+grep -q "no checkpoint to resume" "$TMP/err" || fail "resume without checkpoint: $(cat "$TMP/err")"
+
+# A short real run, if the dataset is installed.
+DATA="${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}"
+if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
+  "$LOWBIT" train --model cnn --epochs 1 --max-steps-per-epoch 20 --val-size 1000 --data "$DATA" \
+    --out "$TMP/run" 2>"$TMP/train.log" || { cat "$TMP/train.log" >&2; fail "train run failed"; }
+  [[ -f "$TMP/run/checkpoint.pt" && -f "$TMP/run/metrics.jsonl" && -f "$TMP/run/config.json" ]] \
+    || fail "run folder incomplete: $(ls "$TMP/run")"
+  grep -q '"val_acc"' "$TMP/run/metrics.jsonl" || fail "metrics.jsonl lacks val_acc"
+  # A second fresh run into the same folder must not replace the checkpoint silently.
+  expect_exit 1 "$LOWBIT" train --model cnn --epochs 1 --out "$TMP/run" --data "$DATA"
+  grep -q -- "--overwrite" "$TMP/err" || fail "overwrite refusal: $(cat "$TMP/err")"
+  "$LOWBIT" eval --checkpoint "$TMP/run" --json --data "$DATA" >"$TMP/eval.json"
+  [[ $(wc -l <"$TMP/eval.json") -eq 1 ]] || fail "eval --json printed more than one line"
+  grep -q '"accuracy":' "$TMP/eval.json" || fail "eval --json lacks accuracy: $(cat "$TMP/eval.json")"
+  grep -q '"count":10000' "$TMP/eval.json" || fail "eval --json count: $(cat "$TMP/eval.json")"
+  "$LOWBIT" eval --checkpoint "$TMP/run/checkpoint.pt" --data "$DATA" | grep -q "accuracy" || fail "eval summary"
+else
+  echo "cli_test: $DATA not found, skipping the training run"
+fi
+echo "cli_test: all checks passed"
