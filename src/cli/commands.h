@@ -7,5 +7,8 @@ namespace lowbit::cli {
 
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_qat_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+void add_runtime_commands(CLI::App& app);  // run, bench, inspect
 
 }  // namespace lowbit::cli

@@ -3,7 +3,10 @@
 #include <iostream>
 #include <memory>
 
+#include "base/error.h"
 #include "cli/commands.h"
+#include "convert/agreement.h"
+#include "runtime/model_file.h"
 #include "data/fashion_mnist.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -13,6 +16,7 @@ namespace {
 
 struct EvalArgs {
   std::string checkpoint;
+  std::string model;  // .lbq: evaluate on the integer runtime
   std::string data_dir;
   std::string split = "test";
   int64_t batch_size = 256;
@@ -20,7 +24,45 @@ struct EvalArgs {
   bool json = false;
 };
 
+// `--model m.lbq`: the integer runtime's accuracy; with `--checkpoint` too, how it agrees with
+// the checkpoint's integer simulation (must be bit-exact) and with its fake quantization.
+void run_runtime(const EvalArgs& args) {
+  runtime::Session session(runtime::load_model(args.model), {static_cast<int>(args.threads)});
+  const auto data = data::load_fashion_mnist(data::resolve_data_dir(args.data_dir), args.split);
+  const convert::RuntimeEval r = convert::evaluate_runtime(session, data, 256);
+  nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}, {"split", args.split},
+                      {"model_file", args.model}, {"isa", runtime::isa_name(session.isa())}};
+  if (!args.checkpoint.empty()) {
+    torch::set_num_threads(static_cast<int>(args.threads));
+    models::Net net = train::load_net(args.checkpoint);
+    const auto fake = train::evaluate(net, data, args.batch_size);
+    const convert::Agreement a = convert::compare_with_simulation(session.model(), r, data, fake.predictions);
+    j["checkpoint"] = args.checkpoint;
+    j["fake_quant_accuracy"] = fake.accuracy;
+    j["simulation_int_logits_equal"] = a.int_logits_equal;
+    j["simulation_predictions_equal"] = a.predictions_equal;
+    j["fake_quant_predictions_equal"] = *a.fake_quant_predictions_equal;
+  }
+  if (args.json) {
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << args.model << " on the integer runtime (" << runtime::isa_name(session.isa()) << ")\n"
+            << args.split << ": accuracy " << std::fixed << std::setprecision(2) << 100.0 * r.accuracy << "% of "
+            << r.count << ", loss " << std::setprecision(4) << r.loss << "\n";
+  if (j.contains("checkpoint")) {
+    std::cout << "integer logits equal to the checkpoint's integer simulation: " << j["simulation_int_logits_equal"]
+              << "/" << r.count << "\n"
+              << "predictions equal to its fake quantization (training arithmetic): "
+              << j["fake_quant_predictions_equal"] << "/" << r.count << " (fake-quant accuracy " << std::setprecision(2)
+              << 100.0 * j["fake_quant_accuracy"].get<double>() << "%)\n";
+  }
+}
+
 void run(const EvalArgs& args) {
+  LOWBIT_CHECK(!args.checkpoint.empty() || !args.model.empty(),
+               "eval: give --checkpoint (a training run) or --model (an integer model file, .lbq)");
+  if (!args.model.empty()) return run_runtime(args);
   torch::set_num_threads(static_cast<int>(args.threads));
   const auto info = train::load_checkpoint(args.checkpoint);
   models::Net net = train::load_net(info.path);
@@ -43,8 +85,9 @@ void run(const EvalArgs& args) {
 
 void add_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
-  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint on Fashion-MNIST");
-  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint.pt or the run folder holding it")->required();
+  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint, or an integer model file on the runtime, on Fashion-MNIST");
+  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint.pt or the run folder holding it");
+  cmd->add_option("--model", args->model, "Integer model file (.lbq) to evaluate on the runtime (with --checkpoint: also compare)");
   cmd->add_option("--data", args->data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
   cmd->add_option("--split", args->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "qat/qat_run.h"
 
 namespace {
 
@@ -18,6 +19,10 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Show help for all commands");
   lowbit::cli::add_train_command(app);
   lowbit::cli::add_eval_command(app);
+  lowbit::cli::add_qat_command(app);
+  lowbit::cli::add_convert_command(app);
+  lowbit::cli::add_runtime_commands(app);
+  lowbit::qat::register_checkpoint_hook();  // so QAT checkpoints can be loaded by every command
 
   try {
     app.parse(argc, argv);  // subcommand callbacks run in here

@@ -373,7 +373,7 @@ TrainResult run_training(const TrainConfig& config, const RunOptions& options, c
   const auto test = data::load_fashion_mnist(dir, "test");
 
   torch::manual_seed(config.seed);  // model initialisation is deterministic per seed
-  models::Net net = build_net(to_json(config));
+  models::Net net = options.initial_net ? *options.initial_net : build_net(to_json(config));
   Trainer trainer(net, config, hooks);
   if (options.log != nullptr) trainer.set_log(options.log);
   if (options.resume) trainer.resume(ckpt);

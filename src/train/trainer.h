@@ -124,6 +124,8 @@ struct RunOptions {
   bool resume = false;     // continue from <out_dir>/checkpoint.pt
   bool overwrite = false;  // allow a fresh run to replace an existing checkpoint
   std::ostream* log = nullptr;  // nullptr: std::cerr
+  // A net to train instead of a freshly built one (e.g. FP32 weights prepared for QAT).
+  std::optional<models::Net> initial_net;
 };
 TrainResult run_training(const TrainConfig& config, const RunOptions& options = {}, const TrainHooks& hooks = {});
 

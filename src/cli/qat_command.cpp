@@ -1,0 +1,85 @@
+// `lowbit qat`: quantization-aware training from an FP32 checkpoint (see qat/qat_run.h).
+#include <memory>
+
+#include "base/error.h"
+#include "cli/commands.h"
+#include "qat/qat_run.h"
+#include "train/checkpoint.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct QatArgs {
+  train::TrainConfig config;
+  qat::QatFlags flags;
+  std::string from;
+  std::string config_file;
+  bool resume = false;
+  bool overwrite = false;
+};
+
+void run(QatArgs args) {
+  if (args.resume) {
+    const auto info = train::load_checkpoint(args.config.out_dir);
+    LOWBIT_CHECK(info.config.contains("qat"), "'" + info.path + "' is not a QAT checkpoint; resume it with 'lowbit train --resume'");
+    train::TrainConfig config = train::config_from_json(info.config);
+    config.out_dir = args.config.out_dir;
+    qat::QatRunOptions options;
+    options.resume = true;
+    qat::run_qat(config, qat::QatConfig::from_json(info.config["qat"]), options);
+    return;
+  }
+  const qat::QatConfig qat_config =
+      args.config_file.empty() ? qat::config_from_flags(args.flags) : qat::QatConfig::from_file(args.config_file);
+  qat::QatRunOptions options;
+  options.from = args.from;
+  options.overwrite = args.overwrite;
+  qat::run_qat(args.config, qat_config, options);
+}
+
+}  // namespace
+
+void add_qat_command(CLI::App& app) {
+  auto args = std::make_shared<QatArgs>();
+  args->config.epochs = 3;
+  args->config.lr = 5e-4;
+  args->config.weight_decay = 0.0;
+  CLI::App* cmd = app.add_subcommand("qat", "Quantization-aware training starting from an FP32 checkpoint");
+  cmd->add_option("--from", args->from, "FP32 checkpoint (file or run folder) to start from");
+  cmd->add_option("--out", args->config.out_dir, "Output folder (checkpoint.pt, metrics.jsonl, config.json)")->required();
+  cmd->add_option("--config", args->config_file, "QAT config JSON (defaults and per-layer overrides); replaces the quantization flags");
+  auto& f = args->flags;
+  cmd->add_option("--wbits", f.wbits, "Weight bits (2-8; see --weight-format for ternary/binary/seq2)")->capture_default_str();
+  cmd->add_option("--abits", f.abits, "Activation bits (2-8)")->capture_default_str();
+  cmd->add_option("--quantizer", f.quantizer, "Weight gradient estimator: ste, lsq, lsqplus")
+      ->check(CLI::IsMember({"ste", "lsq", "lsqplus"}))->capture_default_str();
+  cmd->add_option("--granularity", f.granularity, "Weight scales: tensor, channel, group")
+      ->check(CLI::IsMember({"tensor", "channel", "group"}))->capture_default_str();
+  cmd->add_option("--group-size", f.group_size, "Group size for --granularity group")->capture_default_str();
+  cmd->add_option("--weight-format", f.weight_format, "int, ternary, binary or seq2")
+      ->check(CLI::IsMember({"int", "ternary", "binary", "seq2"}))->capture_default_str();
+  cmd->add_option("--observer", f.observer, "Range observer: minmax, ema, percentile, mse")->capture_default_str();
+  cmd->add_option("--freeze-steps", f.freeze_steps, "Freeze observers after this many steps (-1: never)")->capture_default_str();
+  cmd->add_option("--bn-freeze-step", f.bn_freeze_step, "Freeze batch-norm statistics at this step (-1: never)")->capture_default_str();
+  auto& c = args->config;
+  cmd->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
+  cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
+  cmd->add_option("--batch-size", c.batch_size, "Training batch size")->capture_default_str();
+  cmd->add_option("--optimizer", c.optimizer, "adamw or sgd")->check(CLI::IsMember({"adamw", "sgd"}))->capture_default_str();
+  cmd->add_option("--weight-decay", c.weight_decay, "Weight decay on conv/linear weights")->capture_default_str();
+  cmd->add_option("--warmup", c.warmup_steps, "Linear warm-up steps (then cosine to zero)")->capture_default_str();
+  cmd->add_option("--clip-grad", c.clip_grad, "Clip gradients to this global L2 norm (0: off)")->capture_default_str();
+  cmd->add_option("--seed", c.seed, "Random seed")->capture_default_str();
+  cmd->add_option("--threads", c.threads, "CPU threads for torch")->capture_default_str();
+  cmd->add_option("--data", c.data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--val-size", c.val_size, "Training images held out for validation")->capture_default_str();
+  cmd->add_option("--max-steps-per-epoch", c.max_steps_per_epoch, "Stop each epoch after this many steps (0: whole epoch)")->capture_default_str();
+  cmd->add_flag("--resume", args->resume, "Continue the QAT run in --out from its checkpoint");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out");
+  cmd->callback([args] {
+    LOWBIT_CHECK(args->resume || !args->from.empty(), "qat: --from is required (the FP32 checkpoint to start from), unless --resume");
+    run(*args);
+  });
+}
+
+}  // namespace lowbit::cli

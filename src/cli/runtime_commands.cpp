@@ -1,0 +1,111 @@
+// Commands on integer runtime model files (.lbq): `lowbit run`, `lowbit bench`, `lowbit inspect`.
+// They use lowbit_runtime only (plus the IDX reader for `run`).
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "base/error.h"
+#include "cli/commands.h"
+#include "data/fashion_mnist.h"
+#include "runtime/model_file.h"
+#include "runtime/model_tools.h"
+#include "runtime/session.h"
+
+namespace lowbit::cli {
+namespace {
+
+const char* kFashionClasses[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+
+struct RunArgs {
+  std::string model;
+  std::string idx;
+  int64_t index = 0;
+  int64_t count = 1;
+  int threads = 1;
+};
+
+void run_model(const RunArgs& args) {
+  runtime::Session session = runtime::Session::load(args.model, {args.threads});
+  const data::RawImages images = data::read_idx_images(args.idx);
+  const auto& m = session.model();
+  LOWBIT_CHECK(images.rows == m.in_height && images.cols == m.in_width && m.in_channels == 1,
+               "'" + args.idx + "' holds " + std::to_string(images.rows) + "x" + std::to_string(images.cols) +
+                   " images; the model expects " + std::to_string(m.in_channels) + "x" + std::to_string(m.in_height) +
+                   "x" + std::to_string(m.in_width));
+  LOWBIT_CHECK(args.index >= 0 && args.index + args.count <= images.count,
+               "--index " + std::to_string(args.index) + " --count " + std::to_string(args.count) + " is out of range: '" +
+                   args.idx + "' has " + std::to_string(images.count) + " images");
+  const int64_t per_item = images.rows * images.cols;
+  std::vector<float> x(static_cast<size_t>(args.count * per_item));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = images.pixels[static_cast<size_t>(args.index * per_item) + i] / 255.0f;
+  const runtime::RunResult r = session.run(x.data(), args.count);
+  for (int64_t i = 0; i < args.count; ++i) {
+    const int32_t cls = r.argmax[static_cast<size_t>(i)];
+    std::cout << "image " << args.index + i << ": class " << cls;
+    if (r.classes == 10) std::cout << " (" << kFashionClasses[cls] << ")";
+    std::cout << "\n  scores:";
+    for (int32_t c = 0; c < r.classes; ++c) std::cout << " " << std::setprecision(4) << r.logits[static_cast<size_t>(i * r.classes + c)];
+    std::cout << "\n  integer logits:";
+    for (int32_t c = 0; c < r.classes; ++c) std::cout << " " << r.int_logits[static_cast<size_t>(i * r.classes + c)];
+    std::cout << "\n";
+  }
+}
+
+struct BenchArgs {
+  std::string model;
+  std::vector<int64_t> batches{1, 256};
+  int threads = 2;
+  int iterations = 50;
+  bool json = false;
+};
+
+void bench_model(const BenchArgs& args) {
+  nlohmann::json results = nlohmann::json::array();
+  for (int64_t batch : args.batches) {
+    LOWBIT_CHECK(batch > 0, "--batch sizes must be positive (got " + std::to_string(batch) + ")");
+    runtime::Session session = runtime::Session::load(args.model, {args.threads});
+    const runtime::BenchmarkResult r = runtime::benchmark_model(session, batch, args.threads, args.iterations);
+    if (args.json) {
+      results.push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},
+                         {"ms_p90", r.p90_ms}, {"ms_p99", r.p99_ms}, {"items_per_s", r.items_per_s},
+                         {"gmacs_per_s", r.gmacs_per_s}});
+    } else {
+      std::cout << r.to_string() << "\n";
+    }
+  }
+  if (args.json) std::cout << nlohmann::json{{"model", args.model}, {"results", results}}.dump() << "\n";
+}
+
+}  // namespace
+
+void add_runtime_commands(CLI::App& app) {
+  auto run_args = std::make_shared<RunArgs>();
+  CLI::App* run = app.add_subcommand("run", "Classify images from an IDX file with an integer model (.lbq)");
+  run->add_option("model", run_args->model, "Model file (.lbq)")->required();
+  run->add_option("--idx", run_args->idx, "IDX image file (.gz or raw), e.g. t10k-images-idx3-ubyte.gz")->required();
+  run->add_option("--index", run_args->index, "First image")->capture_default_str();
+  run->add_option("--count", run_args->count, "Number of images")->check(CLI::PositiveNumber)->capture_default_str();
+  run->add_option("--threads", run_args->threads, "Threads")->check(CLI::PositiveNumber)->capture_default_str();
+  run->callback([run_args] { run_model(*run_args); });
+
+  auto bench_args = std::make_shared<BenchArgs>();
+  CLI::App* bench = app.add_subcommand("bench", "Latency and throughput of an integer model (.lbq) on random inputs");
+  bench->add_option("model", bench_args->model, "Model file (.lbq)")->required();
+  bench->add_option("--batch", bench_args->batches, "Batch sizes, comma separated")->delimiter(',')->capture_default_str();
+  bench->add_option("--threads", bench_args->threads, "Threads")->check(CLI::PositiveNumber)->capture_default_str();
+  bench->add_option("--iterations", bench_args->iterations, "Timed runs per batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  bench->add_flag("--json", bench_args->json, "One JSON object with batch, ms_median, items_per_s per entry");
+  bench->callback([bench_args] { bench_model(*bench_args); });
+
+  auto inspect_model = std::make_shared<std::string>();
+  CLI::App* inspect = app.add_subcommand("inspect", "Layers, shapes, bits, size and bits per parameter of a model file");
+  inspect->add_option("model", *inspect_model, "Model file (.lbq)")->required();
+  inspect->callback([inspect_model] {
+    const runtime::Model m = runtime::load_model(*inspect_model);
+    std::cout << *inspect_model << ": " << m.name << "\n" << runtime::describe_model(m);
+  });
+}
+
+}  // namespace lowbit::cli

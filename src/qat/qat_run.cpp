@@ -1,0 +1,37 @@
+#include "qat/qat_run.h"
+
+#include "base/error.h"
+#include "qat/quantized_layers.h"
+#include "train/checkpoint.h"
+
+namespace lowbit::qat {
+
+void register_checkpoint_hook() {
+  train::set_qat_rebuild_hook(
+      [](models::Net& net, const nlohmann::json& section) { prepare(net, QatConfig::from_json(section)); });
+}
+
+train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat, const QatRunOptions& options) {
+  register_checkpoint_hook();
+  config.extra["qat"] = qat.to_json();
+  train::RunOptions run;
+  run.resume = options.resume;
+  run.overwrite = options.overwrite;
+  run.log = options.log;
+  if (options.resume) return train::run_training(config, run);
+
+  LOWBIT_CHECK(!options.from.empty(), "qat: --from names the checkpoint to start from (e.g. runs/cnn-fp32)");
+  const train::CheckpointInfo source = train::load_checkpoint(options.from);
+  config.model = source.model_name;
+  config.validate();
+  models::Net net = train::load_net(source.path);
+  LOWBIT_CHECK(!source.config.contains("qat"),
+               "qat: '" + source.path + "' is already a QAT checkpoint; start from an FP32 checkpoint, or use "
+               "--resume to continue a QAT run");
+  net->train();
+  prepare(net, qat);
+  run.initial_net = net;
+  return train::run_training(config, run);
+}
+
+}  // namespace lowbit::qat
