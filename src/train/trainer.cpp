@@ -49,7 +49,8 @@ class Progress {
       if (!last && std::chrono::duration<double>(Clock::now() - last_draw_).count() < 0.25) return;
     } else {
       const int64_t every = std::max<int64_t>(1, steps_ / 4);
-      if (!last && done % every != 0) return;
+      // A line per quarter; the last quarter's line is the final one.
+      if (!last && (done % every != 0 || steps_ - done < every)) return;
     }
     last_draw_ = Clock::now();
     const double elapsed = seconds_since(start_);
