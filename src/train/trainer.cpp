@@ -124,10 +124,10 @@ std::string metrics_up_to(const std::string& path, int64_t epoch) {
   return kept;
 }
 
-// glibc serves blocks above its mmap threshold with fresh mmap/munmap, so every step's large
-// activations (12 MB for cnn's first conv at batch 128) were page-faulted and zeroed again by the
-// kernel: 40% of an epoch's time. Keeping such blocks in the heap and not trimming it lets
-// training reuse the same pages from step to step.
+// glibc serves blocks above its (adaptive) mmap threshold with fresh mmap/munmap, so large
+// activations (12 MB for cnn's first conv at batch 128) can be page-faulted and zeroed again by
+// the kernel at every step; kernel page-fault time was the largest single item in a profile of
+// `lowbit train`. Keeping such blocks in the heap and not trimming it reuses the same pages.
 void keep_freed_memory_for_reuse() {
   static const bool done = [] {
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // glibc's maximum on 64-bit
