@@ -49,7 +49,8 @@ class Progress {
       if (!last && std::chrono::duration<double>(Clock::now() - last_draw_).count() < 0.25) return;
     } else {
       const int64_t every = std::max<int64_t>(1, steps_ / 4);
-      if (!last && done % every != 0) return;
+      // A line per quarter; the last quarter's line is the final one.
+      if (!last && (done % every != 0 || steps_ - done < every)) return;
     }
     last_draw_ = Clock::now();
     const double elapsed = seconds_since(start_);
@@ -123,10 +124,10 @@ std::string metrics_up_to(const std::string& path, int64_t epoch) {
   return kept;
 }
 
-// glibc serves blocks above its mmap threshold with fresh mmap/munmap, so every step's large
-// activations (12 MB for cnn's first conv at batch 128) were page-faulted and zeroed again by the
-// kernel: 40% of an epoch's time. Keeping such blocks in the heap and not trimming it lets
-// training reuse the same pages from step to step.
+// glibc serves blocks above its (adaptive) mmap threshold with fresh mmap/munmap, so large
+// activations (12 MB for cnn's first conv at batch 128) can be page-faulted and zeroed again by
+// the kernel at every step; kernel page-fault time was the largest single item in a profile of
+// `lowbit train`. Keeping such blocks in the heap and not trimming it reuses the same pages.
 void keep_freed_memory_for_reuse() {
   static const bool done = [] {
     mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // glibc's maximum on 64-bit
