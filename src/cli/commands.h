@@ -3,6 +3,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "runtime/session.h"
+
 namespace lowbit::cli {
 
 void add_train_command(CLI::App& app);
@@ -10,5 +12,12 @@ void add_eval_command(CLI::App& app);
 void add_qat_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_runtime_commands(CLI::App& app);  // run, bench, inspect
+
+// Runtime session options for `threads` threads; the ISA comes from LOWBIT_ISA or the CPU.
+inline runtime::SessionOptions session_options(int threads) {
+  runtime::SessionOptions o;
+  o.threads = threads;
+  return o;
+}
 
 }  // namespace lowbit::cli

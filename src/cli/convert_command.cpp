@@ -30,7 +30,7 @@ void run(const ConvertArgs& args) {
     const int64_t n = std::min<int64_t>(args.check, test.size());
     test.images = test.images.narrow(0, 0, n);
     test.labels = test.labels.narrow(0, 0, n);
-    runtime::Session session(model, {});
+    runtime::Session session(model, session_options(2));
     const convert::Agreement a = convert::compare_with_simulation(model, convert::evaluate_runtime(session, test), test);
     LOWBIT_CHECK(a.int_logits_equal == a.count,
                  "convert: the runtime disagrees with the integer simulation on " +

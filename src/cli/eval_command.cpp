@@ -27,7 +27,7 @@ struct EvalArgs {
 // `--model m.lbq`: the integer runtime's accuracy; with `--checkpoint` too, how it agrees with
 // the checkpoint's integer simulation (must be bit-exact) and with its fake quantization.
 void run_runtime(const EvalArgs& args) {
-  runtime::Session session(runtime::load_model(args.model), {static_cast<int>(args.threads)});
+  runtime::Session session(runtime::load_model(args.model), session_options(static_cast<int>(args.threads)));
   const auto data = data::load_fashion_mnist(data::resolve_data_dir(args.data_dir), args.split);
   const convert::RuntimeEval r = convert::evaluate_runtime(session, data, 256);
   nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}, {"split", args.split},

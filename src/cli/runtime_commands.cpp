@@ -5,6 +5,8 @@
 #include <memory>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "base/error.h"
 #include "cli/commands.h"
 #include "data/fashion_mnist.h"
@@ -27,7 +29,7 @@ struct RunArgs {
 };
 
 void run_model(const RunArgs& args) {
-  runtime::Session session = runtime::Session::load(args.model, {args.threads});
+  runtime::Session session = runtime::Session::load(args.model, session_options(args.threads));
   const data::RawImages images = data::read_idx_images(args.idx);
   const auto& m = session.model();
   LOWBIT_CHECK(images.rows == m.in_height && images.cols == m.in_width && m.in_channels == 1,
@@ -65,7 +67,7 @@ void bench_model(const BenchArgs& args) {
   nlohmann::json results = nlohmann::json::array();
   for (int64_t batch : args.batches) {
     LOWBIT_CHECK(batch > 0, "--batch sizes must be positive (got " + std::to_string(batch) + ")");
-    runtime::Session session = runtime::Session::load(args.model, {args.threads});
+    runtime::Session session = runtime::Session::load(args.model, session_options(args.threads));
     const runtime::BenchmarkResult r = runtime::benchmark_model(session, batch, args.threads, args.iterations);
     if (args.json) {
       results.push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},

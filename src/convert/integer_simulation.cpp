@@ -27,7 +27,8 @@ torch::Tensor weight_tensor(const Op& op) {
 // acc (float64 holding exact integers, [N, C, ...]) -> int64 codes via quant::requantize with a
 // per-channel multiplier; `channel_multiplier(c, element)` picks it.
 template <typename MultiplierOf>
-torch::Tensor requantize_tensor(const torch::Tensor& acc_double, const ActQParams& out, MultiplierOf multiplier_of) {
+torch::Tensor requantize_tensor(const torch::Tensor& acc_double, const ActQParams& out, MultiplierOf multiplier_of,
+                                const std::string& op_name) {
   const torch::Tensor acc = acc_double.contiguous();
   const int64_t n = acc.numel();
   const int64_t channels = acc.size(1);
@@ -39,7 +40,8 @@ torch::Tensor requantize_tensor(const torch::Tensor& acc_double, const ActQParam
     for (int64_t i = begin; i < end; ++i) {
       const double v = a[i];
       LOWBIT_CHECK(v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max(),
-                   "integer simulation: an accumulator overflows int32 (" + std::to_string(v) + ")");
+                   "integer simulation: " + op_name + ": an accumulator overflows int32 (" + std::to_string(v) +
+                       "); the runtime cannot represent this layer");
       const int64_t c = (i / inner) % channels;
       yp[i] = quant::requantize(static_cast<int32_t>(v), multiplier_of(c, i), out.zero_point, out.qmin, out.qmax);
     }
@@ -97,7 +99,9 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
   std::vector<ActQParams> value_q{model.input};
   IntegerOutputs result;
 
-  for (const Op& op : model.ops) {
+  for (size_t op_index = 0; op_index < model.ops.size(); ++op_index) {
+    const Op& op = model.ops[op_index];
+    const std::string op_name = "op " + std::to_string(op_index + 1) + " (" + runtime::op_kind_name(op.kind) + ")";
     const torch::Tensor& x = values.at(static_cast<size_t>(op.inputs.at(0)));
     const ActQParams& in_q = value_q.at(static_cast<size_t>(op.inputs.at(0)));
     torch::Tensor y;
@@ -112,7 +116,7 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
           result.logits = result.int_logits.to(torch::kFloat32) * scale.view({1, -1});
           y = result.int_logits;
         } else {
-          y = requantize_tensor(acc, op.out, [&](int64_t c, int64_t) { return op.multipliers[static_cast<size_t>(c)]; });
+          y = requantize_tensor(acc, op.out, [&](int64_t c, int64_t) { return op.multipliers[static_cast<size_t>(c)]; }, op_name);
         }
         break;
       }
@@ -133,7 +137,7 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
             by_count[c] = quant::make_fixed_point_multiplier(double(in_q.scale) / (double(op.out.scale) * c));
         }
         y = requantize_tensor(sum, op.out,
-                              [&](int64_t, int64_t i) { return by_count.at(static_cast<int64_t>(cp[i])); });
+                              [&](int64_t, int64_t i) { return by_count.at(static_cast<int64_t>(cp[i])); }, op_name);
         break;
       }
       case OpKind::Add: {

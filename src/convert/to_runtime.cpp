@@ -1,5 +1,6 @@
 #include "convert/to_runtime.h"
 
+#include <cmath>
 #include <map>
 
 #include "base/error.h"
@@ -94,6 +95,27 @@ QuantizedWeight quantize_weight(qat::FakeQuantizeImpl& fq, const torch::Tensor& 
   return r;
 }
 
+// A channel whose folded weights are all (nearly) zero, e.g. batch norm with gamma ~ 0, gets a
+// tiny weight scale, and bias / (s_x * s_w) no longer fits the int32 accumulator. Such a channel
+// computes its bias alone; raising its weight scale until |bias_q| <= 2^30 changes its output by
+// less than one weight step times the input sum (its weights then quantize to ~0), while keeping
+// sum |(x - z) * w| + |bias_q| < 2^31 for every layer the runtime accepts (K * 255 * 128 < 2^30).
+void bound_bias_scales(QuantizedWeight& qw, const torch::Tensor& weight, const std::vector<float>& bias, float s_x,
+                       qat::FakeQuantizeImpl& fq) {
+  const torch::Tensor w = weight.detach().contiguous().to(torch::kFloat32);
+  const int64_t out = static_cast<int64_t>(qw.scales.size());
+  const int64_t per_row = w.numel() / out;
+  const quant::GridParams g = quant::GridParams::of(fq.options().spec);
+  const float* wp = w.data_ptr<float>();
+  for (int64_t o = 0; o < out; ++o) {
+    const double needed = std::fabs(static_cast<double>(bias[static_cast<size_t>(o)])) / (static_cast<double>(s_x) * 1073741824.0);
+    if (static_cast<double>(qw.scales[static_cast<size_t>(o)]) >= needed) continue;
+    const float s = static_cast<float>(needed * 1.0001);
+    qw.scales[static_cast<size_t>(o)] = s;
+    for (int64_t k = 0; k < per_row; ++k) qw.values[o * per_row + k] = quant::quantize(wp[o * per_row + k], s, 0, g);
+  }
+}
+
 std::vector<float> to_vector(const torch::Tensor& t, int64_t n) {
   if (!t.defined()) return std::vector<float>(static_cast<size_t>(n), 0.0f);
   const torch::Tensor c = t.detach().contiguous().to(torch::kFloat32);
@@ -135,12 +157,13 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
     if (auto conv = std::dynamic_pointer_cast<qat::QConvBnActImpl>(node.layer)) {
       const models::ConvSpec& s = conv->spec();
       auto [w, b] = conv->folded_weight_and_bias();
-      const QuantizedWeight qw = quantize_weight(*conv->weight_quantizer, w, node);
+      QuantizedWeight qw = quantize_weight(*conv->weight_quantizer, w, node);
       op = runtime::make_conv2d(x, static_cast<int32_t>(s.in_channels), static_cast<int32_t>(s.out_channels),
                                 static_cast<int32_t>(s.kernel), static_cast<int32_t>(s.stride),
                                 static_cast<int32_t>(s.padding), static_cast<int32_t>(s.groups));
       runtime::set_weight_values(op.weight, qw.bits, qw.grid, qw.values);
       const std::vector<float> bias = to_vector(b, s.out_channels);
+      bound_bias_scales(qw, w, bias, in_q.scale, *conv->weight_quantizer);
       if (last) {
         runtime::set_output_layer(op, in_q.scale, qw.scales, bias);
       } else {
@@ -150,10 +173,11 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
       }
     } else if (auto lin = std::dynamic_pointer_cast<qat::QLinearActImpl>(node.layer)) {
       const models::LinearSpec& s = lin->spec();
-      const QuantizedWeight qw = quantize_weight(*lin->weight_quantizer, lin->linear->weight, node);
+      QuantizedWeight qw = quantize_weight(*lin->weight_quantizer, lin->linear->weight, node);
       op = runtime::make_linear(x, static_cast<int32_t>(s.in_features), static_cast<int32_t>(s.out_features));
       runtime::set_weight_values(op.weight, qw.bits, qw.grid, qw.values);
       const std::vector<float> bias = to_vector(lin->linear->bias, s.out_features);
+      bound_bias_scales(qw, lin->linear->weight, bias, in_q.scale, *lin->weight_quantizer);
       if (last) {
         runtime::set_output_layer(op, in_q.scale, qw.scales, bias);
       } else {

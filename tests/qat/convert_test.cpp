@@ -1,0 +1,113 @@
+// Conversion to the integer runtime: the runtime's integer logits equal the LibTorch integer
+// simulation (the QAT model's convert mode) bit for bit, for every zoo model and weight format.
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+#include "convert/integer_simulation.h"
+#include "convert/to_runtime.h"
+#include "qat/quantized_layers.h"
+#include "runtime/cpu_features.h"
+#include "runtime/session.h"
+
+namespace lowbit::convert {
+namespace {
+
+models::Net calibrated(const std::string& model, const std::string& config_json, uint64_t seed = 1) {
+  torch::manual_seed(seed);
+  models::Net net = models::make_model(model);
+  qat::prepare(net, qat::QatConfig::from_json(nlohmann::json::parse(config_json)));
+  net->train();
+  torch::NoGradGuard no_grad;
+  for (int i = 0; i < 3; ++i) net->forward(torch::rand({8, 1, 28, 28}));  // observers and scales settle
+  net->eval();
+  return net;
+}
+
+void expect_runtime_equals_simulation(const runtime::Model& m, const std::string& what) {
+  torch::manual_seed(7);
+  const torch::Tensor images = torch::rand({6, 1, 28, 28});
+  const IntegerOutputs sim = simulate_integer(m, images);
+  std::vector<std::string> isas{"ref"};
+  if (runtime::cpu_supports(runtime::Isa::Avx2)) isas.push_back("avx2");
+  for (const std::string& isa : isas) {
+    runtime::SessionOptions o;
+    o.isa = isa;
+    o.threads = 2;
+    runtime::Session session(m, o);
+    const torch::Tensor x = images.contiguous();
+    const runtime::RunResult r = session.run(x.data_ptr<float>(), x.size(0));
+    const torch::Tensor sim_logits = sim.int_logits.contiguous();
+    ASSERT_EQ(static_cast<int64_t>(r.int_logits.size()), sim_logits.numel()) << what;
+    for (int64_t i = 0; i < sim_logits.numel(); ++i)
+      ASSERT_EQ(r.int_logits[static_cast<size_t>(i)], sim_logits.data_ptr<int64_t>()[i]) << what << " isa " << isa << " at " << i;
+    for (int64_t i = 0; i < x.size(0); ++i) ASSERT_EQ(r.argmax[static_cast<size_t>(i)], sim.predictions[i].item<int64_t>());
+  }
+}
+
+TEST(Convert, RuntimeEqualsIntegerSimulationForEveryModelAndFormat) {
+  const std::vector<std::string> configs{
+      R"({"weight_bits": 8, "act_bits": 8})",
+      R"({"weight_bits": 4, "act_bits": 4})",
+      R"({"weight_bits": 3, "act_bits": 8, "weight_estimator": "ste"})",
+      R"({"weight_format": "ternary", "act_bits": 8})",
+      R"({"weight_format": "seq2", "act_bits": 4})",
+      R"({"weight_format": "binary", "act_bits": 8})",
+  };
+  for (const std::string& model : models::model_names())
+    for (const std::string& config : configs) {
+      models::Net net = calibrated(model, config);
+      const runtime::Model m = to_runtime_model(net);
+      expect_runtime_equals_simulation(m, model + " " + config);
+    }
+}
+
+// Fake quantization (float) and the integer path differ only by requantization rounding: on an
+// 8-bit model the float logits agree closely.
+TEST(Convert, IntegerSimulationTracksFakeQuantization) {
+  models::Net net = calibrated("cnn", R"({"weight_bits": 8, "act_bits": 8})");
+  const runtime::Model m = to_runtime_model(net);
+  torch::manual_seed(3);
+  const torch::Tensor images = torch::rand({16, 1, 28, 28});
+  torch::NoGradGuard no_grad;
+  const torch::Tensor fq = net->forward(images);
+  const IntegerOutputs sim = simulate_integer(m, images);
+  const double spread = (fq.max() - fq.min()).item<double>();
+  EXPECT_LT((sim.logits - fq).abs().max().item<double>(), 0.05 * spread);
+}
+
+// A channel whose batch norm scale is ~zero has ~zero folded weights and a tiny weight scale;
+// conversion must keep its bias representable instead of overflowing the accumulator.
+TEST(Convert, DeadChannelDoesNotOverflow) {
+  models::Net net = calibrated("cnn", R"({"weight_bits": 8, "act_bits": 8})");
+  auto conv2 = std::dynamic_pointer_cast<qat::QConvBnActImpl>(net->node("conv2").layer);
+  ASSERT_TRUE(conv2);
+  {
+    torch::NoGradGuard no_grad;
+    conv2->bn->weight[5] = 1e-9f;  // tiny, not zero: a zero range would get scale 1
+    conv2->bn->bias[5] = 0.7f;
+  }
+  const runtime::Model m = to_runtime_model(net);
+  for (int32_t b : m.ops[2].bias_q) EXPECT_LE(std::abs(static_cast<int64_t>(b)), int64_t{1} << 30);
+  expect_runtime_equals_simulation(m, "dead channel");
+}
+
+TEST(Convert, ClearErrors) {
+  models::Net fp = models::make_model("cnn");
+  try {
+    to_runtime_model(fp);
+    FAIL() << "an unprepared model must be rejected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prepared"), std::string::npos) << e.what();
+  }
+  models::Net grouped = calibrated("cnn", R"({"weight_bits": 4, "act_bits": 8, "weight_granularity": "group", "weight_group_size": 16})");
+  try {
+    to_runtime_model(grouped);
+    FAIL() << "per-group weights must be rejected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("per-group"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace lowbit::convert
