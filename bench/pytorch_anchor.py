@@ -4,6 +4,7 @@ optimizer, run with Debian's python3-torch in the same benchmark run as lowbit.
 
   pytorch_anchor.py fp32-epoch [--steps N]    one FP32 training epoch (Adam, batch 128)
   pytorch_anchor.py qat-epoch  [--steps N]    one eager-mode W8A8 QAT epoch (torch.ao, fbgemm qconfig)
+  pytorch_anchor.py infer                     inference latency, FP32 and int8 (eager PTQ, fbgemm), batch 1 and 256
 
 Prints one JSON object: {"mode", "seconds", "steps", "images_per_s", "threads", "accuracy"?}.
 Not part of lowbit: it exists only to measure the tool a user would otherwise pick.
@@ -78,15 +79,51 @@ def build(mode):
     return model
 
 
+def median_ms(fn, x, iterations):
+    for _ in range(3):
+        fn(x)
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def infer(args):
+    """Median latency of the reference CNN (untrained weights: speed does not depend on them)."""
+    x, _ = load("test", args.data)
+    fp32 = RefCNN(qat=False).eval()
+    int8 = RefCNN(qat=True).eval()
+    int8.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
+    torch.ao.quantization.fuse_modules(int8, [["conv1", "bn1", "relu1"], ["conv2", "bn2", "relu2"], ["fc1", "relu3"]],
+                                       inplace=True)
+    torch.ao.quantization.prepare(int8, inplace=True)
+    with torch.no_grad():
+        int8(x[:512])
+    torch.ao.quantization.convert(int8, inplace=True)
+    out = {"mode": "infer", "threads": args.threads, "torch": torch.__version__, "engine": "fbgemm", "results": []}
+    with torch.no_grad():
+        for name, model in (("pytorch-fp32", fp32), ("pytorch-int8", int8)):
+            for batch, iterations in ((1, 200), (256, 30)):
+                ms = median_ms(model, x[:batch], iterations)
+                out["results"].append({"runtime": name, "batch": batch, "ms_median": round(ms, 4),
+                                       "items_per_s": round(batch / ms * 1e3, 1)})
+    print(json.dumps(out))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["fp32-epoch", "qat-epoch"])
+    ap.add_argument("mode", choices=["fp32-epoch", "qat-epoch", "infer"])
     ap.add_argument("--data", default=os.environ.get("LOWBIT_DATA", "/usr/share/datasets/fashion-mnist"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=0, help="stop after N steps (0 = whole epoch)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.mode == "infer":
+        return infer(args)
     x, y = load("train", args.data)
     model = build(args.mode)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
