@@ -60,8 +60,9 @@ void run_runtime(const EvalArgs& args) {
 }
 
 void run(const EvalArgs& args) {
-  LOWBIT_CHECK(!args.checkpoint.empty() || !args.model.empty(),
-               "eval: give --checkpoint (a training run) or --model (an integer model file, .lbq)");
+  if (args.checkpoint.empty() && args.model.empty()) {
+    throw CLI::RequiredError("eval needs --checkpoint (a training run) or --model (an integer model file, .lbq)");
+  }
   if (!args.model.empty()) return run_runtime(args);
   torch::set_num_threads(static_cast<int>(args.threads));
   const auto info = train::load_checkpoint(args.checkpoint);

@@ -77,7 +77,9 @@ void add_qat_command(CLI::App& app) {
   cmd->add_flag("--resume", args->resume, "Continue the QAT run in --out from its checkpoint");
   cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out");
   cmd->callback([args] {
-    LOWBIT_CHECK(args->resume || !args->from.empty(), "qat: --from is required (the FP32 checkpoint to start from), unless --resume");
+    if (!args->resume && args->from.empty()) {
+      throw CLI::RequiredError("qat needs --from (the FP32 checkpoint to start from), unless --resume");
+    }
     run(*args);
   });
 }

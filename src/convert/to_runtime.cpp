@@ -122,6 +122,37 @@ std::vector<float> to_vector(const torch::Tensor& t, int64_t n) {
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
+std::shared_ptr<qat::FakeQuantizeImpl> quantizer_or_null(const qat::FakeQuantize& q) {
+  return q.is_empty() ? nullptr : q.ptr();
+}
+
+// What a conv or linear layer hands to conversion.
+struct WeightedLayer {
+  torch::Tensor weight;  // float, [O, ...] (BN already folded)
+  torch::Tensor bias;    // float [O] or undefined
+  qat::FakeQuantizeImpl& weight_quantizer;
+  std::shared_ptr<qat::FakeQuantizeImpl> output_quantizer;  // null on the last layer
+  models::Activation activation;
+};
+
+// Weights, bias and output stage of a conv/linear op (requantization, or int32 logits for the
+// last layer); returns the quantization of its output.
+runtime::ActQParams fill_weighted_op(runtime::Op& op, const WeightedLayer& layer, const runtime::ActQParams& in_q,
+                                     bool last, const models::Node& node) {
+  QuantizedWeight qw = quantize_weight(layer.weight_quantizer, layer.weight, node);
+  const std::vector<float> bias = to_vector(layer.bias, layer.weight.size(0));
+  bound_bias_scales(qw, layer.weight, bias, in_q.scale, layer.weight_quantizer);
+  runtime::set_weight_values(op.weight, qw.bits, qw.grid, qw.values);
+  if (last) {
+    runtime::set_output_layer(op, in_q.scale, qw.scales, bias);
+    return in_q;  // unused: an output layer's value holds int32 logits
+  }
+  LOWBIT_CHECK(layer.output_quantizer, where(node) + ": hidden layer has no output quantizer");
+  const runtime::ActQParams out_q = with_activation(act_qparams(*layer.output_quantizer, node), layer.activation);
+  runtime::set_requantization(op, in_q.scale, qw.scales, bias, out_q);
+  return out_q;
+}
+
 }  // namespace
 
 runtime::Model to_runtime_model(models::Net& net, const std::string& description) {
@@ -157,34 +188,17 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
     if (auto conv = std::dynamic_pointer_cast<qat::QConvBnActImpl>(node.layer)) {
       const models::ConvSpec& s = conv->spec();
       auto [w, b] = conv->folded_weight_and_bias();
-      QuantizedWeight qw = quantize_weight(*conv->weight_quantizer, w, node);
       op = runtime::make_conv2d(x, static_cast<int32_t>(s.in_channels), static_cast<int32_t>(s.out_channels),
                                 static_cast<int32_t>(s.kernel), static_cast<int32_t>(s.stride),
                                 static_cast<int32_t>(s.padding), static_cast<int32_t>(s.groups));
-      runtime::set_weight_values(op.weight, qw.bits, qw.grid, qw.values);
-      const std::vector<float> bias = to_vector(b, s.out_channels);
-      bound_bias_scales(qw, w, bias, in_q.scale, *conv->weight_quantizer);
-      if (last) {
-        runtime::set_output_layer(op, in_q.scale, qw.scales, bias);
-      } else {
-        LOWBIT_CHECK(conv->output_quantizer, where(node) + ": hidden layer has no output quantizer");
-        out_q = with_activation(act_qparams(*conv->output_quantizer, node), s.activation);
-        runtime::set_requantization(op, in_q.scale, qw.scales, bias, out_q);
-      }
+      out_q = fill_weighted_op(op, {w, b, *conv->weight_quantizer, quantizer_or_null(conv->output_quantizer), s.activation}, in_q,
+                               last, node);
     } else if (auto lin = std::dynamic_pointer_cast<qat::QLinearActImpl>(node.layer)) {
       const models::LinearSpec& s = lin->spec();
-      QuantizedWeight qw = quantize_weight(*lin->weight_quantizer, lin->linear->weight, node);
       op = runtime::make_linear(x, static_cast<int32_t>(s.in_features), static_cast<int32_t>(s.out_features));
-      runtime::set_weight_values(op.weight, qw.bits, qw.grid, qw.values);
-      const std::vector<float> bias = to_vector(lin->linear->bias, s.out_features);
-      bound_bias_scales(qw, lin->linear->weight, bias, in_q.scale, *lin->weight_quantizer);
-      if (last) {
-        runtime::set_output_layer(op, in_q.scale, qw.scales, bias);
-      } else {
-        LOWBIT_CHECK(lin->output_quantizer, where(node) + ": hidden layer has no output quantizer");
-        out_q = with_activation(act_qparams(*lin->output_quantizer, node), s.activation);
-        runtime::set_requantization(op, in_q.scale, qw.scales, bias, out_q);
-      }
+      out_q = fill_weighted_op(op, {lin->linear->weight, lin->linear->bias, *lin->weight_quantizer,
+                                    quantizer_or_null(lin->output_quantizer), s.activation},
+                               in_q, last, node);
     } else if (auto add = std::dynamic_pointer_cast<qat::QAddActImpl>(node.layer)) {
       LOWBIT_CHECK(node.inputs.size() == 2 && add->output_quantizer && !last,
                    where(node) + ": a residual add needs two inputs and an output quantizer");

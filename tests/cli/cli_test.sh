@@ -64,6 +64,29 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
   grep -q '"accuracy":' "$TMP/eval.json" || fail "eval --json lacks accuracy: $(cat "$TMP/eval.json")"
   grep -q '"count":10000' "$TMP/eval.json" || fail "eval --json count: $(cat "$TMP/eval.json")"
   "$LOWBIT" eval --checkpoint "$TMP/run/checkpoint.pt" --data "$DATA" | grep -q "accuracy" || fail "eval summary"
+
+  # QAT -> convert -> runtime, briefly.
+  expect_exit 2 "$LOWBIT" qat --out "$TMP/q"
+  grep -q -- "--from" "$TMP/err" || fail "qat without --from: $(cat "$TMP/err")"
+  expect_exit 1 "$LOWBIT" qat --from "$TMP/run" --out "$TMP/q" --weight-format ternary --config /nonexistent.json
+  grep -q "nonexistent.json" "$TMP/err" || fail "missing QAT config file not named: $(cat "$TMP/err")"
+  "$LOWBIT" qat --from "$TMP/run" --wbits 4 --abits 4 --epochs 1 --max-steps-per-epoch 10 --val-size 1000 \
+    --data "$DATA" --out "$TMP/q" 2>"$TMP/qat.log" || { cat "$TMP/qat.log" >&2; fail "qat run failed"; }
+  grep -q '"qat"' "$TMP/q/config.json" || fail "QAT config not stored in the run"
+  "$LOWBIT" convert --from "$TMP/q" --out "$TMP/q.lbq" --check 100 --data "$DATA" >"$TMP/convert.out" \
+    || fail "convert failed"
+  grep -q "100/100" "$TMP/convert.out" || fail "convert check: $(cat "$TMP/convert.out")"
+  "$LOWBIT" inspect "$TMP/q.lbq" | grep -q "bits/parameter" || fail "inspect lacks bits/parameter"
+  "$LOWBIT" run "$TMP/q.lbq" --idx "$DATA/t10k-images-idx3-ubyte.gz" --index 3 | grep -q "image 3: class" \
+    || fail "run output"
+  "$LOWBIT" bench "$TMP/q.lbq" --batch 1,4 --iterations 3 --json >"$TMP/bench.json"
+  grep -q '"ms_median"' "$TMP/bench.json" && grep -q '"items_per_s"' "$TMP/bench.json" || fail "bench --json"
+  "$LOWBIT" eval --model "$TMP/q.lbq" --checkpoint "$TMP/q" --json --data "$DATA" >"$TMP/rt.json"
+  grep -q '"simulation_int_logits_equal":10000' "$TMP/rt.json" || fail "runtime != integer simulation: $(cat "$TMP/rt.json")"
+  # A damaged model file is rejected with a message naming it, exit 1.
+  head -c 5000 "$TMP/q.lbq" >"$TMP/cut.lbq"
+  expect_exit 1 "$LOWBIT" inspect "$TMP/cut.lbq"
+  grep -q "cut.lbq" "$TMP/err" || fail "truncated model message: $(cat "$TMP/err")"
 else
   echo "cli_test: $DATA not found, skipping the training run"
 fi

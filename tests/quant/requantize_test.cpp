@@ -6,18 +6,14 @@
 #include <random>
 
 #include "base/error.h"
+#include "quant/exact_rounding.h"
 
 using namespace lowbit::quant;
 
 namespace {
-// round_half_even(acc * M / 2^shift) as an exact rational, with 128-bit integers.
+// round_half_even(acc * M / 2^shift) as an exact rational.
 int64_t exact(int32_t acc, FixedPointMultiplier m) {
-  __int128 num = static_cast<__int128>(acc) * m.multiplier;
-  __int128 d = static_cast<__int128>(1) << m.shift;
-  __int128 q = num / d, r = num - q * d;
-  if (r < 0) { q -= 1; r += d; }
-  if (2 * r > d || (2 * r == d && (q & 1))) q += 1;
-  return static_cast<int64_t>(q);
+  return test_reference::exact_div_pow2_half_even(static_cast<__int128>(acc) * m.multiplier, m.shift);
 }
 }  // namespace
 

@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "quant/exact_rounding.h"
+
 using lowbit::quant::round_half_even;
 using lowbit::quant::shift_right_round_half_even;
 
@@ -18,16 +20,7 @@ TEST(Rounding, TiesGoToEven) {
   EXPECT_EQ(round_half_even(2.5000002f), 3.0f);
 }
 
-// Reference: exact rational x / 2^n with ties to even, using 128-bit arithmetic.
-static int64_t exact_shift(int64_t x, int n) {
-  if (n == 0) return x;
-  __int128 d = static_cast<__int128>(1) << n;
-  __int128 q = x / d;          // truncates toward zero
-  __int128 r = x - q * d;      // same sign as x
-  if (r < 0) { q -= 1; r += d; }  // floor
-  if (2 * r > d || (2 * r == d && (q & 1))) q += 1;
-  return static_cast<int64_t>(q);
-}
+static int64_t exact_shift(int64_t x, int n) { return lowbit::quant::test_reference::exact_div_pow2_half_even(x, n); }
 
 TEST(Rounding, ShiftRightMatchesExactRationalExhaustiveSmall) {
   for (int n = 0; n <= 8; ++n)
