@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "qat/fake_quant_kernels.h"
 #include "qat/qparam_layout.h"
 #include "quant/qparams.h"
 #include "quant/quantize.h"
@@ -56,30 +57,6 @@ std::vector<int32_t> effective_zps(const torch::Tensor& zero_point, const quant:
     out[i] = static_cast<int32_t>(r);
   }
   return out;
-}
-
-// Forward inner loops: the exact operation order of quant::quantize_* / dequantize, written
-// without calls so the compiler can vectorise them (NaN handling as in quant/quantize.h).
-void forward_integer(const float* x, float* y, int64_t n, float s, int32_t z, float qmin, float qmax) {
-  const float zf = static_cast<float>(z);
-  for (int64_t j = 0; j < n; ++j) {
-    float t = quant::round_half_even(x[j] / s) + zf;
-    t = std::isnan(t) ? zf : t;
-    t = t < qmin ? qmin : t;
-    t = t > qmax ? qmax : t;
-    y[j] = s * (t - zf);  // t - zf is an exact small integer, as float(q - z) in dequantize
-  }
-}
-
-void forward_odd(const float* x, float* y, int64_t n, float s, float cmin, float cmax) {
-  const float two_s = 2.0f * s;
-  for (int64_t j = 0; j < n; ++j) {
-    float t = quant::round_half_even(x[j] / two_s - 0.5f);
-    t = std::isnan(t) ? 0.0f : t;
-    t = t < cmin ? cmin : t;
-    t = t > cmax ? cmax : t;
-    y[j] = s * (2.0f * t + 1.0f);
-  }
 }
 
 struct FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunction> {
@@ -161,9 +138,9 @@ torch::Tensor fake_quantize_forward(const torch::Tensor& x_in, const torch::Tens
     for (int64_t i = first; i < last; ++i) {
       const Segment seg = layout.segment(i);
       if (odd) {
-        forward_odd(xp + seg.begin, yp + seg.begin, seg.length, s[seg.param], lo, hi);
+        kernels::fake_quantize_odd(xp + seg.begin, yp + seg.begin, seg.length, s[seg.param], lo, hi);
       } else {
-        forward_integer(xp + seg.begin, yp + seg.begin, seg.length, s[seg.param], z[seg.param], lo, hi);
+        kernels::fake_quantize_integer(xp + seg.begin, yp + seg.begin, seg.length, s[seg.param], z[seg.param], lo, hi);
       }
     }
   });
@@ -203,13 +180,16 @@ FakeQuantizeGrads fake_quantize_backward(const torch::Tensor& grad_output, const
       const Segment seg = layout.segment(i);
       const float sc = s[seg.param];
       const float zf = static_cast<float>(z[seg.param]);
+      if (!want_scale) {
+        kernels::straight_through_gradient(xp + seg.begin, gp + seg.begin, dxp + seg.begin, seg.length, sc, zf, qmin, qmax);
+        continue;
+      }
       double acc_s = 0.0, acc_z = 0.0;
       for (int64_t j = seg.begin; j < seg.begin + seg.length; ++j) {
         const float v = xp[j] / sc;
         const float w = v + zf;
         const bool inside = w >= qmin && w <= qmax;
         dxp[j] = inside ? gp[j] : 0.0f;
-        if (!want_scale) continue;
         // LSQ's case split: strictly inside -> q - z - v; at or beyond an edge -> the clamp
         // level (at the edge v = level exactly, where the paper gives Qp / -Qn, not 0).
         float ds;
@@ -222,11 +202,11 @@ FakeQuantizeGrads fake_quantize_backward(const torch::Tensor& grad_output, const
           clamped = false;
           float qz;  // q - z, exactly as the forward computes it
           if (odd) {
-            float c = quant::round_half_even(xp[j] / (2.0f * sc) - 0.5f);
+            float c = quant::round_half_even_bounded(xp[j] / (2.0f * sc) - 0.5f);  // inside: |.| is small
             c = c < cmin ? cmin : (c > cmax ? cmax : c);
             qz = 2.0f * c + 1.0f;
           } else {
-            float t = quant::round_half_even(v) + zf;
+            float t = quant::round_half_even_bounded(v) + zf;
             t = t < qmin ? qmin : (t > qmax ? qmax : t);
             qz = t - zf;
           }

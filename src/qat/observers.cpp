@@ -91,9 +91,28 @@ std::pair<torch::Tensor, torch::Tensor> batch_range(const torch::Tensor& x_in, c
   options.validate();
   const torch::Tensor x = as_float_cpu(x_in, "observer");
   LOWBIT_CHECK(x.numel() > 0, "observer: cannot observe an empty tensor of shape " + c10::str(x.sizes()));
-  LOWBIT_CHECK(torch::isfinite(x).all().item<bool>(),
-               "observer: the observed tensor of shape " + c10::str(x.sizes()) +
-                   " has inf or NaN values (diverged training or bad input data?)");
+  const auto not_finite = [&] {
+    return Error("observer: the observed tensor of shape " + c10::str(x.sizes()) +
+                 " has inf or NaN values (diverged training or bad input data?)");
+  };
+  const bool plain_range = options.kind == ObserverKind::MinMax || options.kind == ObserverKind::MovingAverageMinMax;
+  const bool per_tensor = spec.granularity == quant::Granularity::PerTensor;
+  const bool per_leading_channel = spec.granularity == quant::Granularity::PerChannel && spec.axis == 0 && x.dim() >= 1;
+  if (plain_range && (per_tensor || per_leading_channel)) {
+    // The common case (activations per tensor, weights per output channel): one vectorised pass
+    // of ATen's aminmax, without copying the values out. NaN and inf propagate into the extremes,
+    // so checking the extremes checks every value.
+    torch::Tensor lo, hi;
+    if (per_tensor) {  // full reductions: ATen's dim-wise aminmax on one long row is far slower
+      lo = x.min().reshape({1});
+      hi = x.max().reshape({1});
+    } else {
+      std::tie(lo, hi) = torch::aminmax(x.reshape({x.size(0), -1}), 1);
+    }
+    if (!torch::isfinite(lo).all().item<bool>() || !torch::isfinite(hi).all().item<bool>()) throw not_finite();
+    return {lo.contiguous(), hi.contiguous()};
+  }
+  if (!torch::isfinite(x).all().item<bool>()) throw not_finite();
   std::vector<std::vector<float>> values = values_per_param(x, spec);
   const int64_t n = static_cast<int64_t>(values.size());
   torch::Tensor lo = torch::empty({n}, torch::kFloat32), hi = torch::empty({n}, torch::kFloat32);

@@ -77,9 +77,12 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
   } else if (is_training() && !frozen) {
     // Approximate folding: quantize the weights folded with the running statistics, undo the
     // per-channel factor, then batch-statistics BN (which also updates the running stats).
+    // The factor is undone on the weights, not on the conv output as PyTorch does: by linearity
+    // conv(x, wq) / f == conv(x, wq / f), and the weights are a few thousand values where the
+    // output is millions (forward and backward).
     const torch::Tensor factor = bn->weight * torch::rsqrt(bn->running_var + bn->options.eps());
     const torch::Tensor wq = weight_quantizer->forward(conv->weight * factor.view({-1, 1, 1, 1}));
-    y = conv_with(wq, torch::Tensor()) / factor.view({1, -1, 1, 1});
+    y = conv_with(wq / factor.view({-1, 1, 1, 1}), torch::Tensor());
     if (conv->bias.defined()) y = y + conv->bias.view({1, -1, 1, 1});
     y = bn->forward(y);
   } else {
@@ -87,7 +90,7 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
     y = conv_with(weight_quantizer->forward(w), b);
   }
   y = models::apply_activation(y, spec_.activation);
-  return output_quantizer ? output_quantizer->forward(y) : y;
+  return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }
 
 // ---- QLinearAct ---------------------------------------------------------------------------
@@ -106,7 +109,7 @@ QLinearActImpl::QLinearActImpl(const models::LinearActImpl& fp, const FakeQuanti
 torch::Tensor QLinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   torch::Tensor y = F::linear(single_input(inputs, "linear"), weight_quantizer->forward(linear->weight), linear->bias);
   y = models::apply_activation(y, spec_.activation);
-  return output_quantizer ? output_quantizer->forward(y) : y;
+  return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }
 
 // ---- QAddAct, QPool, QInput ---------------------------------------------------------------
@@ -119,7 +122,7 @@ QAddActImpl::QAddActImpl(models::Activation activation, const std::optional<Fake
 torch::Tensor QAddActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   LOWBIT_CHECK(inputs.size() == 2, "add layer takes 2 inputs, got " + std::to_string(inputs.size()));
   torch::Tensor y = models::apply_activation(inputs[0] + inputs[1], activation_);
-  return output_quantizer ? output_quantizer->forward(y) : y;
+  return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }
 
 QPoolImpl::QPoolImpl(std::string kind, models::PoolSpec pool, std::shared_ptr<FakeQuantizeImpl> input_grid)
@@ -138,6 +141,15 @@ torch::Tensor QPoolImpl::forward(const std::vector<torch::Tensor>& inputs) {
                        Estimator::Ste);
 }
 
+QMaxPoolImpl::QMaxPoolImpl(const models::PoolSpec& pool, std::shared_ptr<FakeQuantizeImpl> producer_quantizer)
+    : models::MaxPoolImpl(pool), producer_quantizer_(std::move(producer_quantizer)) {
+  LOWBIT_CHECK(producer_quantizer_, "QMaxPool needs its producer's output quantizer");
+}
+
+torch::Tensor QMaxPoolImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return producer_quantizer_->forward(models::MaxPoolImpl::forward(inputs));
+}
+
 QInputImpl::QInputImpl() {
   FakeQuantizeOptions o;
   o.spec = quant::QuantSpec::uint_asymmetric(8);
@@ -151,6 +163,34 @@ torch::Tensor QInputImpl::forward(const std::vector<torch::Tensor>& inputs) {
 }
 
 // ---- prepare ------------------------------------------------------------------------------
+
+namespace {
+// When max pool `pool` is the only reader of a quantized layer's output, marks that layer's
+// output quantizer as applied downstream and returns true (QMaxPool then applies it).
+bool defer_to_max_pool(models::Net& net, const std::vector<models::Node>& nodes, const models::Node& pool) {
+  if (pool.inputs.size() != 1 || pool.inputs[0] == 0) return false;
+  const int value = pool.inputs[0];
+  int readers = 0;
+  for (const auto& n : nodes)
+    for (int v : n.inputs) readers += v == value;
+  if (readers != 1) return false;
+  const std::shared_ptr<models::LayerImpl>& producer = net->nodes()[value - 1].layer;  // the prepared layer
+  if (auto c = std::dynamic_pointer_cast<QConvBnActImpl>(producer); c && c->output_quantizer) {
+    c->output_quantized_downstream = true;
+    return true;
+  }
+  if (auto l = std::dynamic_pointer_cast<QLinearActImpl>(producer); l && l->output_quantizer) {
+    l->output_quantized_downstream = true;
+    return true;
+  }
+  if (auto a = std::dynamic_pointer_cast<QAddActImpl>(producer); a && a->output_quantizer) {
+    a->output_quantized_downstream = true;
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
 
 void prepare(models::Net& net, const QatConfig& config) {
   LOWBIT_CHECK(!std::dynamic_pointer_cast<QInputImpl>(net->input_layer()),
@@ -211,6 +251,11 @@ void prepare(models::Net& net, const QatConfig& config) {
       models::PoolSpec pool;
       if (auto ap = std::dynamic_pointer_cast<models::AvgPoolImpl>(node.layer)) pool = ap->spec();
       net->replace_layer(node.name, QPool(kind, pool, in_grid).ptr());
+      grid[i + 1] = in_grid;
+    } else if (kind == "maxpool" && in_grid && defer_to_max_pool(net, nodes, node)) {
+      auto fp = std::dynamic_pointer_cast<models::MaxPoolImpl>(node.layer);
+      LOWBIT_CHECK(fp, where + " is not a float MaxPool layer (already prepared?)");
+      net->replace_layer(node.name, QMaxPool(fp->spec(), in_grid).ptr());
       grid[i + 1] = in_grid;
     } else if (kind == "maxpool" || kind == "flatten") {
       grid[i + 1] = in_grid;  // max and reshape keep values on their input's grid

@@ -15,6 +15,8 @@
 //   QPool       average pooling / global average pooling whose output is rounded back onto
 //               its input's grid (the producer's scale and zero point, straight-through
 //               gradient), as an integer average does; no parameters of its own.
+//   QMaxPool    max pooling that applies its producer's output quantizer after pooling (equal
+//               values, a quarter of the work; see the class).
 //   QInput      the network input quantizer: uint8, scale exactly 1/255, zero point 0, fixed.
 // The last node keeps no output quantizer: its int32 accumulators are the logits.
 #pragma once
@@ -45,6 +47,9 @@ class QConvBnActImpl : public models::LayerImpl {
   torch::nn::BatchNorm2d bn{nullptr};  // null when the float layer had none
   FakeQuantize weight_quantizer{nullptr};
   FakeQuantize output_quantizer{nullptr};  // null for the last layer
+  // Set by prepare when the only consumer is a max pool, which then applies output_quantizer
+  // after pooling (see QMaxPool); the quantizer's parameters still belong to this layer.
+  bool output_quantized_downstream = false;
 
  private:
   models::ConvSpec spec_;
@@ -64,6 +69,7 @@ class QLinearActImpl : public models::LayerImpl {
   torch::nn::Linear linear{nullptr};
   FakeQuantize weight_quantizer{nullptr};
   FakeQuantize output_quantizer{nullptr};
+  bool output_quantized_downstream = false;  // as in QConvBnActImpl
 
  private:
   models::LinearSpec spec_;
@@ -78,6 +84,7 @@ class QAddActImpl : public models::LayerImpl {
   models::Activation activation() const { return activation_; }
 
   FakeQuantize output_quantizer{nullptr};
+  bool output_quantized_downstream = false;  // as in QConvBnActImpl
 
  private:
   models::Activation activation_;
@@ -100,6 +107,22 @@ class QPoolImpl : public models::LayerImpl {
   std::shared_ptr<FakeQuantizeImpl> input_grid_;
 };
 TORCH_MODULE(QPool);
+
+// Max pooling whose input's quantizer is applied after pooling instead of before. Fake
+// quantization is monotone (non-decreasing) in its input, so max(Q(x)) == Q(max(x)) exactly and
+// the values equal those of quantize-then-pool, which is what the integer runtime computes;
+// quantizing the pooled tensor touches a quarter of the elements (2x2 pooling), forward and
+// backward. `producer_quantizer` is the producer's output quantizer, not registered here.
+// A models::MaxPoolImpl still, so conversion and export treat it as the max pool it is.
+class QMaxPoolImpl : public models::MaxPoolImpl {
+ public:
+  QMaxPoolImpl(const models::PoolSpec& pool, std::shared_ptr<FakeQuantizeImpl> producer_quantizer);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+
+ private:
+  std::shared_ptr<FakeQuantizeImpl> producer_quantizer_;
+};
+TORCH_MODULE(QMaxPool);
 
 class QInputImpl : public models::LayerImpl {
  public:

@@ -161,6 +161,13 @@ TEST(FakeQuantize, ForwardIsBitExactWithScalarSpecification) {
     xp[1] = std::numeric_limits<float>::quiet_NaN();
     xp[2] = std::numeric_limits<float>::infinity();
     xp[4] = -std::numeric_limits<float>::infinity();
+    // Finite values beyond the kernels' 2^22-step rounding bound, and exact ties between steps.
+    const float s0 = d.scale[quant::qparam_index(c.spec, c.shape, 0)].item<float>();
+    xp[0] = 3.0e7f * s0;
+    xp[3] = -std::numeric_limits<float>::max();
+    xp[5] = -5.0e6f * s0;
+    xp[6] = 2.5f * s0;
+    xp[7] = -1.5f * s0;
     const torch::Tensor y = fake_quantize_forward(d.x, d.scale, d.zp, c.spec);
     const auto g = quant::GridParams::of(c.spec);
     const torch::Tensor z_int = effective_zero_point(d.zp, c.spec, d.scale.numel());

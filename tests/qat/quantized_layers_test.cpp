@@ -122,6 +122,33 @@ TEST(Prepare, SwapsLayersInstallsInputQuantizerAndKeepsLogitsUnquantized) {
   }
 }
 
+// The max pool after conv1 applies conv1's output quantizer after pooling. Quantization is
+// monotone, so the logits must equal those of quantizing before pooling, bit for bit, in
+// training and in evaluation mode.
+TEST(QMaxPool, QuantizingAfterPoolingEqualsQuantizingBefore) {
+  models::Net net = tiny_net();
+  // Observers and BN statistics freeze after the calibration batch so that repeated forwards
+  // see the same scales.
+  prepare(net, QatConfig::from_json(nlohmann::json::parse(R"({"weight_bits": 4, "act_bits": 3, "freeze_steps": 1, "bn_freeze_step": 1})")));
+  auto conv1 = std::dynamic_pointer_cast<QConvBnActImpl>(net->node("conv1").layer);
+  ASSERT_TRUE(conv1 && std::dynamic_pointer_cast<QMaxPoolImpl>(net->node("pool1").layer));
+  ASSERT_TRUE(conv1->output_quantized_downstream);
+  auto [x, y] = synthetic(64, 5);
+  net->train();
+  net->forward(x);  // calibration: the observers set the scales
+  for (bool training : {true, false}) {
+    net->train(training);
+    const torch::Tensor deferred = net->forward(x).detach();
+    // Quantize before the pool too: the pooled values are then already on the grid, and
+    // fake quantization of an on-grid value gives it back unchanged.
+    conv1->output_quantized_downstream = false;
+    const torch::Tensor before = net->forward(x).detach();
+    conv1->output_quantized_downstream = true;
+    EXPECT_TRUE(torch::equal(deferred, before)) << "training=" << training << " max diff "
+                                                << (deferred - before).abs().max().item<float>();
+  }
+}
+
 TEST(Prepare, ErrorsAndFloatOverrides) {
   models::Net net = tiny_net();
   try {
