@@ -5,6 +5,9 @@ optimizer, run with Debian's python3-torch in the same benchmark run as lowbit.
   pytorch_anchor.py fp32-epoch [--steps N]    one FP32 training epoch (Adam, batch 128)
   pytorch_anchor.py qat-epoch  [--steps N]    one eager-mode W8A8 QAT epoch (torch.ao, fbgemm qconfig)
   pytorch_anchor.py infer                     inference latency, FP32 and int8 (eager PTQ, fbgemm), batch 1 and 256
+  pytorch_anchor.py qat-accuracy [--seed S --fp32-epochs E --qat-epochs Q]
+                                              FP32 training, then W8A8 eager QAT, then convert to int8:
+                                              test accuracy of each (the accuracy anchor of docs/RESULTS.md)
 
 Prints one JSON object: {"mode", "seconds", "steps", "images_per_s", "threads", "accuracy"?}.
 Not part of lowbit: it exists only to measure the tool a user would otherwise pick.
@@ -113,17 +116,75 @@ def infer(args):
     print(json.dumps(out))
 
 
+def train_epochs(model, x, y, epochs, lr, batch_size, seed, weight_decay):
+    """AdamW with a cosine schedule to zero over all steps, as lowbit's trainer does."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
+                            lr=lr)
+    steps_per_epoch = (x.shape[0] + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1 + np.cos(np.pi * min(step, epochs * steps_per_epoch) / (epochs * steps_per_epoch))))
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=gen)
+        for i in range(0, x.shape[0], batch_size):
+            idx = perm[i:i + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+            sched.step()
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, x.shape[0], 256)])
+    return float((pred == y).float().mean())
+
+
+def qat_accuracy(args):
+    """FP32 for --fp32-epochs, then W8A8 eager QAT (fbgemm qconfig, fused conv-bn-relu) for
+    --qat-epochs at half the learning rate, then torch.ao convert to int8; test accuracies."""
+    torch.manual_seed(args.seed)
+    x, y = load("train", args.data)
+    tx, ty = load("test", args.data)
+    fp32 = RefCNN(qat=False)
+    train_epochs(fp32, x, y, args.fp32_epochs, 1e-3, args.batch_size, args.seed, 5e-4)
+    fp32_acc = accuracy(fp32, tx, ty)
+    model = RefCNN(qat=True)
+    model.load_state_dict(fp32.state_dict(), strict=False)
+    model.train()
+    model.qconfig = torch.ao.quantization.get_default_qat_qconfig("fbgemm")
+    torch.ao.quantization.fuse_modules_qat(
+        model, [["conv1", "bn1", "relu1"], ["conv2", "bn2", "relu2"], ["fc1", "relu3"]], inplace=True)
+    torch.ao.quantization.prepare_qat(model, inplace=True)
+    train_epochs(model, x, y, args.qat_epochs, 5e-4, args.batch_size, args.seed + 1, 0.0)
+    fake_acc = accuracy(model, tx, ty)
+    int8 = torch.ao.quantization.convert(model.eval(), inplace=False)
+    print(json.dumps({"mode": "qat-accuracy", "seed": args.seed, "fp32_epochs": args.fp32_epochs,
+                      "qat_epochs": args.qat_epochs, "fp32_accuracy": fp32_acc, "qat_fake_accuracy": fake_acc,
+                      "int8_accuracy": accuracy(int8, tx, ty), "torch": torch.__version__}))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["fp32-epoch", "qat-epoch", "infer"])
+    ap.add_argument("mode", choices=["fp32-epoch", "qat-epoch", "infer", "qat-accuracy"])
     ap.add_argument("--data", default=os.environ.get("LOWBIT_DATA", "/usr/share/datasets/fashion-mnist"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=0, help="stop after N steps (0 = whole epoch)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fp32-epochs", type=int, default=2)
+    ap.add_argument("--qat-epochs", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "infer":
         return infer(args)
+    if args.mode == "qat-accuracy":
+        return qat_accuracy(args)
     x, y = load("train", args.data)
     model = build(args.mode)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -31,6 +31,7 @@ echo "== 5. Speed of the integer model (2 threads)"
 "$LOWBIT" bench "$MODEL" --batch 1,256 --threads 2 --iterations 30
 echo
 fp=$("$LOWBIT" eval --checkpoint "$FP" --json)
+qat=$("$LOWBIT" eval --checkpoint "$QAT" --json)
 rt=$("$LOWBIT" eval --model "$MODEL" --json)
 acc() { grep -o '"accuracy":[0-9.e-]*' <<<"$1" | cut -d: -f2; }
 fp_bytes=$(grep -o 'FP32 size [0-9]*' < <("$LOWBIT" inspect "$MODEL") | awk '{print $3}')
@@ -38,4 +39,5 @@ lbq_bytes=$(stat -c %s "$MODEL")
 echo "== Summary (Fashion-MNIST test set, 10,000 images)"
 printf "%-34s %10s %14s\n" "model" "accuracy" "weights bytes"
 printf "%-34s %9.2f%% %14s\n" "cnn FP32 (LibTorch)" "$(awk "BEGIN{print 100*$(acc "$fp")}")" "$fp_bytes"
+printf "%-34s %9.2f%% %14s\n" "cnn W4A4 QAT (fake quant, LibTorch)" "$(awk "BEGIN{print 100*$(acc "$qat")}")" "-"
 printf "%-34s %9.2f%% %14s\n" "cnn W4A4 integer runtime (.lbq)" "$(awk "BEGIN{print 100*$(acc "$rt")}")" "$lbq_bytes"
