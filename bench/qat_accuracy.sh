@@ -25,7 +25,7 @@ results="$work/results.txt"
 : > "$results"
 
 accuracy_of() {  # checkpoint folder -> test accuracy in percent
-  "$lowbit" eval --checkpoint "$1" --json | /usr/bin/python3 -c 'import json,sys; print(f"{100*json.load(sys.stdin)["accuracy"]:.2f}")'
+  "$lowbit" eval --checkpoint "$1" --json | /usr/bin/python3 -c 'import json,sys; print("%.2f" % (100 * json.load(sys.stdin)["accuracy"]))'
 }
 
 record() {  # name seed accuracy
@@ -56,7 +56,7 @@ EOF
     out=$("$here/pytorch_anchor.py" qat-accuracy --seed "$seed" --fp32-epochs "$fp32_epochs" \
       --qat-epochs "$qat_epochs" --threads "$threads")
     for key in fp32_accuracy qat_fake_accuracy int8_accuracy; do
-      record "pytorch-$key" "$seed" "$(echo "$out" | /usr/bin/python3 -c "import json,sys; print(f'{100*json.load(sys.stdin)[\"$key\"]:.2f}')")"
+      record "pytorch-$key" "$seed" "$(echo "$out" | /usr/bin/python3 -c "import json,sys; print('%.2f' % (100 * json.load(sys.stdin)['$key']))")"
     done
   fi
 done

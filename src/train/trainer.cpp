@@ -141,10 +141,15 @@ void keep_freed_memory_for_reuse() {
 }  // namespace
 
 nlohmann::json to_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch},           {"step", m.step},         {"lr", m.lr},
-          {"train_loss", m.train_loss}, {"train_acc", m.train_acc}, {"val_loss", m.val_loss},
-          {"val_acc", m.val_acc},       {"seconds", m.seconds},   {"images_per_s", m.images_per_s},
-          {"cpu_seconds", m.cpu_seconds}};
+  nlohmann::json j = {{"epoch", m.epoch},           {"step", m.step},           {"lr", m.lr},
+                      {"train_loss", m.train_loss}, {"train_acc", m.train_acc}, {"val_loss", m.val_loss},
+                      {"val_acc", m.val_acc},       {"seconds", m.seconds},     {"images_per_s", m.images_per_s},
+                      {"cpu_seconds", m.cpu_seconds}};
+  if (!m.has_validation) {  // --val-size 0: no validation numbers rather than zeros
+    j["val_loss"] = nullptr;
+    j["val_acc"] = nullptr;
+  }
+  return j;
 }
 
 EvalResult evaluate(models::Net& net, const data::Dataset& data, int64_t batch_size) {
@@ -315,7 +320,8 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
                  "training diverged in epoch " + std::to_string(m.epoch) + " (loss " + std::to_string(m.train_loss) +
                      "); the checkpoint of epoch " + std::to_string(epoch_) +
                      " is kept. Lower --lr or set --clip-grad");
-    if (validation.size() > 0) {
+    m.has_validation = validation.size() > 0;
+    if (m.has_validation) {
       const auto v = evaluate(net_, validation, config_.eval_batch_size);
       m.val_loss = v.loss;
       m.val_acc = v.accuracy;
@@ -325,9 +331,14 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     result.epochs.push_back(m);
     if (log_ != nullptr) {
       *log_ << "epoch " << m.epoch << "/" << config_.epochs << " done: train loss " << std::fixed
-            << std::setprecision(4) << m.train_loss << " acc " << std::setprecision(2) << 100 * m.train_acc
-            << "% | val loss " << std::setprecision(4) << m.val_loss << " acc " << std::setprecision(2)
-            << 100 * m.val_acc << "% | " << std::setprecision(1) << m.seconds << " s, " << std::setprecision(0)
+            << std::setprecision(4) << m.train_loss << " acc " << std::setprecision(2) << 100 * m.train_acc << "% | ";
+      if (validation.size() > 0) {
+        *log_ << "val loss " << std::setprecision(4) << m.val_loss << " acc " << std::setprecision(2) << 100 * m.val_acc
+              << "% | ";
+      } else {
+        *log_ << "no validation set | ";
+      }
+      *log_ << std::setprecision(1) << m.seconds << " s, " << std::setprecision(0)
             << m.images_per_s << " img/s (cpu " << std::setprecision(1) << m.cpu_seconds << " s)\n"
             << std::flush;
     }

@@ -49,6 +49,7 @@ struct EpochMetrics {
   double train_acc = 0.0;
   double val_loss = 0.0;
   double val_acc = 0.0;
+  bool has_validation = true;  // false with --val-size 0: val_loss / val_acc are not measured
   double seconds = 0.0;  // training time of the epoch, validation excluded
   double images_per_s = 0.0;
   // Process CPU time (all threads) of the same interval: on a shared, busy machine the wall
