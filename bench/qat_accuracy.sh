@@ -2,9 +2,10 @@
 # QAT accuracy at equal training budget on the reference CNN (Fashion-MNIST test set, 10,000 images).
 #
 # Per seed: FP32 for FP32_EPOCHS (the QAT starting point), FP32 for FP32_EPOCHS + QAT_EPOCHS (the
-# equal-budget reference), then QAT_EPOCHS of QAT from the starting point at W8A8, W4A4, W2A4,
-# ternary A4 and binary A4 (LSQ weights per channel, uint activations, every layer quantized), and
-# the PyTorch anchor (eager W8A8 QAT, fbgemm, then convert to int8) on the same budget.
+# equal-budget reference), then QAT_EPOCHS of QAT from the starting point at W8A8, W4A4, W2A4
+# (every layer, and with the first conv and last linear at 8-bit weights), SEQ2, ternary and
+# binary weights with 4-bit activations (LSQ weights per channel, uint activations, BN statistics
+# frozen from the start: the qat command's defaults), and the PyTorch anchor (eager W8A8 QAT, fbgemm, then convert to int8) on the same budget.
 # Prints one line per run and a markdown table of mean +- std over seeds.
 #
 # Usage: bench/qat_accuracy.sh BUILD_DIR [SEEDS="0 1 2"] [FP32_EPOCHS=2] [QAT_EPOCHS=1] [THREADS=2]
@@ -34,6 +35,11 @@ record() {  # name seed accuracy
 }
 
 common=(--threads "$threads" --val-size 0)
+# 2-bit weights with the first conv and the last linear at 8 bits, the usual practice.
+cat > "$work/first_last_w8.json" <<'EOF'
+{"weight_bits": 2, "act_bits": 4,
+ "overrides": [{"pattern": "conv1", "weight_bits": 8}, {"pattern": "fc2", "weight_bits": 8}]}
+EOF
 for seed in $seeds; do
   "$lowbit" train --model cnn --epochs "$fp32_epochs" --seed "$seed" "${common[@]}" --out "$work/fp32-$seed" > "$work/log" 2>&1
   record "fp32-${fp32_epochs}ep" "$seed" "$(accuracy_of "$work/fp32-$seed")"
@@ -41,6 +47,7 @@ for seed in $seeds; do
     --out "$work/fp32-long-$seed" > "$work/log" 2>&1
   record "fp32-$((fp32_epochs + qat_epochs))ep" "$seed" "$(accuracy_of "$work/fp32-long-$seed")"
   while read -r name flags; do
+    flags=${flags/FIRST_LAST_W8/$work/first_last_w8.json}
     # shellcheck disable=SC2086
     "$lowbit" qat --from "$work/fp32-$seed" $flags --epochs "$qat_epochs" --seed "$seed" "${common[@]}" \
       --out "$work/$name-$seed" > "$work/log" 2>&1
@@ -49,6 +56,8 @@ for seed in $seeds; do
 w8a8 --wbits 8 --abits 8
 w4a4 --wbits 4 --abits 4
 w2a4 --wbits 2 --abits 4
+w2a4-first-last-w8 --config FIRST_LAST_W8
+seq2-a4 --weight-format seq2 --abits 4
 ternary-a4 --weight-format ternary --abits 4
 binary-a4 --weight-format binary --abits 4
 EOF

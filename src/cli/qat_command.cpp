@@ -60,7 +60,7 @@ void add_qat_command(CLI::App& app) {
       ->check(CLI::IsMember({"int", "ternary", "binary", "seq2"}))->capture_default_str();
   cmd->add_option("--observer", f.observer, "Range observer: minmax, ema, percentile, mse")->capture_default_str();
   cmd->add_option("--freeze-steps", f.freeze_steps, "Freeze observers after this many steps (-1: never)")->capture_default_str();
-  cmd->add_option("--bn-freeze-step", f.bn_freeze_step, "Freeze batch-norm statistics at this step (-1: never)")->capture_default_str();
+  cmd->add_option("--bn-freeze-step", f.bn_freeze_step, "Freeze batch-norm statistics from this step on (0: from the start, using the checkpoint's; -1: never)")->capture_default_str();
   auto& c = args->config;
   cmd->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
   cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();

@@ -65,7 +65,12 @@ struct LayerOverride {
 
 struct QatConfig {
   QuantSettings defaults;
-  int64_t bn_freeze_step = -1;  // training step after which BN running stats freeze; -1 never
+  // Training step from which BN statistics are frozen and training uses the exact folded
+  // arithmetic of the integer runtime; -1 never (batch statistics with approximate folding).
+  // Default 0: QAT starts from a trained checkpoint whose running statistics are already good,
+  // and batch-statistics folding divides by gamma / sqrt(var + eps), which is unstable for grids
+  // without a zero level (binary, seq2) and measured worse at every bit width (docs/RESULTS.md).
+  int64_t bn_freeze_step = 0;
   std::vector<LayerOverride> overrides;
 
   // The settings of node `name`: defaults, then every matching override in order.
@@ -90,7 +95,7 @@ struct QatFlags {
   std::string weight_format = "int";
   std::string observer = "minmax";
   int64_t freeze_steps = -1;
-  int64_t bn_freeze_step = -1;
+  int64_t bn_freeze_step = 0;
 };
 QatConfig config_from_flags(const QatFlags& flags);
 
