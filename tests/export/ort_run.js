@@ -8,6 +8,7 @@
 //           (.gz or plain, e.g. t10k-images-idx3-ubyte.gz), read as pixel / 255
 //   --logits FILE       raw float32 [N, classes]
 //   --predictions FILE  one class per line (argmax, ties to the lowest index, as lowbit)
+//   --labels IDX        an IDX label file: also print the accuracy
 //   --bench 1,256       instead: median latency per batch size (JSON on stdout); timing only
 // The module is taken from $LOWBIT_ORT_NODE_MODULES or third_party/node/node_modules.
 'use strict';
@@ -27,6 +28,7 @@ function parseArgs(argv) {
     const value = () => (i + 1 < argv.length ? argv[++i] : usage(`${a} needs a value`));
     if (a === '--logits') args.logits = value();
     else if (a === '--predictions') args.predictions = value();
+    else if (a === '--labels') args.labels = value();
     else if (a === '--count') args.count = Number(value());
     else if (a === '--batch') args.batch = Number(value());
     else if (a === '--threads') args.threads = Number(value());
@@ -54,6 +56,13 @@ function readImages(file) {
   const data = new Float32Array(count * rows * cols);
   for (let i = 0; i < data.length; ++i) data[i] = bytes[16 + i] / 255;  // as lowbit: pixel / 255.0f
   return { data, count, rows, cols };
+}
+
+function readLabels(file) {
+  let bytes = fs.readFileSync(file);
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = zlib.gunzipSync(bytes);
+  if (bytes.length < 8 || bytes.readUInt32BE(0) !== 2049) usage(`'${file}' is not an IDX label file (magic 2049)`);
+  return bytes.subarray(8);
 }
 
 function argmax(row) {
@@ -123,7 +132,13 @@ async function main() {
     fs.writeFileSync(args.logits, buffer);
   }
   if (args.predictions) fs.writeFileSync(args.predictions, predictions.join('\n') + '\n');
-  process.stdout.write(JSON.stringify({ count, classes }) + '\n');
+  const summary = { count, classes };
+  if (args.labels) {
+    const labels = readLabels(args.labels);
+    if (labels.length < count) usage(`'${args.labels}' has ${labels.length} labels for ${count} images`);
+    summary.accuracy = predictions.filter((p, i) => p === labels[i]).length / count;
+  }
+  process.stdout.write(JSON.stringify(summary) + '\n');
 }
 
 main().catch((e) => {
