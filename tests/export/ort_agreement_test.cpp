@@ -75,6 +75,9 @@ struct Case {
   std::string label;
 };
 
+// So that test listings (and ctest names) show the label, not the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.label; }
+
 class QdqAgreement : public ::testing::TestWithParam<Case> {};
 
 TEST_P(QdqAgreement, OnnxRuntimePredictsWhatTheIntegerModelPredicts) {
