@@ -7,12 +7,14 @@
 #
 # Usage: bench/export_agreement.sh [BUILD_DIR] [WORK_DIR]
 #   MODELS="cnn resnet8 mobilenet-tiny"  models to run
+#   PRECISIONS="8/8 4/8"                 weight bits / activation bits of the QAT runs
 #   MAX_STEPS=0                          steps per epoch (0: whole epochs; e.g. 100 for a quick look)
 # Runs already in WORK_DIR (default runs/export_agreement) are reused, so an interrupted run resumes.
 set -euo pipefail
 build=${1:-build}
 work=${2:-runs/export_agreement}
 models=${MODELS:-cnn resnet8 mobilenet-tiny}
+precisions=${PRECISIONS:-8/8 4/8}
 max_steps=${MAX_STEPS:-0}
 lowbit="$build/lowbit"
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,8 +36,9 @@ for model in $models; do
     echo "training $model FP32 (1 epoch)" >&2
     "$lowbit" train --model "$model" --epochs 1 --max-steps-per-epoch "$max_steps" --threads 2 --out "$fp32" >>"$log" 2>&1
   fi
-  for wa in "8 8" "4 8"; do
-    read -r w a <<<"$wa"
+  for wa in $precisions; do
+    w=${wa%/*}
+    a=${wa#*/}
     name="$model-w${w}a${a}"
     run="$work/$name"
     if [[ ! -f "$run/checkpoint.pt" ]]; then

@@ -149,7 +149,23 @@ ValueTensors QdqBuilder::weighted_op(size_t i, const runtime::Op& op, bool last)
   const std::string& name = record_[i].node;
   const int32_t x_index = op.inputs.at(0);
   const float s_x = values_.at(static_cast<size_t>(x_index)).qparams.scale;
-  std::string x = dequantized(x_index);
+  std::string x;
+  if (op.kind == OpKind::Linear && values_.at(static_cast<size_t>(x_index)).rank != 2) {
+    // The runtime's Linear reads [C, H, W] as C*H*W features in C-major order, as Flatten does.
+    // Flattening the uint8 codes (not the floats) keeps DQ -> Gemm adjacent, the pattern ONNX
+    // Runtime fuses into an integer QGemm.
+    ValueTensors flat = values_[static_cast<size_t>(x_index)];
+    flat.quantized = name + "_input_flatten";
+    flat.dequantized.clear();
+    flat.rank = 2;
+    add_node("Flatten", flat.quantized, {values_[static_cast<size_t>(x_index)].quantized}, {flat.quantized},
+             {Attribute::make_int("axis", 1)});
+    flat.dequantized = flat.quantized + "_dequantized";
+    add_node("DequantizeLinear", flat.dequantized, {flat.quantized, flat.scale, flat.zero_point}, {flat.dequantized});
+    x = flat.dequantized;
+  } else {
+    x = dequantized(x_index);
+  }
   const std::string w = weight_tensor(i, op);
   const std::string b = bias_tensor(i, op, s_x);
   std::string y = name + "_output";
@@ -162,12 +178,6 @@ ValueTensors QdqBuilder::weighted_op(size_t i, const runtime::Op& op, bool last)
               Attribute::make_ints("pads", {op.pad_h, op.pad_w, op.pad_h, op.pad_w}),
               Attribute::make_ints("dilations", {1, 1}), Attribute::make_int("group", op.groups)});
   } else {
-    if (values_[static_cast<size_t>(x_index)].rank != 2) {
-      // The runtime's Linear reads [C, H, W] as C*H*W features in C-major order, as Flatten does.
-      const std::string flat = name + "_input_flatten";
-      add_node("Flatten", flat, {x}, {flat}, {Attribute::make_int("axis", 1)});
-      x = flat;
-    }
     add_node("Gemm", name, {x, w, b}, {y}, {Attribute::make_int("transB", 1)});
     rank = 2;
   }

@@ -159,9 +159,12 @@ TEST(QdqGraph, W8A8WeightsAreInt8AndOpset13Works) {
   expect_weights_match(e, DataType::Int8);
   EXPECT_GT(count_ops(e.onnx.graph, "Add"), 0);
   EXPECT_EQ(count_ops(e.onnx.graph, "GlobalAveragePool"), 1);
-  // The final Gemm reads the pooled [N, C, 1, 1] tensor through a Flatten.
+  // The final Gemm reads the pooled [N, C, 1, 1] codes flattened, then dequantized (DQ -> Gemm
+  // stays adjacent, which ONNX Runtime fuses).
   const Node& fc = node_named(e.onnx.graph, "fc");
-  EXPECT_EQ(e.onnx.graph.producer(fc.inputs[0])->op_type, "Flatten");
+  const Node& fc_dq = *e.onnx.graph.producer(fc.inputs[0]);
+  EXPECT_EQ(fc_dq.op_type, "DequantizeLinear");
+  EXPECT_EQ(e.onnx.graph.producer(fc_dq.inputs[0])->op_type, "Flatten");
   const std::string bytes = serialize(e.onnx);
   EXPECT_EQ(testing::fields_numbered(bytes, 1).at(0).varint, 7u);  // IR 7 for opset 13
 }
