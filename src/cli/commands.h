@@ -11,6 +11,7 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_qat_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 void add_runtime_commands(CLI::App& app);  // run, bench, inspect
 
 // Runtime session options for `threads` threads; the ISA comes from LOWBIT_ISA or the CPU.

@@ -138,11 +138,12 @@ struct WeightedLayer {
 // Weights, bias and output stage of a conv/linear op (requantization, or int32 logits for the
 // last layer); returns the quantization of its output.
 runtime::ActQParams fill_weighted_op(runtime::Op& op, const WeightedLayer& layer, const runtime::ActQParams& in_q,
-                                     bool last, const models::Node& node) {
+                                     bool last, const models::Node& node, std::vector<float>& weight_scales) {
   QuantizedWeight qw = quantize_weight(layer.weight_quantizer, layer.weight, node);
   const std::vector<float> bias = to_vector(layer.bias, layer.weight.size(0));
   bound_bias_scales(qw, layer.weight, bias, in_q.scale, layer.weight_quantizer);
   runtime::set_weight_values(op.weight, qw.bits, qw.grid, qw.values);
+  weight_scales = qw.scales;
   if (last) {
     runtime::set_output_layer(op, in_q.scale, qw.scales, bias);
     return in_q;  // unused: an output layer's value holds int32 logits
@@ -155,10 +156,11 @@ runtime::ActQParams fill_weighted_op(runtime::Op& op, const WeightedLayer& layer
 
 }  // namespace
 
-runtime::Model to_runtime_model(models::Net& net, const std::string& description) {
+runtime::Model to_runtime_model(models::Net& net, const std::string& description, std::vector<ConvertedOp>* record) {
   torch::NoGradGuard no_grad;
   const bool was_training = net->is_training();
   net->eval();
+  if (record) record->clear();
   runtime::Model m;
   m.name = description.empty() ? net->model_name() : description;
   m.in_channels = 1;
@@ -183,6 +185,7 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
     const runtime::ActQParams& in_q = value_q.at(static_cast<size_t>(x));
     runtime::Op op;
     runtime::ActQParams out_q = in_q;
+    std::vector<float> weight_scales;
     const std::string kind = node.layer->kind();
 
     if (auto conv = std::dynamic_pointer_cast<qat::QConvBnActImpl>(node.layer)) {
@@ -192,13 +195,13 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
                                 static_cast<int32_t>(s.kernel), static_cast<int32_t>(s.stride),
                                 static_cast<int32_t>(s.padding), static_cast<int32_t>(s.groups));
       out_q = fill_weighted_op(op, {w, b, *conv->weight_quantizer, quantizer_or_null(conv->output_quantizer), s.activation}, in_q,
-                               last, node);
+                               last, node, weight_scales);
     } else if (auto lin = std::dynamic_pointer_cast<qat::QLinearActImpl>(node.layer)) {
       const models::LinearSpec& s = lin->spec();
       op = runtime::make_linear(x, static_cast<int32_t>(s.in_features), static_cast<int32_t>(s.out_features));
       out_q = fill_weighted_op(op, {lin->linear->weight, lin->linear->bias, *lin->weight_quantizer,
                                     quantizer_or_null(lin->output_quantizer), s.activation},
-                               in_q, last, node);
+                               in_q, last, node, weight_scales);
     } else if (auto add = std::dynamic_pointer_cast<qat::QAddActImpl>(node.layer)) {
       LOWBIT_CHECK(node.inputs.size() == 2 && add->output_quantizer && !last,
                    where(node) + ": a residual add needs two inputs and an output quantizer");
@@ -223,6 +226,7 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
     }
     op.out = out_q;
     value_q.push_back(out_q);
+    if (record) record->push_back({node.name, std::move(weight_scales)});
     m.add(std::move(op));
   }
   runtime::validate_model(m, "converted model");

@@ -83,6 +83,26 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
   grep -q '"ms_median"' "$TMP/bench.json" && grep -q '"items_per_s"' "$TMP/bench.json" || fail "bench --json"
   "$LOWBIT" eval --model "$TMP/q.lbq" --checkpoint "$TMP/q" --json --data "$DATA" >"$TMP/rt.json"
   grep -q '"simulation_int_logits_equal":10000' "$TMP/rt.json" || fail "runtime != integer simulation: $(cat "$TMP/rt.json")"
+  # ONNX export: QDQ from the QAT run, float from the FP32 run; clear one-line refusals.
+  "$LOWBIT" export --from "$TMP/q" --format onnx --out "$TMP/q.onnx" | grep -q "QDQ ONNX, opset 21" || fail "export onnx"
+  [[ -s "$TMP/q.onnx" ]] || fail "export wrote no file"
+  "$LOWBIT" export --from "$TMP/run" --format onnx-fp32 --out "$TMP/fp32.onnx" >/dev/null || fail "export onnx-fp32"
+  expect_exit 1 "$LOWBIT" export --from "$TMP/run" --format onnx --out "$TMP/bad.onnx"
+  [[ $(wc -l <"$TMP/err") -eq 1 ]] && grep -q "FP32 checkpoint" "$TMP/err" || fail "export of FP32 as QDQ: $(cat "$TMP/err")"
+  expect_exit 1 "$LOWBIT" export --from "$TMP/q" --opset 19 --out "$TMP/bad.onnx"
+  [[ $(wc -l <"$TMP/err") -eq 1 ]] && grep -q "conv1" "$TMP/err" && grep -q "opset 21" "$TMP/err" \
+    || fail "int4 below opset 21: $(cat "$TMP/err")"
+  [[ ! -e "$TMP/bad.onnx" ]] || fail "a failed export left a file"
+  expect_exit 2 "$LOWBIT" export --from "$TMP/q" --format tflite --out "$TMP/bad.onnx"
+  # ONNX Runtime (Node) predicts what the runtime predicts, when scripts/setup.sh installed it.
+  SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  if [[ -f "$SRC/third_party/node/node_modules/onnxruntime-node/package.json" ]] && command -v node >/dev/null; then
+    node "$SRC/tests/export/ort_run.js" "$TMP/q.onnx" "$DATA/t10k-images-idx3-ubyte.gz" --count 50 \
+      --predictions "$TMP/ort.txt" >/dev/null || fail "ort_run.js failed"
+    "$LOWBIT" run "$TMP/q.lbq" --idx "$DATA/t10k-images-idx3-ubyte.gz" --count 50 \
+      | sed -n 's/^image [0-9]*: class \([0-9]*\).*/\1/p' >"$TMP/lowbit.txt"
+    cmp -s "$TMP/ort.txt" "$TMP/lowbit.txt" || fail "ONNX Runtime and lowbit predictions differ on the first 50 images"
+  fi
   # A damaged model file is rejected with a message naming it, exit 1.
   head -c 5000 "$TMP/q.lbq" >"$TMP/cut.lbq"
   expect_exit 1 "$LOWBIT" inspect "$TMP/cut.lbq"
