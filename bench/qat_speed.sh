@@ -30,6 +30,10 @@ for r in $(seq 1 "$repeats"); do
     "$lowbit" qat --from "$work/start" --wbits "$bits" --abits "$bits" "${common[@]}" --out "$work/w$bits-$r" > /dev/null 2>&1
     echo "lowbit-qat-w${bits}a${bits} $(ips_of_run "$work/w$bits-$r")" >> "$rows"
   done
+  # With batch-statistics BN (approximate folding, as PyTorch's QAT) instead of the default
+  # frozen statistics: BN's batch mean/variance cost the same as in the FP32 step.
+  "$lowbit" qat --from "$work/start" --wbits 8 --abits 8 --bn-freeze-step -1 "${common[@]}" --out "$work/bn-$r" > /dev/null 2>&1
+  echo "lowbit-qat-w8a8-batch-stat-bn $(ips_of_run "$work/bn-$r")" >> "$rows"
   echo "pytorch-fp32 $(ips_of_json "$("$here/pytorch_anchor.py" fp32-epoch --threads 2 --steps "$steps")")" >> "$rows"
   echo "pytorch-qat-w8a8 $(ips_of_json "$("$here/pytorch_anchor.py" qat-epoch --threads 2 --steps "$steps")")" >> "$rows"
   echo "repeat $r done"
