@@ -1,6 +1,9 @@
 // Commands on integer runtime model files (.lbq): `lowbit run`, `lowbit bench`, `lowbit inspect`.
-// They use lowbit_runtime only (plus the IDX reader for `run`).
+// They use lowbit_runtime only (plus the IDX reader for `run`), except `bench --checkpoint`,
+// which times LibTorch's evaluation of a checkpoint as the float anchor.
+#include <chrono>
 #include <iomanip>
+#include <optional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -13,6 +16,7 @@
 #include "runtime/model_file.h"
 #include "runtime/model_tools.h"
 #include "runtime/session.h"
+#include "train/checkpoint.h"
 
 namespace lowbit::cli {
 namespace {
@@ -57,18 +61,52 @@ void run_model(const RunArgs& args) {
 
 struct BenchArgs {
   std::string model;
+  std::string checkpoint;
   std::vector<int64_t> batches{1, 256};
   int threads = 2;
   int iterations = 50;
   bool json = false;
 };
 
+// LibTorch evaluation of a checkpoint (FP32, or QAT in its fake-quantized evaluation mode) on
+// random inputs in [0, 1], with the same warm-up and statistics as the runtime's benchmark.
+runtime::BenchmarkResult benchmark_checkpoint(models::Net& net, int64_t batch, int threads, int iterations) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  const torch::Tensor x = torch::rand({batch, 1, 28, 28});
+  for (int i = 0; i < 2; ++i) net->forward(x);
+  runtime::BenchmarkResult r;
+  r.batch = batch;
+  r.threads = threads;
+  r.isa = "libtorch";
+  for (int i = 0; i < std::max(1, iterations); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    net->forward(x);
+    r.samples_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  runtime::summarize_samples(r, 0.0);
+  return r;
+}
+
 void bench_model(const BenchArgs& args) {
+  if (args.model.empty() == args.checkpoint.empty()) {
+    throw CLI::ValidationError("bench", "give a model file (.lbq) or --checkpoint, one of them");
+  }
+  std::optional<models::Net> net;
+  if (!args.checkpoint.empty()) {
+    net = train::load_net(args.checkpoint);
+    torch::set_num_threads(args.threads);
+  }
   nlohmann::json results = nlohmann::json::array();
   for (int64_t batch : args.batches) {
     LOWBIT_CHECK(batch > 0, "--batch sizes must be positive (got " + std::to_string(batch) + ")");
-    runtime::Session session = runtime::Session::load(args.model, session_options(args.threads));
-    const runtime::BenchmarkResult r = runtime::benchmark_model(session, batch, args.threads, args.iterations);
+    runtime::BenchmarkResult r;
+    if (net) {
+      r = benchmark_checkpoint(*net, batch, args.threads, args.iterations);
+    } else {
+      runtime::Session session = runtime::Session::load(args.model, session_options(args.threads));
+      r = runtime::benchmark_model(session, batch, args.threads, args.iterations);
+    }
     if (args.json) {
       results.push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},
                          {"ms_p90", r.p90_ms}, {"ms_p99", r.p99_ms}, {"items_per_s", r.items_per_s},
@@ -77,7 +115,8 @@ void bench_model(const BenchArgs& args) {
       std::cout << r.to_string() << "\n";
     }
   }
-  if (args.json) std::cout << nlohmann::json{{"model", args.model}, {"results", results}}.dump() << "\n";
+  const std::string what = net ? args.checkpoint : args.model;
+  if (args.json) std::cout << nlohmann::json{{"model", what}, {"results", results}}.dump() << "\n";
 }
 
 }  // namespace
@@ -93,8 +132,11 @@ void add_runtime_commands(CLI::App& app) {
   run->callback([run_args] { run_model(*run_args); });
 
   auto bench_args = std::make_shared<BenchArgs>();
-  CLI::App* bench = app.add_subcommand("bench", "Latency and throughput of an integer model (.lbq) on random inputs");
-  bench->add_option("model", bench_args->model, "Model file (.lbq)")->required();
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Latency and throughput of an integer model (.lbq), or of a checkpoint on LibTorch, on random inputs");
+  bench->add_option("model", bench_args->model, "Model file (.lbq)");
+  bench->add_option("--checkpoint", bench_args->checkpoint,
+                    "Time LibTorch's evaluation of this checkpoint instead (the float anchor)");
   bench->add_option("--batch", bench_args->batches, "Batch sizes, comma separated")->delimiter(',')->capture_default_str();
   bench->add_option("--threads", bench_args->threads, "Threads")->check(CLI::PositiveNumber)->capture_default_str();
   bench->add_option("--iterations", bench_args->iterations, "Timed runs per batch size")->check(CLI::PositiveNumber)->capture_default_str();

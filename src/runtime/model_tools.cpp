@@ -77,10 +77,14 @@ std::string describe_model(const Model& model) {
 
 std::string BenchmarkResult::to_string() const {
   char line[256];
-  std::snprintf(line, sizeof line,
-                "batch %lld, %d threads, isa %s: median %.4f ms, p90 %.4f ms, p99 %.4f ms, %.1f items/s, %.1f GMAC/s",
-                static_cast<long long>(batch), threads, isa.c_str(), median_ms, p90_ms, p99_ms, items_per_s, gmacs_per_s);
-  return line;
+  std::snprintf(line, sizeof line, "batch %lld, %d threads, isa %s: median %.4f ms, p90 %.4f ms, p99 %.4f ms, %.1f items/s",
+                static_cast<long long>(batch), threads, isa.c_str(), median_ms, p90_ms, p99_ms, items_per_s);
+  std::string out = line;
+  if (gmacs_per_s > 0) {  // unknown (0) for engines whose MAC count lowbit does not compute
+    std::snprintf(line, sizeof line, ", %.1f GMAC/s", gmacs_per_s);
+    out += line;
+  }
+  return out;
 }
 
 BenchmarkResult benchmark_model(Session& session, int64_t batch, int threads, int iterations) {
@@ -102,15 +106,20 @@ BenchmarkResult benchmark_model(Session& session, int64_t batch, int threads, in
     const auto t1 = std::chrono::steady_clock::now();
     r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
+  summarize_samples(r, static_cast<double>(model_macs_per_item(m)));
+  return r;
+}
+
+void summarize_samples(BenchmarkResult& r, double macs_per_item) {
   std::vector<double> s = r.samples_ms;
+  if (s.empty()) return;
   std::sort(s.begin(), s.end());
   auto pct = [&](double q) { return s[std::min(s.size() - 1, static_cast<size_t>(q * (s.size() - 1) + 0.5))]; };
   r.median_ms = pct(0.5);
   r.p90_ms = pct(0.9);
   r.p99_ms = pct(0.99);
-  r.items_per_s = batch / (r.median_ms / 1000.0);
-  r.gmacs_per_s = double(model_macs_per_item(m)) * batch / (r.median_ms / 1000.0) / 1e9;
-  return r;
+  r.items_per_s = r.batch / (r.median_ms / 1000.0);
+  r.gmacs_per_s = macs_per_item * r.batch / (r.median_ms / 1000.0) / 1e9;
 }
 
 }  // namespace lowbit::runtime

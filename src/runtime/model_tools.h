@@ -32,4 +32,8 @@ struct BenchmarkResult {
 // `threads` is informational: the session's own pool size is used (pass the same number).
 BenchmarkResult benchmark_model(Session& session, int64_t batch, int threads, int iterations);
 
+// Fills median / p90 / p99 (nearest rank), items_per_s and gmacs_per_s from r.samples_ms and
+// r.batch; shared with benchmarks of other engines so that all report the same statistics.
+void summarize_samples(BenchmarkResult& r, double macs_per_item);
+
 }  // namespace lowbit::runtime

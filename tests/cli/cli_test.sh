@@ -81,6 +81,9 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
     || fail "run output"
   "$LOWBIT" bench "$TMP/q.lbq" --batch 1,4 --iterations 3 --json >"$TMP/bench.json"
   grep -q '"ms_median"' "$TMP/bench.json" && grep -q '"items_per_s"' "$TMP/bench.json" || fail "bench --json"
+  "$LOWBIT" bench --checkpoint "$TMP/run" --batch 2 --iterations 2 --json >"$TMP/bench_ckpt.json" || fail "bench --checkpoint"
+  grep -q '"isa":"libtorch"' "$TMP/bench_ckpt.json" || fail "bench --checkpoint --json names the engine"
+  expect_exit 2 "$LOWBIT" bench --batch 1
   "$LOWBIT" eval --model "$TMP/q.lbq" --checkpoint "$TMP/q" --json --data "$DATA" >"$TMP/rt.json"
   grep -q '"simulation_int_logits_equal":10000' "$TMP/rt.json" || fail "runtime != integer simulation: $(cat "$TMP/rt.json")"
   # ONNX export: QDQ from the QAT run, float from the FP32 run; clear one-line refusals.
