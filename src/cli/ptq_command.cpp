@@ -15,7 +15,7 @@ struct PtqArgs {
 };
 
 void run(PtqArgs args) {
-  if (args.options.from.empty()) throw CLI::RequiredError("ptq needs --from (the FP32 checkpoint to quantize)");
+  if (args.options.from.empty()) throw CLI::RequiredError("--from (the FP32 checkpoint to quantize)");
   args.options.ptq.method = ptq::method_from_string(args.method);
   args.options.log = &std::cerr;
   const ptq::PtqRunResult r = ptq::run_ptq(args.options);

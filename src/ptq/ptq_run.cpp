@@ -53,6 +53,7 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
                "'" + o.out + "/checkpoint.pt' already exists; pass --overwrite to replace it");
   torch::set_num_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
+  train::load_checkpoint(o.from);  // a bad --from is reported before the data is read
   const std::string dir = data::resolve_data_dir(o.data_dir);
   const data::Dataset train = data::load_fashion_mnist(dir, "train");
   const data::Dataset test = data::load_fashion_mnist(dir, "test");

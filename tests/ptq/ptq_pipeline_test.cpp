@@ -58,7 +58,7 @@ std::vector<torch::Tensor> deployed_codes(models::Net& net) {
 }
 
 TEST(Ptq, FakeQuantizationReproducesThePtqCodes) {
-  const auto calib = image_batches(2, 32, 1);
+  const auto calib = image_batches(2, 16, 1);
   for (PtqMethod method : {PtqMethod::Rtn, PtqMethod::Gptq}) {
     for (bool bn : {false, true}) {
       models::Net net = settled_model("cnn", calib, 2);
@@ -143,9 +143,9 @@ std::pair<torch::Tensor, torch::Tensor> channel_moments(const torch::Tensor& y) 
 TEST(Ptq, CorrectionsReduceOutputError) {
   const auto calib = image_batches(3, 32, 8);
   // BN running statistics of the FP model equal to the calibration data's (as after training).
-  models::Net fp = settled_model("cnn", calib, 9, 40);
+  models::Net fp = settled_model("cnn", calib, 9, 25);
   auto quantized = [&](bool bn, bool bias) {
-    models::Net net = settled_model("cnn", calib, 9, 40);
+    models::Net net = settled_model("cnn", calib, 9, 25);
     PtqOptions o;
     o.bn_reestimate = bn;
     o.bias_correction = bias;
@@ -189,6 +189,33 @@ TEST(Ptq, BadOptions) {
   tiny.images = torch::zeros({10, 1, 28, 28});
   tiny.labels = torch::zeros({10}, torch::kInt64);
   EXPECT_THROW(calibration_batches(tiny, 2, 8), Error);
+}
+
+}  // namespace
+}  // namespace lowbit::ptq
+
+namespace lowbit::ptq {
+namespace {
+
+TEST(WeightLayer, EffectiveWeightAndBiasWritersRoundTrip) {
+  const auto calib = image_batches(1, 16, 12);
+  models::Net net = settled_model("cnn", calib, 13);
+  qat::prepare(net, ptq_config(4, 8, 1));
+  for (auto& l : weight_layers(net)) {
+    const torch::Tensor w = l.effective_weight();
+    const torch::Tensor b = l.effective_bias();
+    l.set_effective_weight(w * 0.5);
+    l.shift_bias(torch::ones_like(b));
+    EXPECT_TRUE(torch::allclose(l.effective_weight(), w * 0.5, 1e-5, 1e-6)) << l.name();
+    EXPECT_TRUE(torch::allclose(l.effective_bias(), b + 1, 1e-5, 1e-5)) << l.name();
+    // Rows of the im2col / input matrix times the weight matrix give the layer's output.
+    const auto inputs = node_inputs(net->nodes(), net->input_layer(), calib, l.node_index());
+    const torch::Tensor y = l.pre_activation(inputs[0], l.effective_weight(), torch::Tensor());
+    const torch::Tensor rows = l.input_rows(inputs[0]);
+    const torch::Tensor y2 = rows.matmul(l.effective_weight().reshape({l.effective_weight().size(0), -1}).t());
+    const torch::Tensor y_rows = y.dim() == 4 ? y.permute({0, 2, 3, 1}).reshape({-1, y.size(1)}) : y;
+    EXPECT_TRUE(torch::allclose(y_rows, y2, 1e-4, 1e-4)) << l.name();
+  }
 }
 
 }  // namespace
