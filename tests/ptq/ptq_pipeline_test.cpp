@@ -141,7 +141,7 @@ std::pair<torch::Tensor, torch::Tensor> channel_moments(const torch::Tensor& y) 
 }
 
 TEST(Ptq, CorrectionsReduceOutputError) {
-  const auto calib = image_batches(3, 32, 8);
+  const auto calib = image_batches(2, 32, 8);
   // BN running statistics of the FP model equal to the calibration data's (as after training).
   models::Net fp = settled_model("cnn", calib, 9, 25);
   auto quantized = [&](bool bn, bool bias) {
@@ -149,7 +149,7 @@ TEST(Ptq, CorrectionsReduceOutputError) {
     PtqOptions o;
     o.bn_reestimate = bn;
     o.bias_correction = bias;
-    quantize_post_training(net, ptq_config(2, 8, 3), calib, o);
+    quantize_post_training(net, ptq_config(2, 8, 2), calib, o);
     return net;
   };
   models::Net plain = quantized(false, false);
