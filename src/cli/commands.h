@@ -12,6 +12,9 @@ void add_eval_command(CLI::App& app);
 void add_qat_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_ptq_command(CLI::App& app);
+void add_study_command(CLI::App& app);    // study ptq-vs-qat
+void add_analyze_command(CLI::App& app);  // analyze basin, analyze toy
 void add_runtime_commands(CLI::App& app);  // run, bench, inspect
 
 // Runtime session options for `threads` threads; the ISA comes from LOWBIT_ISA or the CPU.

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   lowbit::cli::add_qat_command(app);
   lowbit::cli::add_convert_command(app);
   lowbit::cli::add_export_command(app);
+  lowbit::cli::add_ptq_command(app);
+  lowbit::cli::add_study_command(app);
+  lowbit::cli::add_analyze_command(app);
   lowbit::cli::add_runtime_commands(app);
   lowbit::qat::register_checkpoint_hook();  // so QAT checkpoints can be loaded by every command
 

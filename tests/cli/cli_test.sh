@@ -48,6 +48,16 @@ grep -q "LOWBIT_DATA" "$TMP/err" || fail "missing data message: $(cat "$TMP/err"
 expect_exit 1 "$LOWBIT" train --out "$TMP/nothing" --resume
 grep -q "no checkpoint to resume" "$TMP/err" || fail "resume without checkpoint: $(cat "$TMP/err")"
 
+# PTQ, study and analysis commands: usage errors (exit 2) and the toy (no data needed).
+expect_exit 2 "$LOWBIT" ptq --out "$TMP/p"
+grep -q -- "--from" "$TMP/err" || fail "ptq without --from: $(cat "$TMP/err")"
+expect_exit 2 "$LOWBIT" ptq --from "$TMP/x" --out "$TMP/p" --method adaround
+expect_exit 2 "$LOWBIT" ptq --from "$TMP/x" --out "$TMP/p" --wbits 1
+expect_exit 1 "$LOWBIT" ptq --from "$TMP/foreign.pt" --out "$TMP/p" --data "$TMP/empty-dir"
+expect_exit 2 "$LOWBIT" study
+expect_exit 2 "$LOWBIT" analyze basin --wbits 2
+"$LOWBIT" analyze toy --steps 8 | grep -q "OUTSIDE the basin" || fail "analyze toy output"
+
 # A short real run, if the dataset is installed.
 DATA="${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}"
 if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then

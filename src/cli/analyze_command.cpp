@@ -1,0 +1,86 @@
+// `lowbit analyze basin` (basin diagnostics of PTQ points and a short STE-QAT run, docs/basin.md)
+// and `lowbit analyze toy` (the 2-D mechanism of RESEARCH.md section 2).
+#include <iomanip>
+#include <sstream>
+#include <iostream>
+#include <memory>
+
+#include "analysis/basin.h"
+#include "analysis/toy_basin.h"
+#include "base/atomic_file.h"
+#include "cli/commands.h"
+
+namespace lowbit::cli {
+namespace {
+
+void print_toy(double lr, int steps) {
+  const analysis::ToyBasin t;
+  auto show = [&t](const analysis::Point2& p) {
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(3) << "(" << p[0] << ", " << p[1] << ") loss " << std::setprecision(4) << t.loss(p)
+      << (t.in_basin(p) ? " inside" : " OUTSIDE") << " the basin";
+    return s.str();
+  };
+  std::cout << "L = c (u - u0)^2 + a (v - v0)^2 + b max(|v| - w, 0)^2, u = (x + y)/sqrt2, v = (y - x)/sqrt2\n"
+            << "c " << t.c << ", a " << t.a << ", b " << t.b << ", w " << t.w << ", grid step " << t.grid_step << "\n"
+            << "FP point            " << show(t.fp) << "\n"
+            << "round-to-nearest    " << show(analysis::toy_round_to_nearest(t)) << "\n"
+            << "second order (GPTQ) " << show(analysis::toy_second_order(t)) << "\n"
+            << "grid point (0, 0)   " << show({0.0, 0.0}) << "\n"
+            << "STE-QAT, lr " << lr << ":\n"
+            << " step   latent x  latent y   deployed   loss      basin  inward cos\n";
+  for (const auto& s : analysis::toy_ste_qat(t, lr, steps)) {
+    std::cout << std::setw(5) << s.step << std::fixed << std::setprecision(4) << std::setw(10) << s.latent[0] << std::setw(10)
+              << s.latent[1] << "   (" << std::setprecision(0) << s.deployed[0] << ", " << s.deployed[1] << ")  "
+              << std::setprecision(4) << std::setw(9) << s.deployed_loss << (s.in_basin ? "  in " : "  out") << std::setw(10)
+              << std::setprecision(3) << s.inward_cosine << "\n";
+  }
+}
+
+}  // namespace
+
+void add_analyze_command(CLI::App& app) {
+  CLI::App* analyze = app.add_subcommand("analyze", "Diagnostics: loss-basin analysis of PTQ and QAT");
+  analyze->require_subcommand(1);
+
+  auto o = std::make_shared<analysis::BasinOptions>();
+  auto json_path = std::make_shared<std::string>();
+  auto method = std::make_shared<std::string>("both");
+  CLI::App* basin = analyze->add_subcommand("basin", "Loss along FP32 -> PTQ segments, grid distances, STE-QAT re-entry");
+  basin->add_option("--from", o->from, "FP32 checkpoint (file or run folder)")->required();
+  basin->add_option("--wbits", o->weight_bits, "Weight bits")->check(CLI::Range(2, 8))->capture_default_str();
+  basin->add_option("--abits", o->act_bits, "Activation bits")->check(CLI::Range(2, 8))->capture_default_str();
+  basin->add_option("--method", *method, "rtn, gptq or both")->check(CLI::IsMember({"rtn", "gptq", "both"}))->capture_default_str();
+  basin->add_option("--points", o->points, "Points on each segment (>= 2)")->check(CLI::Range(2, 1000))->capture_default_str();
+  basin->add_option("--qat-steps", o->qat_steps, "STE-QAT steps (0: none)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  basin->add_option("--qat-lr", o->qat_lr, "STE-QAT learning rate")->capture_default_str();
+  basin->add_option("--eval-every", o->eval_every, "Deployed loss every N QAT steps")->check(CLI::PositiveNumber)->capture_default_str();
+  basin->add_option("--epsilon", o->epsilon, "Re-entry threshold: deployed loss <= (1 + epsilon) * FP32 loss")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  basin->add_option("--eval-images", o->eval_images, "Validation images the losses are measured on")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  basin->add_option("--calib-batches", o->calib_batches, "PTQ calibration batches of 128")->check(CLI::PositiveNumber)->capture_default_str();
+  basin->add_flag("--quick", o->quick, "Tiny sets (a test-sized run)");
+  basin->add_option("--json", *json_path, "Write the full result as JSON (atomically)");
+  basin->add_option("--data", o->data_dir, "Fashion-MNIST folder");
+  basin->add_option("--threads", o->threads, "CPU threads for torch")->capture_default_str();
+  basin->callback([o, json_path, method] {
+    if (*method != "both") o->methods = {*method};
+    o->log = &std::cerr;
+    const analysis::BasinResult r = analysis::analyze_basin(*o);
+    std::cout << r.summary();
+    if (!json_path->empty()) {
+      write_file_atomically(*json_path, r.to_json().dump(2) + "\n");
+      std::cout << "wrote " << *json_path << "\n";
+    }
+  });
+
+  auto lr = std::make_shared<double>(5e-4);
+  auto steps = std::make_shared<int>(12);
+  CLI::App* toy = analyze->add_subcommand("toy", "The 2-D basin toy: rounding and GPTQ leave the basin, STE-QAT re-enters");
+  toy->add_option("--lr", *lr, "STE learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  toy->add_option("--steps", *steps, "STE steps")->check(CLI::Range(0, 100000))->capture_default_str();
+  toy->callback([lr, steps] { print_toy(*lr, *steps); });
+}
+
+}  // namespace lowbit::cli

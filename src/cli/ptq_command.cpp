@@ -1,0 +1,63 @@
+// `lowbit ptq`: post-training quantization of an FP32 checkpoint (see ptq/ptq_run.h).
+#include <iomanip>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "ptq/ptq_run.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct PtqArgs {
+  ptq::PtqRunOptions options;
+  std::string method = "rtn";
+};
+
+void run(PtqArgs args) {
+  if (args.options.from.empty()) throw CLI::RequiredError("--from (the FP32 checkpoint to quantize)");
+  args.options.ptq.method = ptq::method_from_string(args.method);
+  args.options.log = &std::cerr;
+  const ptq::PtqRunResult r = ptq::run_ptq(args.options);
+  std::cout << std::fixed << std::setprecision(2);
+  for (const auto& l : r.report.layers) {
+    std::cout << "  " << std::left << std::setw(14) << l.name << std::setw(20) << l.method << " relative output error "
+              << std::setprecision(4) << l.relative_error << " (round-to-nearest " << l.rtn_relative_error << ")\n"
+              << std::setprecision(2);
+  }
+  std::cout << "test accuracy: FP32 " << 100.0 * r.fp_accuracy << "% -> " << args.method << " W"
+            << args.options.wbits << "A" << args.options.abits << " " << 100.0 * r.ptq_accuracy << "%\n"
+            << "wrote " << r.checkpoint << "\n";
+}
+
+}  // namespace
+
+void add_ptq_command(CLI::App& app) {
+  auto args = std::make_shared<PtqArgs>();
+  auto& o = args->options;
+  CLI::App* cmd = app.add_subcommand("ptq", "Post-training quantization (round-to-nearest or GPTQ) of an FP32 checkpoint");
+  cmd->add_option("--from", o.from, "FP32 checkpoint (file or run folder) to quantize");
+  cmd->add_option("--out", o.out, "Output folder (checkpoint.pt, ptq.json)")->required();
+  cmd->add_option("--wbits", o.wbits, "Weight bits (2-8)")->check(CLI::Range(2, 8))->capture_default_str();
+  cmd->add_option("--abits", o.abits, "Activation bits (2-8)")->check(CLI::Range(2, 8))->capture_default_str();
+  cmd->add_option("--method", args->method, "rtn or gptq")->check(CLI::IsMember({"rtn", "gptq"}))->capture_default_str();
+  cmd->add_option("--calib-batches", o.calib_batches, "Calibration batches (first training images)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--calib-batch-size", o.calib_batch_size, "Images per calibration batch")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--observer", o.observer, "Range observer for weights and activations: minmax, ema, percentile, mse")
+      ->check(CLI::IsMember({"minmax", "ema", "percentile", "mse"}))->capture_default_str();
+  cmd->add_flag("--bn-reestimate", o.ptq.bn_reestimate, "Re-estimate batch-norm statistics with the quantized weights");
+  cmd->add_flag("--bias-correction", o.ptq.bias_correction, "Shift biases by the mean output error on calibration data");
+  cmd->add_flag("--act-order", o.ptq.gptq.act_order, "GPTQ: quantize columns in order of decreasing Hessian diagonal");
+  cmd->add_option("--percdamp", o.ptq.gptq.percdamp, "GPTQ: damping as a fraction of the mean Hessian diagonal")
+      ->check(CLI::Range(1e-6, 10.0))->capture_default_str();
+  cmd->add_option("--block-size", o.ptq.gptq.block_size, "GPTQ: columns per lazy-update block")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--data", o.data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--threads", o.threads, "CPU threads for torch")->capture_default_str();
+  cmd->add_flag("--overwrite", o.overwrite, "Replace an existing checkpoint in --out");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,50 @@
+// `lowbit ptq` as a job: FP32 checkpoint in, quantized checkpoint (a QAT-style checkpoint with
+// "qat" and "ptq" sections) out, with the test accuracy before and after.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "data/fashion_mnist.h"
+#include "ptq/ptq.h"
+
+namespace lowbit::ptq {
+
+struct PtqRunOptions {
+  std::string from;  // FP32 checkpoint (file or run folder)
+  std::string out;   // folder: checkpoint.pt, ptq.json
+  int wbits = 4;
+  int abits = 8;
+  std::string observer = "minmax";
+  int64_t calib_batches = 8;
+  int64_t calib_batch_size = 128;
+  PtqOptions ptq;
+  std::string data_dir;  // empty: the default Fashion-MNIST folder
+  int64_t threads = 2;
+  bool overwrite = false;
+  std::ostream* log = nullptr;  // progress lines; nullptr: silent
+};
+
+struct PtqRunResult {
+  double fp_accuracy = 0.0;   // test accuracy of the FP32 checkpoint
+  double ptq_accuracy = 0.0;  // test accuracy of the quantized checkpoint (fake quantization)
+  double fp_loss = 0.0;
+  double ptq_loss = 0.0;
+  PtqReport report;
+  std::string checkpoint;     // path written
+};
+
+// Loads `from` (must be FP32), quantizes a copy with `config` and `options`, returns the net.
+// `train` supplies the calibration batches (its first images).
+models::Net quantize_checkpoint(const std::string& from, const qat::QatConfig& config, const data::Dataset& train,
+                                int64_t calib_batches, int64_t calib_batch_size, const PtqOptions& options,
+                                PtqReport* report = nullptr);
+
+// Writes <out>/checkpoint.pt for a quantized net: the source checkpoint's config plus the "qat"
+// section (so build_net re-prepares it) and a "ptq" section describing how it was made.
+void save_ptq_checkpoint(const std::string& out_dir, models::Net& net, const std::string& from,
+                         const qat::QatConfig& config, const nlohmann::json& ptq_section, bool overwrite);
+
+PtqRunResult run_ptq(const PtqRunOptions& options);
+
+}  // namespace lowbit::ptq
