@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inference speed of one model in four runtimes, same machine, same session, same inputs
 # (Fashion-MNIST test images), 2 threads, batch 1 and 256:
-#   lowbit integer runtime (.lbq)              lowbit bench --json
+#   lowbit integer runtime (.lbq)              lowbit bench --json, once per ISA level the CPU has
+#   lowbit's LibTorch FP32 evaluation          lowbit bench --checkpoint FP32_RUN --json
 #   ONNX Runtime 1.30, float32 and QDQ .onnx   tests/export/ort_run.js --bench (Node binding, intra-op threads 2)
 #   PyTorch 1.13 FP32 and int8 (fbgemm)        bench/pytorch_anchor.py infer (reference CNN only)
 # Prints a Markdown table: median latency, throughput, ratio to the fastest anchor (ONNX Runtime
@@ -11,6 +12,9 @@
 # Usage: bench/compare_runtimes.sh [BUILD_DIR] [QAT_RUN] [FP32_RUN]
 #   defaults: build runs/export_agreement/cnn-w8a8 runs/export_agreement/cnn-fp32
 #   ITERATIONS=50 (batch 1 uses 4x as many)
+#   DOCS=docs/BENCHMARKS.md also writes the table (with command, date and CPU) into that file,
+#   between the lines "<!-- compare_runtimes:begin -->" and "<!-- compare_runtimes:end -->"
+#   (appended if they are missing), atomically.
 set -euo pipefail
 build=${1:-build}
 qat=${2:-runs/export_agreement/cnn-w8a8}
@@ -33,8 +37,16 @@ trap 'rm -rf "$tmp"' EXIT
 "$lowbit" export --from "$fp32" --format onnx-fp32 --out "$tmp/fp32.onnx" >/dev/null
 
 results="$tmp/results.jsonl"
-"$lowbit" bench "$tmp/model.lbq" --batch 1 --threads 2 --iterations $((4 * iterations)) --json >>"$results"
-"$lowbit" bench "$tmp/model.lbq" --batch 256 --threads 2 --iterations "$iterations" --json >>"$results"
+isas=(avx2)
+grep -qw avx512_vnni /proc/cpuinfo && isas+=(avx512vnni)
+for isa in "${isas[@]}"; do
+  LOWBIT_ISA=$isa "$lowbit" bench "$tmp/model.lbq" --batch 1 --threads 2 --iterations $((4 * iterations)) --json >>"$results"
+  LOWBIT_ISA=$isa "$lowbit" bench "$tmp/model.lbq" --batch 256 --threads 2 --iterations "$iterations" --json >>"$results"
+done
+"$lowbit" bench --checkpoint "$fp32" --batch 1 --threads 2 --iterations $((4 * iterations)) --json \
+  | sed 's/^{/{"runtime":"lowbit-libtorch-fp32",/' >>"$results"
+"$lowbit" bench --checkpoint "$fp32" --batch 256 --threads 2 --iterations "$iterations" --json \
+  | sed 's/^{/{"runtime":"lowbit-libtorch-fp32",/' >>"$results"
 for kind in fp32 qdq; do
   node "$here/tests/export/ort_run.js" "$tmp/$kind.onnx" "$images" --threads 2 --bench 1 --iterations $((4 * iterations)) >>"$results"
   node "$here/tests/export/ort_run.js" "$tmp/$kind.onnx" "$images" --threads 2 --bench 256 --iterations "$iterations" >>"$results"
@@ -50,7 +62,8 @@ else
   torch_note="PyTorch anchor skipped: python3-torch missing (scripts/setup.sh --bench)"
 fi
 
-/usr/bin/python3 - "$results" "$tmp" "$(basename "$qat")" <<'PY'
+table="$tmp/table.md"
+/usr/bin/python3 - "$results" "$tmp" "$(basename "$qat")" >"$table" <<'PY'
 import json, os, sys
 results, tmp, name = sys.argv[1], sys.argv[2], sys.argv[3]
 size = {"lowbit": os.path.getsize(f"{tmp}/model.lbq"), "onnxruntime-qdq": os.path.getsize(f"{tmp}/qdq.onnx"),
@@ -63,9 +76,11 @@ for line in open(results):
             rows.append((e["runtime"], e["batch"], e["ms_median"], e["items_per_s"]))
         continue
     model = r["model"]
-    runtime = "lowbit" if model.endswith(".lbq") else "onnxruntime-qdq" if model.endswith("qdq.onnx") else "onnxruntime-fp32"
+    runtime = r.get("runtime") or ("lowbit" if model.endswith(".lbq") else
+                                   "onnxruntime-qdq" if model.endswith("qdq.onnx") else "onnxruntime-fp32")
     for e in r["results"]:
-        rows.append((runtime, e["batch"], e["ms_median"], e["items_per_s"]))
+        name_isa = f"{runtime} ({e['isa']})" if runtime == "lowbit" else runtime
+        rows.append((name_isa, e["batch"], e["ms_median"], e["items_per_s"]))
 anchors = ("onnxruntime-fp32", "onnxruntime-qdq", "pytorch-fp32", "pytorch-int8")
 print(f"model {name}; 2 threads; median latency")
 print("| runtime | batch | median ms | items/s | ratio to fastest anchor | model size |")
@@ -74,8 +89,40 @@ for batch in sorted({r[1] for r in rows}):
     at = [r for r in rows if r[1] == batch]
     fastest = min(r[2] for r in at if r[0] in anchors)
     for runtime, b, ms, ips in sorted(at, key=lambda r: r[2]):
-        s = size.get(runtime)
+        s = size.get(runtime.split(" ")[0])
         print(f"| {runtime} | {b} | {ms:.3f} | {ips:,.0f} | {ms / fastest:.2f} | {f'{s:,} B' if s else '-'} |")
 print("ratio = median ms / median ms of the fastest anchor (ONNX Runtime or PyTorch) at that batch; < 1 is faster")
 PY
-[[ -z "$torch_note" ]] || echo "$torch_note"
+[[ -z "$torch_note" ]] || echo "$torch_note" >>"$table"
+cat "$table"
+
+if [[ -n "${DOCS:-}" ]]; then
+  cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+  flags=$(grep -o -w -E 'avx2|avx512f|avx512_vnni' /proc/cpuinfo | sort -u | tr '\n' ' ')
+  section="$tmp/section.md"
+  {
+    echo "<!-- compare_runtimes:begin -->"
+    echo "Written by \`DOCS=$DOCS bench/compare_runtimes.sh $build $qat $fp32\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+    echo "CPU: $cpu, $(nproc) cores, flags: ${flags% }; ITERATIONS=$iterations."
+    echo
+    cat "$table"
+    echo "<!-- compare_runtimes:end -->"
+  } >"$section"
+  /usr/bin/python3 - "$DOCS" "$section" <<'PY'
+import os, sys
+path, section = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if os.path.exists(path) else ""
+begin, end = "<!-- compare_runtimes:begin -->", "<!-- compare_runtimes:end -->"
+if begin in text and end in text:
+    text = text[:text.index(begin)] + section.rstrip("\n") + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+os.replace(tmp, path)
+PY
+  echo "compare_runtimes: table written to $DOCS"
+fi
