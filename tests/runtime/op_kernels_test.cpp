@@ -1,4 +1,4 @@
-// Each op on the optimized path (avx2, 1 and 2 threads) against the reference kernels, through
+// Each op on the optimized paths (avx2 and avx512vnni, 1 and 2 threads) against the reference kernels, through
 // single-op models: hidden layers are exposed exactly by an identity output layer
 // (int logit = (y - z_y) for every element of the hidden output).
 #include <gtest/gtest.h>
@@ -34,11 +34,15 @@ void compare(const Model& m, int64_t batch, uint32_t seed) {
   const std::vector<float> x = rtest::random_input(m, batch, seed);
   Session ref(m, {1, "ref"});
   const RunResult want = ref.run(x.data(), batch);
-  for (int threads : {1, 2}) {
-    Session opt(m, {threads, "avx2", false, 0});
-    const RunResult got = opt.run(x.data(), batch);
-    ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " threads=" << threads << " kernels: " << opt.kernel_names()[0];
-    ASSERT_EQ(got.argmax, want.argmax);
+  for (const char* isa : {"avx2", "avx512vnni"}) {
+    if (!cpu_supports(parse_isa(isa))) continue;
+    for (int threads : {1, 2}) {
+      Session opt(m, {threads, isa, false, 0});
+      const RunResult got = opt.run(x.data(), batch);
+      ASSERT_EQ(got.int_logits, want.int_logits)
+          << m.name << " " << isa << " threads=" << threads << " kernels: " << opt.kernel_names()[0];
+      ASSERT_EQ(got.argmax, want.argmax);
+    }
   }
 }
 

@@ -58,13 +58,17 @@ struct GemmConfig {
 std::vector<int32_t> fold_zero_point(const int32_t* bias, const int32_t* w, int32_t N, int32_t K, int32_t zero_point);
 
 // The kernel for weights of (bits, grid) on `isa`, or nullptr when there is none (callers then
-// use the reference kernels).
+// use the reference kernels). On avx512vnni: the VNNI kernel of that (bits, grid); else the int8
+// VNNI kernel when the values fit in int8 (its packing stores values, not codes); else AVX2's.
+// The returned config's bits / grid may therefore differ from the query on avx512vnni.
 const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid);
 
 // Every configuration of an ISA level (for tests and benchmarks), preferred ones first.
 const GemmConfig* gemm_configs_avx2(int* count);
+const GemmConfig* gemm_configs_avx512vnni(int* count);  // the VNNI kernels only (no AVX2 fallbacks)
 // Per-kernel-family tables (defined in the kernels' own files).
 const GemmConfig* gemm_configs_s16_avx2(int* count);
 const GemmConfig* gemm_configs_u8_avx2(int* count);
+const GemmConfig* gemm_configs_u8_avx512vnni(int* count);
 
 }  // namespace lowbit::runtime
