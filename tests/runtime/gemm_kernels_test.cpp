@@ -3,6 +3,7 @@
 // tiles, zero points at the clamp limits, multipliers on the vector and the scalar output path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "quant/requantize.h"
@@ -17,8 +18,10 @@ namespace {
 
 // extremes: x = 255 and the most negative weight everywhere (saturation / wrap-around limits);
 // by default every fourth seed.
+// pool > 1: fused max pooling (GemmOutput::pool_rows): output row m holds
+// requantize(max over rows pool * m .. pool * m + pool - 1 of C).
 void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool int32_out, uint32_t seed,
-                  bool extremes = false) {
+                  bool extremes = false, int32_t pool = 1) {
   std::mt19937 rng(seed);
   const int32_t Kp = (K + cfg.k_align - 1) / cfg.k_align * cfg.k_align;
   const int64_t lda = Kp + cfg.k_align * (seed % 3);  // row stride larger than Kp too
@@ -76,12 +79,16 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
   std::vector<uint8_t> y8(static_cast<size_t>(M * ldy), 0xAB);
   std::vector<int32_t> y32(static_cast<size_t>(M * ldy), 0x5A5A5A5A);
   if (int32_out) out.y_i32 = y32.data(); else out.y_u8 = y8.data();
+  out.pool_rows = pool;
   cfg.gemm(M, N, K, A, lda, packed.data(), out);
-  for (int64_t m = 0; m < M; ++m) {
+  for (int64_t m = 0; m < M / pool; ++m) {
     for (int32_t n = 0; n < N; ++n) {
-      uint32_t acc = static_cast<uint32_t>(bias[n]);
-      for (int32_t k = 0; k < K; ++k) acc += static_cast<uint32_t>((x[m * K + k] - zx) * w[static_cast<size_t>(n) * K + k]);
-      const int32_t a = static_cast<int32_t>(acc);
+      int32_t a = 0;
+      for (int64_t mm = m * pool; mm < (m + 1) * pool; ++mm) {
+        uint32_t acc = static_cast<uint32_t>(bias[n]);
+        for (int32_t k = 0; k < K; ++k) acc += static_cast<uint32_t>((x[mm * K + k] - zx) * w[static_cast<size_t>(n) * K + k]);
+        a = mm == m * pool ? static_cast<int32_t>(acc) : std::max(a, static_cast<int32_t>(acc));
+      }
       if (int32_out) {
         ASSERT_EQ(y32[m * ldy + n], a) << cfg.name << " M=" << M << " N=" << N << " K=" << K << " at " << m << "," << n;
       } else {
@@ -93,6 +100,7 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
       if (int32_out) ASSERT_EQ(y32[m * ldy + n], 0x5A5A5A5A); else ASSERT_EQ(y8[m * ldy + n], 0xAB);
     }
   }
+  for (int64_t i = M / pool * ldy; i < M * ldy; ++i) ASSERT_EQ(y8[i], 0xAB) << "pooled output wrote past M / pool rows";
 }
 
 void check_table(const GemmConfig* table, int count, const std::vector<int64_t>& Ms, const std::vector<int32_t>& Ns,
@@ -120,6 +128,24 @@ TEST(GemmKernels, Avx512VnniMatchesContractOnEdgeCases) {
   for (int i = 0; i < count; ++i) EXPECT_EQ(table[i].isa, Isa::Avx512Vnni) << table[i].name;
   check_table(table, count, {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 23, 25}, {1, 7, 15, 16, 17, 31, 32, 33, 65},
               {1, 2, 3, 4, 5, 9, 15, 16, 17, 64, 65, 289, 300});
+}
+
+// Fused 2- and 4-row max pooling in the VNNI output stage (hidden layers only).
+TEST(GemmKernels, Avx512VnniFusedMaxPool) {
+  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  int count = 0;
+  const GemmConfig* table = gemm_configs_avx512vnni(&count);
+  uint32_t seed = 500;
+  for (int i = 0; i < count; ++i) {
+    ASSERT_GE(table[i].pool_rows_max, 4) << table[i].name;
+    for (int32_t pool : {2, 4})
+      for (int64_t M : {4, 8, 12, 16, 20, 24, 28, 36})
+        for (int32_t N : {1, 17, 32, 33})
+          for (int32_t K : {3, 9, 64, 289}) {
+            check_config(table[i], M, N, K, false, seed++, false, pool);
+            if (::testing::Test::HasFatalFailure()) return;
+          }
+  }
 }
 
 // K beyond one scaled chunk (4 * 8192) with extreme values, so that the int32 sum wraps around

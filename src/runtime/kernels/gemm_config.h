@@ -29,6 +29,11 @@ struct GemmOutput {
   uint8_t* y_u8 = nullptr;
   int32_t* y_i32 = nullptr;
   int64_t ldy = 0;
+  // Fused max pooling (hidden layers, configs with pool_rows_max >= pool_rows): output row m / pool_rows
+  // is requantize(max over the pool_rows consecutive rows of C). Exact: requantize is non-decreasing
+  // in C (multipliers are >= 0), so the max of the requantized values is the requantized max. M and
+  // the tile heights are multiples of pool_rows.
+  int32_t pool_rows = 1;
 };
 
 // Packs weight values W[n][k] (n < N, k < K; Integer codes or Odd values) for the kernel.
@@ -52,6 +57,7 @@ struct GemmConfig {
   GemmPackFn pack;
   GemmFn gemm;
   WidenFn widen;  // S16 input: uint8 -> int16 (x - zero_point)
+  int32_t pool_rows_max = 1;  // GemmOutput::pool_rows may be any power of two up to this
 };
 
 // bias[n] - zero_point * sum_k W[n][k] (wrapping int32): the bias for U8-input kernels.

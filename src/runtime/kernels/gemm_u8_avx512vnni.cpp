@@ -141,6 +141,14 @@ std::vector<uint8_t> pack_weights(const int32_t* w, int32_t N, int32_t K) {
 }
 
 // ---- microkernel: R rows x 32 columns over quads [q0, q1), S interleaved accumulator sets ------
+// acc + sum of 4 u8 x s8 products per int32 lane (vpdpbusd). Written as inline asm because GCC 12
+// copies the accumulator to a fresh register around every _mm512_dpbusd_epi32 in unrolled loops
+// (one extra vector move per vpdpbusd, spills at 24 accumulators); "+v" keeps it in place.
+inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+  return acc;
+}
+
 inline __m512i broadcast4(const uint8_t* p) {
   int32_t x;
   std::memcpy(&x, p, 4);
@@ -154,8 +162,8 @@ inline void step(const uint8_t* a, int64_t lda, const uint8_t* wq, int32_t q, __
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
     const __m512i av = broadcast4(a + r * lda + 4 * q);
-    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
-    acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
+    acc[r][0] = dpbusd(acc[r][0], av, b0);
+    acc[r][1] = dpbusd(acc[r][1], av, b1);
   }
 }
 
@@ -199,8 +207,10 @@ template <class Dec, int R, int S>
 }
 
 // One R x 32 tile: rows [m0, m0 + R) of A times block b, stored through the output stage.
+// Not inlined: inside the caller GCC keeps the caller's values in zmm registers and then spills the
+// decoded weights of the inner loop (measured: the int8 kernel ran at half speed).
 template <class Dec, int R, int S>
-inline void tile(const uint8_t* A, int64_t lda, int64_t m0, const uint8_t* wb, int32_t quads, int32_t n0,
+[[gnu::noinline]] void tile(const uint8_t* A, int64_t lda, int64_t m0, const uint8_t* wb, int32_t quads, int32_t n0,
                  int32_t cols, const GemmOutput& out, const Requant16* rq, const OutputConsts& c) {
   __m512i acc[R][2];
   const uint8_t* a = A + m0 * lda;
@@ -213,9 +223,17 @@ inline void tile(const uint8_t* A, int64_t lda, int64_t m0, const uint8_t* wb, i
     const int32_t hc = cols - 16 * h;
     if (hc <= 0) break;
     const __m512i bias = _mm512_maskz_loadu_epi32(column_mask(hc), out.bias + n0 + 16 * h);
+    if (out.pool_rows == 1) {
 #pragma GCC unroll 12
-    for (int r = 0; r < R; ++r)
-      store16(_mm512_add_epi32(acc[r][h], bias), m0 + r, n0 + 16 * h, hc, out, rq[h], c);
+      for (int r = 0; r < R; ++r) store16(_mm512_add_epi32(acc[r][h], bias), m0 + r, n0 + 16 * h, hc, out, rq[h], c);
+    } else {  // fused max pooling over groups of pool_rows rows (R and m0 are multiples of it)
+      const int p = out.pool_rows;
+      for (int r0 = 0; r0 < R; r0 += p) {
+        __m512i v = _mm512_add_epi32(acc[r0][h], bias);
+        for (int r = r0 + 1; r < r0 + p; ++r) v = _mm512_max_epi32(v, _mm512_add_epi32(acc[r][h], bias));
+        store16(v, (m0 + r0) / p, n0 + 16 * h, hc, out, rq[h], c);
+      }
+    }
   }
 }
 
@@ -237,7 +255,8 @@ void gemm_u8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const
     }
     for (int64_t m0 = 0; m0 < M;) {
       const int64_t left = M - m0;
-      // 12-row tiles, then the remainder as 8 + 4 + 2 + 1 rows
+      // 12-row tiles, then the remainder as 8 + 4 + 2 + 1 rows: when M is a multiple of pool_rows
+      // (1, 2 or 4) so is every tile height and start.
       const int rows = left >= 12 ? 12 : left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
       for (int32_t b = bc; b < bend; ++b) {
         const uint8_t* wb = packed + b * block_bytes;
@@ -260,7 +279,7 @@ constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
 #define LOWBIT_VNNI_CONFIG(name, bits, grid, Dec) \
-  {name, Isa::Avx512Vnni, bits, grid, GemmInput::U8, 4, kMR, kNR, pack_weights<Dec>, gemm_u8<Dec>, nullptr}
+  {name, Isa::Avx512Vnni, bits, grid, GemmInput::U8, 4, kMR, kNR, pack_weights<Dec>, gemm_u8<Dec>, nullptr, 4}
 
 const GemmConfig kConfigs[] = {
     LOWBIT_VNNI_CONFIG("u8_w8_gemm_fxp_12x32__avx512vnni", 8, kInt, W8),
