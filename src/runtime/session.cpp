@@ -10,6 +10,7 @@
 #include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/gemm_config.h"
 #include "runtime/kernels/pool_kernels.h"
+#include "runtime/kernels/quantize_kernels.h"
 #include "runtime/kernels/ref_kernels.h"
 #include "runtime/model_file.h"
 #include "runtime/thread_pool.h"
@@ -69,6 +70,17 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// im2col runs are short (conv1: 3 bytes, conv2: 96): they are copied in whole 16-byte blocks, which
+// may read and write up to 15 bytes past the run. Both buffers carry that slack (in elements, >= 16
+// bytes for int16 too); the bytes written past a run are overwritten by the next run or row, or lie
+// in the row's padding K..Kp, which is zeroed after the row is built.
+constexpr int64_t kCopySlack = 16;
+inline void copy_run(void* dst, const void* src, size_t bytes) {
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  for (size_t j = 0; j < bytes; j += 16) std::memcpy(d + j, s + j, 16);
+}
 
 }  // namespace
 
@@ -163,7 +175,8 @@ struct Session::Impl {
     if (conv) {
       // Padded copy of the input: borders read as the zero point.
       const int64_t item = pad_h * pad_w * in.c;
-      if (static_cast<int64_t>(padded.size()) < batch * item) padded.resize(static_cast<size_t>(batch * item));
+      if (static_cast<int64_t>(padded.size()) < batch * item + kCopySlack)
+        padded.resize(static_cast<size_t>(batch * item + kCopySlack));
       over_batch(batch, [&](int64_t b0, int64_t nb) {
         for (int64_t n = b0; n < b0 + nb; ++n) {
           T* dst = padded.data() + n * item;
@@ -186,7 +199,7 @@ struct Session::Impl {
       const int64_t rc = task / col_split / groups;
       const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
       std::vector<T>& a = scratch_buffer(static_cast<T*>(nullptr), thread);
-      if (static_cast<int64_t>(a.size()) < chunk * p.Kp) a.resize(static_cast<size_t>(chunk * p.Kp));
+      if (static_cast<int64_t>(a.size()) < chunk * p.Kp + kCopySlack) a.resize(static_cast<size_t>(chunk * p.Kp + kCopySlack));
       // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
       // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
       // (item, pooled row ph, pooled column pw, window tap ti, tj) of row m0, advanced incrementally
@@ -210,11 +223,7 @@ struct Session::Impl {
             const T* src = base + int64_t{kh} * pad_w * in.c;
             if (groups == 1) {
               const int32_t len = op.kernel_w * in.c;
-              if (len >= 16) {
-                std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(len));
-              } else {
-                for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
-              }
+              copy_run(dst, src, static_cast<size_t>(len) * sizeof(T));
               dst += len;
             } else {
               for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
@@ -477,10 +486,16 @@ RunResult Session::run_slice(const float* x, int64_t batch) {
   uint8_t* dst = s.values[0].data();
   s.over_batch(batch, [&](int64_t b0, int64_t n) {
     for (int64_t b = b0; b < b0 + n; ++b)
-      for (int32_t c = 0; c < C; ++c)
+      for (int32_t c = 0; c < C; ++c) {
+        const float* xc = x + (b * C + c) * hw;
+        uint8_t* yc = dst + b * hw * C + c;
+        if (s.isa != Isa::Ref) {  // every optimized level has AVX2
+          quantize_input_avx2(xc, hw, q.scale, q.zero_point, q.qmin, q.qmax, yc, C);
+          continue;
+        }
         for (int64_t p = 0; p < hw; ++p)
-          dst[(b * hw + p) * C + c] =
-              static_cast<uint8_t>(quant::quantize_integer(x[(b * C + c) * hw + p], q.scale, q.zero_point, q.qmin, q.qmax));
+          yc[p * C] = static_cast<uint8_t>(quant::quantize_integer(xc[p], q.scale, q.zero_point, q.qmin, q.qmax));
+      }
   });
   return s.finish(batch);
 }
