@@ -1,13 +1,18 @@
 // Google Benchmark of the runtime's GEMM kernels at the reference CNN's shapes and of the whole
-// reference-CNN-shaped model. Counters: GMAC/s ("MAC" counter, shown with SI prefix).
+// reference-CNN-shaped model. Counters: GMAC/s ("MAC" counter, shown with SI prefix); for the GEMMs
+// also "peak": the fraction of one core's vpdpbusd peak, itself measured in this binary
+// (BM_VpdpbusdPeak: 24 independent zmm vpdpbusd chains, 64 MAC each).
 //   build/bench_runtime_gemm --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <random>
 #include <vector>
 
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/peak_probe.h"
 #include "runtime/reference_cnn.h"
 #include "runtime/session.h"
 
@@ -15,16 +20,43 @@ using namespace lowbit::runtime;
 
 namespace {
 
-// args: M, N, K, bits
+// Best of 5 timings of the vpdpbusd probe, in MAC/s on one core (0 without AVX-512 VNNI).
+double vpdpbusd_peak() {
+  static const double peak = [] {
+    if (!cpu_supports(Isa::Avx512Vnni)) return 0.0;
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int64_t macs = vpdpbusd_probe(1 << 20);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, macs / s);
+    }
+    return best;
+  }();
+  return peak;
+}
+
+void BM_VpdpbusdPeak(benchmark::State& state) {
+  if (!cpu_supports(Isa::Avx512Vnni)) {
+    state.SkipWithError("CPU lacks AVX-512 VNNI");
+    return;
+  }
+  int64_t macs = 0;
+  for (auto _ : state) macs += vpdpbusd_probe(1 << 16);
+  state.counters["MAC"] = benchmark::Counter(double(macs), benchmark::Counter::kIsRate);
+}
+
+// args: M, N, K, bits, isa (1 avx2, 2 avx512vnni)
 void BM_Gemm(benchmark::State& state) {
   const int64_t M = state.range(0);
   const int32_t N = static_cast<int32_t>(state.range(1)), K = static_cast<int32_t>(state.range(2));
   const int32_t bits = static_cast<int32_t>(state.range(3));
-  if (!cpu_supports(Isa::Avx2)) {
-    state.SkipWithError("CPU lacks AVX2");
+  const Isa isa = static_cast<Isa>(state.range(4));
+  if (!cpu_supports(isa)) {
+    state.SkipWithError("CPU lacks this ISA");
     return;
   }
-  const GemmConfig* cfg = find_gemm_config(Isa::Avx2, bits, bits == 1 ? lowbit::quant::Grid::Odd : lowbit::quant::Grid::Integer);
+  const GemmConfig* cfg = find_gemm_config(isa, bits, bits == 1 ? lowbit::quant::Grid::Odd : lowbit::quant::Grid::Integer);
   state.SetLabel(cfg->name);
   std::mt19937 rng(1);
   const int32_t Kp = (K + cfg->k_align - 1) / cfg->k_align * cfg->k_align;
@@ -49,14 +81,22 @@ void BM_Gemm(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["MAC"] = benchmark::Counter(double(M) * N * K, benchmark::Counter::kIsIterationInvariantRate);
+  if (vpdpbusd_peak() > 0)  // MAC/s over the one-core vpdpbusd peak (MAC / peak / time)
+    state.counters["peak"] =
+        benchmark::Counter(double(M) * N * K / vpdpbusd_peak(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// args: batch, threads, bits
+// args: batch, threads, bits, isa (1 avx2, 2 avx512vnni)
 void BM_ReferenceCnn(benchmark::State& state) {
   const int64_t batch = state.range(0);
   const int threads = static_cast<int>(state.range(1));
+  const Isa isa = static_cast<Isa>(state.range(3));
+  if (!cpu_supports(isa)) {
+    state.SkipWithError("CPU lacks this ISA");
+    return;
+  }
   const Model m = random_reference_cnn(1, static_cast<int32_t>(state.range(2)));
-  Session s(m, {threads, ""});
+  Session s(m, {threads, isa_name(isa)});
   state.SetLabel(isa_name(s.isa()));
   std::vector<float> x(static_cast<size_t>(batch * 28 * 28));
   std::mt19937 rng(2);
@@ -69,13 +109,24 @@ void BM_ReferenceCnn(benchmark::State& state) {
 
 }  // namespace
 
-// conv2 as GEMM: M = batch * 14 * 14 rows, K = 32 * 9 = 288, N = 64; fc1: K = 3136, N = 128.
-BENCHMARK(BM_Gemm)->ArgNames({"M", "N", "K", "bits"})
-    ->Args({196, 64, 288, 8})->Args({196 * 16, 64, 288, 8})->Args({196 * 16, 64, 288, 4})
-    ->Args({1, 128, 3136, 8})->Args({256, 128, 3136, 8})->Args({256, 128, 3136, 4})->Args({256, 128, 3136, 2})
-    ->Args({256, 128, 3136, 1})->UseRealTime();
-BENCHMARK(BM_ReferenceCnn)->ArgNames({"batch", "threads", "bits"})
-    ->Args({1, 1, 8})->Args({1, 2, 8})->Args({256, 2, 8})->Args({256, 2, 4})->Args({256, 1, 8})
+// Every shape on both ISA levels, alternated (same run: compare ratios, the machine is shared).
+// conv1 as GEMM: M = 12 images * 28 * 28 (one L2 slice), K = 9, N = 32; conv2: M = batch * 14 * 14,
+// K = 32 * 9 = 288, N = 64; fc1: K = 3136, N = 128.
+void gemm_shapes(benchmark::internal::Benchmark* b) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {9408, 32, 9, 8},      {196, 64, 288, 8},     {196 * 16, 64, 288, 8}, {196 * 16, 64, 288, 4},
+      {196 * 16, 64, 288, 2}, {196 * 16, 64, 288, 1}, {1, 128, 3136, 8},     {12, 128, 3136, 8},
+      {256, 128, 3136, 8},   {256, 128, 3136, 4},   {256, 128, 3136, 2},   {256, 128, 3136, 1}};
+  for (const auto& s : shapes)
+    for (int64_t isa : {1, 2}) b->Args({s[0], s[1], s[2], s[3], isa});
+}
+BENCHMARK(BM_VpdpbusdPeak);
+BENCHMARK(BM_Gemm)->ArgNames({"M", "N", "K", "bits", "isa"})->Apply(gemm_shapes)->UseRealTime();
+void cnn_cases(benchmark::internal::Benchmark* b) {
+  for (const auto& c : std::vector<std::vector<int64_t>>{{1, 1, 8}, {1, 2, 8}, {256, 2, 8}, {256, 2, 4}, {256, 1, 8}})
+    for (int64_t isa : {1, 2}) b->Args({c[0], c[1], c[2], isa});
+}
+BENCHMARK(BM_ReferenceCnn)->ArgNames({"batch", "threads", "bits", "isa"})->Apply(cnn_cases)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -88,7 +88,7 @@ Isa select_isa() {
     require_isa(isa);
     return isa;
   }
-  // No AVX-512 VNNI kernels are shipped yet (see docs/runtime.md): avx2 is the best available.
+  if (cpu_supports(Isa::Avx512Vnni)) return Isa::Avx512Vnni;
   if (cpu_supports(Isa::Avx2)) return Isa::Avx2;
   return Isa::Ref;
 }

@@ -10,6 +10,7 @@
 #include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/gemm_config.h"
 #include "runtime/kernels/pool_kernels.h"
+#include "runtime/kernels/quantize_kernels.h"
 #include "runtime/kernels/ref_kernels.h"
 #include "runtime/model_file.h"
 #include "runtime/thread_pool.h"
@@ -70,6 +71,17 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// im2col runs are short (conv1: 3 bytes, conv2: 96): they are copied in whole 16-byte blocks, which
+// may read and write up to 15 bytes past the run. Both buffers carry that slack (in elements, >= 16
+// bytes for int16 too); the bytes written past a run are overwritten by the next run or row, or lie
+// in the row's padding K..Kp, which is zeroed after the row is built.
+constexpr int64_t kCopySlack = 16;
+inline void copy_run(void* dst, const void* src, size_t bytes) {
+  auto* d = static_cast<uint8_t*>(dst);
+  const auto* s = static_cast<const uint8_t*>(src);
+  for (size_t j = 0; j < bytes; j += 16) std::memcpy(d + j, s + j, 16);
+}
+
 }  // namespace
 
 struct Session::Impl {
@@ -80,7 +92,8 @@ struct Session::Impl {
   std::unique_ptr<ThreadPool> pool;
   std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
   std::vector<int32_t> gemm_src;           // per op: the value a GEMM op reads
-  std::vector<bool> skip;                  // per op: Flatten folded into the following linear(s)
+  std::vector<bool> skip;                  // per op: Flatten folded into the following linear(s), or fused max pool
+  std::vector<int32_t> pool_of;            // per conv op: the max pool fused into its output stage, or -1
   struct PreparedDepthwise {
     std::vector<int32_t> w;  // [KH * KW][C]
     std::vector<int32_t> multiplier, shift;
@@ -136,12 +149,20 @@ struct Session::Impl {
     const PreparedGemm& p = gemm[i];
     const int32_t src = gemm_src[i];  // op.inputs[0], or the input of an elided Flatten
     const ValueShape in = shapes[src], out = shapes[i + 1];
+    // Fused max pool (kernel = stride, no padding): rows are ordered (item, pooled row, pooled
+    // column, window tap) and the kernel writes the max of each window's taps rows to the pool's
+    // output; the conv's own output is never stored.
+    const int32_t pj = pool_of[i];
+    const int32_t pkh = pj >= 0 ? model.ops[pj].kernel_h : 1, pkw = pj >= 0 ? model.ops[pj].kernel_w : 1;
+    const int32_t taps = pkh * pkw;
+    const ValueShape pooled = pj >= 0 ? shapes[pj + 1] : out;
+    uint8_t* y_values = values[pj >= 0 ? pj + 1 : i + 1].data();
     const uint8_t* x = values[src].data();
     const int32_t zx = qparams[src]->zero_point;
     const int64_t row = in.size();  // linear: elements per item
     const bool conv = op.kind == OpKind::Conv2d;
     const int32_t groups = conv ? op.groups : 1, cg = op.in_channels / groups, og = op.out_channels / groups;
-    const int64_t rows_per_item = int64_t{out.h} * out.w, M = batch * rows_per_item;
+    const int64_t rows_per_item = int64_t{pooled.h} * pooled.w * taps, M = batch * rows_per_item;
     const int32_t mr = p.config->mr, nr = p.config->nr;
     int64_t chunk = std::max<int64_t>(mr, (32768 / int64_t(sizeof(T)) / p.Kp) / mr * mr);
     chunk = std::min<int64_t>(chunk, 256);
@@ -149,19 +170,20 @@ struct Session::Impl {
     const int32_t col_blocks = static_cast<int32_t>(ceil_div(og, nr));
     const int32_t col_split = row_chunks * groups < pool->threads() ? std::min(pool->threads(), col_blocks) : 1;
     const int64_t tasks = row_chunks * groups * col_split;
-    const int64_t ph = in.h + 2 * op.pad_h, pw = in.w + 2 * op.pad_w;
+    const int64_t pad_h = in.h + 2 * op.pad_h, pad_w = in.w + 2 * op.pad_w;  // padded input size
     std::vector<T>& padded = padded_buffer(static_cast<T*>(nullptr));
     if (conv) {
       // Padded copy of the input: borders read as the zero point.
-      const int64_t item = ph * pw * in.c;
-      if (static_cast<int64_t>(padded.size()) < batch * item) padded.resize(static_cast<size_t>(batch * item));
+      const int64_t item = pad_h * pad_w * in.c;
+      if (static_cast<int64_t>(padded.size()) < batch * item + kCopySlack)
+        padded.resize(static_cast<size_t>(batch * item + kCopySlack));
       over_batch(batch, [&](int64_t b0, int64_t nb) {
         for (int64_t n = b0; n < b0 + nb; ++n) {
           T* dst = padded.data() + n * item;
           std::fill(dst, dst + item, widened ? T{0} : static_cast<T>(zx));
           for (int32_t h = 0; h < in.h; ++h) {
             const uint8_t* src = x + (n * in.h + h) * int64_t{in.w} * in.c;
-            T* d = dst + ((h + op.pad_h) * pw + op.pad_w) * in.c;
+            T* d = dst + ((h + op.pad_h) * pad_w + op.pad_w) * in.c;
             if constexpr (widened) {
               p.config->widen(src, int64_t{in.w} * in.c, zx, reinterpret_cast<int16_t*>(d));
             } else {
@@ -177,13 +199,15 @@ struct Session::Impl {
       const int64_t rc = task / col_split / groups;
       const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
       std::vector<T>& a = scratch_buffer(static_cast<T*>(nullptr), thread);
-      if (static_cast<int64_t>(a.size()) < chunk * p.Kp) a.resize(static_cast<size_t>(chunk * p.Kp));
+      if (static_cast<int64_t>(a.size()) < chunk * p.Kp + kCopySlack) a.resize(static_cast<size_t>(chunk * p.Kp + kCopySlack));
       // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
       // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
-      // (item, output row, output column) of row m0, advanced incrementally (no divisions per row).
+      // (item, pooled row ph, pooled column pw, window tap ti, tj) of row m0, advanced incrementally
+      // (no divisions per row); the conv output position is (ph * pkh + ti, pw * pkw + tj).
       int64_t n = conv ? m0 / rows_per_item : 0;
-      int32_t oh = conv ? static_cast<int32_t>((m0 % rows_per_item) / out.w) : 0;
-      int32_t ow = conv ? static_cast<int32_t>((m0 % rows_per_item) % out.w) : 0;
+      const int32_t pos = conv ? static_cast<int32_t>((m0 % rows_per_item) / taps) : 0;
+      const int32_t tap = conv ? static_cast<int32_t>((m0 % rows_per_item) % taps) : 0;
+      int32_t ph = pos / pooled.w, pw = pos % pooled.w, ti = tap / pkw, tj = tap % pkw;
       for (int64_t r = 0; r < rows; ++r) {
         T* dst = a.data() + r * p.Kp;
         if (!conv) {
@@ -193,16 +217,13 @@ struct Session::Impl {
             std::memcpy(dst, x + (m0 + r) * row, static_cast<size_t>(p.K));
           }
         } else {
-          const T* base = padded.data() + ((n * ph + int64_t{oh} * op.stride_h) * pw + int64_t{ow} * op.stride_w) * in.c;
+          const int64_t oh = int64_t{ph} * pkh + ti, ow = int64_t{pw} * pkw + tj;
+          const T* base = padded.data() + ((n * pad_h + oh * op.stride_h) * pad_w + ow * op.stride_w) * in.c;
           for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
-            const T* src = base + int64_t{kh} * pw * in.c;
+            const T* src = base + int64_t{kh} * pad_w * in.c;
             if (groups == 1) {
               const int32_t len = op.kernel_w * in.c;
-              if (len >= 16) {
-                std::memcpy(dst, src, sizeof(T) * static_cast<size_t>(len));
-              } else {
-                for (int32_t j = 0; j < len; ++j) dst[j] = src[j];
-              }
+              copy_run(dst, src, static_cast<size_t>(len) * sizeof(T));
               dst += len;
             } else {
               for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
@@ -211,11 +232,17 @@ struct Session::Impl {
               }
             }
           }
-          if (++ow == out.w) {
-            ow = 0;
-            if (++oh == out.h) {
-              oh = 0;
-              ++n;
+          if (++tj == pkw) {
+            tj = 0;
+            if (++ti == pkh) {
+              ti = 0;
+              if (++pw == pooled.w) {
+                pw = 0;
+                if (++ph == pooled.h) {
+                  ph = 0;
+                  ++n;
+                }
+              }
             }
           }
         }
@@ -238,7 +265,8 @@ struct Session::Impl {
         o.zero_point = op.out.zero_point;
         o.qmin = op.out.qmin;
         o.qmax = op.out.qmax;
-        o.y_u8 = values[i + 1].data() + m0 * out.c + c0;
+        o.y_u8 = y_values + m0 / taps * out.c + c0;
+        o.pool_rows = taps;
       }
       p.config->gemm(rows, ncols, p.K, a.data(), p.Kp, p.packed[g].data() + b0 * block_bytes, o);
     };
@@ -410,6 +438,25 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
     s.gemm_src[i] = src;
     s.gemm[i] = prepare_gemm(op, c, s.qparams[src]->zero_point, hw);
   }
+  // A max pool with kernel = stride, no padding and a window of 2 or 4 elements that is the only
+  // reader of a conv's output is fused into the conv's output stage (GemmOutput::pool_rows).
+  s.pool_of.assign(s.model.ops.size(), -1);
+  for (size_t i = 0; i + 1 < s.model.ops.size(); ++i) {
+    const Op& c = s.model.ops[i];
+    const Op& p = s.model.ops[i + 1];
+    const GemmConfig* cfg = s.gemm[i].config;
+    if (cfg == nullptr || c.kind != OpKind::Conv2d || c.output_layer || p.kind != OpKind::MaxPool2d) continue;
+    const int32_t taps = p.kernel_h * p.kernel_w, v = static_cast<int32_t>(i) + 1;
+    if (p.inputs[0] != v || p.pad_h != 0 || p.pad_w != 0 || p.stride_h != p.kernel_h || p.stride_w != p.kernel_w ||
+        (taps != 2 && taps != 4) || taps > cfg->pool_rows_max || cfg->mr % taps != 0)
+      continue;
+    int readers = 0;
+    for (const Op& o : s.model.ops)
+      for (int32_t in : o.inputs) readers += in == v;
+    if (readers != 1) continue;
+    s.pool_of[i] = static_cast<int32_t>(i) + 1;
+    s.skip[i + 1] = true;
+  }
   // A Flatten whose every reader is a linear that reads around it need not run.
   for (size_t f = 0; f < s.model.ops.size(); ++f) {
     if (s.model.ops[f].kind != OpKind::Flatten) continue;
@@ -439,10 +486,16 @@ RunResult Session::run_slice(const float* x, int64_t batch) {
   uint8_t* dst = s.values[0].data();
   s.over_batch(batch, [&](int64_t b0, int64_t n) {
     for (int64_t b = b0; b < b0 + n; ++b)
-      for (int32_t c = 0; c < C; ++c)
+      for (int32_t c = 0; c < C; ++c) {
+        const float* xc = x + (b * C + c) * hw;
+        uint8_t* yc = dst + b * hw * C + c;
+        if (s.isa != Isa::Ref) {  // every optimized level has AVX2
+          quantize_input_avx2(xc, hw, q.scale, q.zero_point, q.qmin, q.qmax, yc, C);
+          continue;
+        }
         for (int64_t p = 0; p < hw; ++p)
-          dst[(b * hw + p) * C + c] =
-              static_cast<uint8_t>(quant::quantize_integer(x[(b * C + c) * hw + p], q.scale, q.zero_point, q.qmin, q.qmax));
+          yc[p * C] = static_cast<uint8_t>(quant::quantize_integer(xc[p], q.scale, q.zero_point, q.qmin, q.qmax));
+      }
   });
   return s.finish(batch);
 }
@@ -514,12 +567,14 @@ std::vector<std::string> Session::kernel_names() const {
   for (size_t i = 0; i < impl_->model.ops.size(); ++i) {
     const PreparedGemm& p = impl_->gemm[i];
     const OpKind k = impl_->model.ops[i].kind;
+    const bool fused_pool = i > 0 && impl_->pool_of[i - 1] == static_cast<int32_t>(i);
     const char* kernel = p.config ? p.config->name
                          : impl_->depthwise[i] ? "u8_dwconv_s32_fxp_8c__avx2"
+                         : fused_pool          ? "fused into the conv's output stage"
                          : impl_->skip[i]      ? "folded into the next linear"
                          : (k == OpKind::MaxPool2d && impl_->isa != Isa::Ref) ? "max_pool_nhwc__avx2"
                                                                                : "ref";
-    names.push_back(std::string(op_kind_name(k)) + ": " + kernel);
+    names.push_back(std::string(op_kind_name(k)) + ": " + kernel + (impl_->pool_of[i] >= 0 ? " + max pool" : ""));
   }
   return names;
 }

@@ -63,10 +63,15 @@ TEST(Tools, ReferenceCnnSameOnEveryIsa) {
     const Model m = random_reference_cnn(2, bits);
     // batch 23: the optimized session runs it in cache-sized slices (12 + 11 items)
     const auto x = rtest::random_input(m, 23, 4);
-    Session ref(m, {1, "ref"}), opt(m, {2, "avx2", false, 0});
-    const RunResult a = ref.run(x.data(), 23), b = opt.run(x.data(), 23);
-    EXPECT_EQ(a.argmax, b.argmax);
-    EXPECT_EQ(a.int_logits, b.int_logits);
+    Session ref(m, {1, "ref"});
+    const RunResult a = ref.run(x.data(), 23);
+    for (const char* isa : {"avx2", "avx512vnni"}) {
+      if (!cpu_supports(parse_isa(isa))) continue;
+      Session opt(m, {2, isa, false, 0});
+      const RunResult b = opt.run(x.data(), 23);
+      EXPECT_EQ(a.argmax, b.argmax) << isa;
+      EXPECT_EQ(a.int_logits, b.int_logits) << isa;
+    }
     // not degenerate: logits vary across classes
     EXPECT_NE(*std::min_element(a.int_logits.begin(), a.int_logits.end()),
               *std::max_element(a.int_logits.begin(), a.int_logits.end()));

@@ -3,6 +3,7 @@
 // tiles, zero points at the clamp limits, multipliers on the vector and the scalar output path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "quant/requantize.h"
@@ -15,7 +16,12 @@ using namespace lowbit;
 
 namespace {
 
-void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool int32_out, uint32_t seed) {
+// extremes: x = 255 and the most negative weight everywhere (saturation / wrap-around limits);
+// by default every fourth seed.
+// pool > 1: fused max pooling (GemmOutput::pool_rows): output row m holds
+// requantize(max over rows pool * m .. pool * m + pool - 1 of C).
+void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool int32_out, uint32_t seed,
+                  bool extremes = false, int32_t pool = 1) {
   std::mt19937 rng(seed);
   const int32_t Kp = (K + cfg.k_align - 1) / cfg.k_align * cfg.k_align;
   const int64_t lda = Kp + cfg.k_align * (seed % 3);  // row stride larger than Kp too
@@ -34,7 +40,7 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
   const void* A = cfg.input == GemmInput::S16 ? static_cast<const void*>(A16.data()) : A8.data();
   std::vector<int32_t> w(static_cast<size_t>(N) * K), bias(N), mult(N), shift(N);
   for (auto& v : w) v = rtest::random_weight(rng, {cfg.bits, cfg.grid});
-  if (seed % 4 == 0) {  // extremes: x = 255 and the most negative weight everywhere (int16 saturation limits)
+  if (extremes || seed % 4 == 0) {
     std::fill(x.begin(), x.end(), uint8_t{255});
     const int32_t lo = -(1 << (cfg.bits - 1));
     std::fill(w.begin(), w.end(), cfg.grid == lowbit::quant::Grid::Odd ? 2 * lo + 1 : lo);
@@ -73,12 +79,16 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
   std::vector<uint8_t> y8(static_cast<size_t>(M * ldy), 0xAB);
   std::vector<int32_t> y32(static_cast<size_t>(M * ldy), 0x5A5A5A5A);
   if (int32_out) out.y_i32 = y32.data(); else out.y_u8 = y8.data();
+  out.pool_rows = pool;
   cfg.gemm(M, N, K, A, lda, packed.data(), out);
-  for (int64_t m = 0; m < M; ++m) {
+  for (int64_t m = 0; m < M / pool; ++m) {
     for (int32_t n = 0; n < N; ++n) {
-      uint32_t acc = static_cast<uint32_t>(bias[n]);
-      for (int32_t k = 0; k < K; ++k) acc += static_cast<uint32_t>((x[m * K + k] - zx) * w[static_cast<size_t>(n) * K + k]);
-      const int32_t a = static_cast<int32_t>(acc);
+      int32_t a = 0;
+      for (int64_t mm = m * pool; mm < (m + 1) * pool; ++mm) {
+        uint32_t acc = static_cast<uint32_t>(bias[n]);
+        for (int32_t k = 0; k < K; ++k) acc += static_cast<uint32_t>((x[mm * K + k] - zx) * w[static_cast<size_t>(n) * K + k]);
+        a = mm == m * pool ? static_cast<int32_t>(acc) : std::max(a, static_cast<int32_t>(acc));
+      }
       if (int32_out) {
         ASSERT_EQ(y32[m * ldy + n], a) << cfg.name << " M=" << M << " N=" << N << " K=" << K << " at " << m << "," << n;
       } else {
@@ -90,28 +100,85 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
       if (int32_out) ASSERT_EQ(y32[m * ldy + n], 0x5A5A5A5A); else ASSERT_EQ(y8[m * ldy + n], 0xAB);
     }
   }
+  for (int64_t i = M / pool * ldy; i < M * ldy; ++i) ASSERT_EQ(y8[i], 0xAB) << "pooled output wrote past M / pool rows";
+}
+
+void check_table(const GemmConfig* table, int count, const std::vector<int64_t>& Ms, const std::vector<int32_t>& Ns,
+                 const std::vector<int32_t>& Ks) {
+  uint32_t seed = 1;
+  for (int i = 0; i < count; ++i)
+    for (int64_t M : Ms)
+      for (int32_t N : Ns)
+        for (int32_t K : Ks)
+          for (bool i32 : {false, true}) {
+            check_config(table[i], M, N, K, i32, seed++);
+            if (::testing::Test::HasFatalFailure()) return;
+          }
 }
 
 }  // namespace
+
+// VNNI tiles are 12 x 32 (plus 8-, 4-, 2- and 1-row tiles for the remainder), sub-byte weights are
+// summed in scaled chunks of 8192 quads: M, N and K straddle all of these.
+TEST(GemmKernels, Avx512VnniMatchesContractOnEdgeCases) {
+  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  int count = 0;
+  const GemmConfig* table = gemm_configs_avx512vnni(&count);
+  ASSERT_EQ(count, 6);
+  for (int i = 0; i < count; ++i) EXPECT_EQ(table[i].isa, Isa::Avx512Vnni) << table[i].name;
+  check_table(table, count, {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 23, 25}, {1, 7, 15, 16, 17, 31, 32, 33, 65},
+              {1, 2, 3, 4, 5, 9, 15, 16, 17, 64, 65, 289, 300});
+}
+
+// Fused 2- and 4-row max pooling in the VNNI output stage (hidden layers only).
+TEST(GemmKernels, Avx512VnniFusedMaxPool) {
+  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  int count = 0;
+  const GemmConfig* table = gemm_configs_avx512vnni(&count);
+  uint32_t seed = 500;
+  for (int i = 0; i < count; ++i) {
+    ASSERT_GE(table[i].pool_rows_max, 4) << table[i].name;
+    for (int32_t pool : {2, 4})
+      for (int64_t M : {4, 8, 12, 16, 20, 24, 28, 36})
+        for (int32_t N : {1, 17, 32, 33})
+          for (int32_t K : {3, 9, 64, 289}) {
+            check_config(table[i], M, N, K, false, seed++, false, pool);
+            if (::testing::Test::HasFatalFailure()) return;
+          }
+  }
+}
+
+// K beyond one scaled chunk (4 * 8192) with extreme values, so that the int32 sum wraps around
+// (70000 * 255 * 128 > 2^31) exactly as the reference's.
+TEST(GemmKernels, LongKWrapsLikeReference) {
+  std::vector<const GemmConfig*> configs;
+  int count = 0;
+  if (cpu_supports(Isa::Avx512Vnni)) {
+    const GemmConfig* t = gemm_configs_avx512vnni(&count);
+    for (int i = 0; i < count; ++i) configs.push_back(&t[i]);
+  }
+  if (cpu_supports(Isa::Avx2)) {
+    const GemmConfig* t = gemm_configs_avx2(&count);
+    for (int i = 0; i < count; ++i) configs.push_back(&t[i]);
+  }
+  if (configs.empty()) GTEST_SKIP() << "CPU lacks AVX2";
+  uint32_t seed = 7;
+  for (const GemmConfig* c : configs)
+    for (int32_t K : {32769, 70001})
+      for (bool extremes : {false, true}) {
+        check_config(*c, 3, 33, K, seed % 2 == 0, seed, extremes);
+        ++seed;
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+}
 
 TEST(GemmKernels, Avx2MatchesContractOnEdgeCases) {
   if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   int count = 0;
   const GemmConfig* table = gemm_configs_avx2(&count);
   ASSERT_EQ(count, 11);
-  uint32_t seed = 1;
-  for (int i = 0; i < count; ++i) {
-    for (int64_t M : {1, 2, 3, 5, 6, 7, 8, 13}) {
-      for (int32_t N : {1, 7, 8, 9, 16, 17, 33}) {
-        for (int32_t K : {1, 2, 3, 4, 5, 15, 16, 17, 64, 65, 289, 300}) {
-          for (bool i32 : {false, true}) {
-            check_config(table[i], M, N, K, i32, seed++);
-            if (::testing::Test::HasFatalFailure()) return;
-          }
-        }
-      }
-    }
-  }
+  check_table(table, count, {1, 2, 3, 5, 6, 7, 8, 13}, {1, 7, 8, 9, 16, 17, 33},
+              {1, 2, 3, 4, 5, 15, 16, 17, 64, 65, 289, 300});
 }
 
 TEST(GemmKernels, ConfigLookup) {
@@ -122,5 +189,35 @@ TEST(GemmKernels, ConfigLookup) {
     EXPECT_EQ(c->input, k.bits <= 4 ? GemmInput::U8 : GemmInput::S16) << c->name;
     EXPECT_EQ(c->bits, k.bits);
     EXPECT_EQ(c->grid, k.grid);
+    // avx512vnni: a VNNI kernel of exactly that kind for every kind a model may hold
+    const GemmConfig* v = find_gemm_config(Isa::Avx512Vnni, k.bits, k.grid);
+    ASSERT_NE(v, nullptr);
+    EXPECT_EQ(v->isa, Isa::Avx512Vnni) << v->name;
+    EXPECT_EQ(v->input, GemmInput::U8) << v->name;
+    EXPECT_EQ(v->bits, k.bits);
+    EXPECT_EQ(v->grid, k.grid);
   }
+  // widths without a kernel of their own whose values fit in int8 use the int8 kernel
+  for (int32_t bits : {3, 5, 6, 7}) {
+    const GemmConfig* v = find_gemm_config(Isa::Avx512Vnni, bits, lowbit::quant::Grid::Integer);
+    ASSERT_NE(v, nullptr);
+    EXPECT_EQ(v->bits, 8);
+    EXPECT_EQ(find_gemm_config(Isa::Avx512Vnni, bits, lowbit::quant::Grid::Odd), v);
+  }
+  EXPECT_EQ(find_gemm_config(Isa::Avx512Vnni, 8, lowbit::quant::Grid::Odd), nullptr);  // values up to 255
+}
+
+// The int8 VNNI kernel on the values of narrower widths (what find_gemm_config hands out for them).
+TEST(GemmKernels, Avx512VnniInt8KernelOnNarrowerWidths) {
+  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  uint32_t seed = 100;
+  for (int32_t bits : {3, 5, 6, 7})
+    for (auto grid : {lowbit::quant::Grid::Integer, lowbit::quant::Grid::Odd}) {
+      GemmConfig c = *find_gemm_config(Isa::Avx512Vnni, bits, grid);
+      c.bits = bits;  // the test draws weights of this kind
+      c.grid = grid;
+      for (int64_t M : {1, 13})
+        for (int32_t K : {5, 65})
+          for (bool i32 : {false, true}) check_config(c, M, 33, K, i32, seed++);
+    }
 }

@@ -1,4 +1,4 @@
-// Whole random graphs: avx2 (1 and 2 threads) equals the reference, and both equal an independent
+// Whole random graphs: avx2 and avx512vnni (1 and 2 threads) equal the reference, and both equal an independent
 // float64 evaluation of the documented integer formulas in NCHW layout (docs/runtime.md).
 #include <gtest/gtest.h>
 
@@ -13,6 +13,14 @@ using namespace lowbit::runtime;
 using namespace lowbit;
 
 namespace {
+
+// The optimized ISA levels this CPU runs.
+std::vector<std::string> optimized_isas() {
+  std::vector<std::string> v;
+  if (cpu_supports(Isa::Avx2)) v.push_back("avx2");
+  if (cpu_supports(Isa::Avx512Vnni)) v.push_back("avx512vnni");
+  return v;
+}
 
 // Exact in double for these small models: |acc| < 2^24 and multipliers < 2^31, so every product
 // below is an integer under 2^53, and division by 2^shift is exact.
@@ -103,7 +111,6 @@ std::vector<double> eval_f64(const Model& m, const float* x) {
 }  // namespace
 
 TEST(Model, RandomGraphsMatchReferenceAndFloat64) {
-  const bool avx2 = cpu_supports(Isa::Avx2);
   for (uint32_t seed = 0; seed < 40; ++seed) {
     const Model m = rtest::random_graph(seed);
     const int64_t batch = 1 + seed % 4;
@@ -117,14 +124,14 @@ TEST(Model, RandomGraphsMatchReferenceAndFloat64) {
       for (int32_t k = 0; k < want.classes; ++k)
         ASSERT_EQ(want.int_logits[n * want.classes + k], static_cast<int32_t>(f[k])) << m.name << " item " << n << " logit " << k;
     }
-    if (!avx2) continue;
-    for (int threads : {1, 2}) {
-      Session opt(m, {threads, "avx2", false, 0});
-      const RunResult got = opt.run(x.data(), batch);
-      ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " threads " << threads;
-      ASSERT_EQ(got.logits, want.logits);
-      ASSERT_EQ(got.argmax, want.argmax);
-    }
+    for (const std::string& isa : optimized_isas())
+      for (int threads : {1, 2}) {
+        Session opt(m, {threads, isa, false, 0});
+        const RunResult got = opt.run(x.data(), batch);
+        ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " " << isa << " threads " << threads;
+        ASSERT_EQ(got.logits, want.logits);
+        ASSERT_EQ(got.argmax, want.argmax);
+      }
   }
 }
 
@@ -156,8 +163,9 @@ TEST(Model, Uint8PixelFastPathEqualsFloatPath) {
     px[i] = static_cast<uint8_t>((i * 37) % 256);
     xf[i] = static_cast<float>(px[i]) / 255.0f;
   }
-  for (const char* isa : {"ref", "avx2"}) {
-    if (std::string(isa) == "avx2" && !cpu_supports(Isa::Avx2)) continue;
+  std::vector<std::string> isas = optimized_isas();
+  isas.push_back("ref");
+  for (const std::string& isa : isas) {
     Session s(m, {2, isa, false, 0});
     EXPECT_EQ(s.run_u8(px.data(), batch).int_logits, s.run(xf.data(), batch).int_logits);
   }
@@ -184,6 +192,10 @@ TEST(Isa, SelectionAndErrors) {
     Model m = rtest::random_graph(1);
     EXPECT_THROW(Session(m, {1, "avx512vnni"}), Error);
   }
+  ::unsetenv("LOWBIT_ISA");
+  EXPECT_EQ(select_isa(), cpu_supports(Isa::Avx512Vnni) ? Isa::Avx512Vnni
+                          : cpu_supports(Isa::Avx2)     ? Isa::Avx2
+                                                        : Isa::Ref);
   ::setenv("LOWBIT_ISA", "bogus", 1);
   EXPECT_THROW(select_isa(), Error);
   ::setenv("LOWBIT_ISA", "ref", 1);
@@ -208,8 +220,9 @@ TEST(Model, DocumentedWorkedExample) {
   set_output_layer(out, 0.2f, {1.0f}, {0.0f});
   m.add(out);
   const float x[3] = {0.1f, 0.0f, 1.0f};  // codes 12, 10, 30
-  for (const char* isa : {"ref", "avx2"}) {
-    if (std::string(isa) == "avx2" && !cpu_supports(Isa::Avx2)) continue;
+  std::vector<std::string> isas = optimized_isas();
+  isas.push_back("ref");
+  for (const std::string& isa : isas) {
     Session s(m, {1, isa});
     EXPECT_EQ(s.run(x, 1).int_logits[0], 3) << isa;
   }

@@ -1,10 +1,12 @@
-// Each op on the optimized path (avx2, 1 and 2 threads) against the reference kernels, through
+// Each op on the optimized paths (avx2 and avx512vnni, 1 and 2 threads) against the reference kernels, through
 // single-op models: hidden layers are exposed exactly by an identity output layer
 // (int logit = (y - z_y) for every element of the hidden output).
 #include <gtest/gtest.h>
 
 #include <random>
 
+#include "quant/quantize.h"
+#include "runtime/kernels/quantize_kernels.h"
 #include "runtime/session.h"
 #include "test_models.h"
 
@@ -34,11 +36,15 @@ void compare(const Model& m, int64_t batch, uint32_t seed) {
   const std::vector<float> x = rtest::random_input(m, batch, seed);
   Session ref(m, {1, "ref"});
   const RunResult want = ref.run(x.data(), batch);
-  for (int threads : {1, 2}) {
-    Session opt(m, {threads, "avx2", false, 0});
-    const RunResult got = opt.run(x.data(), batch);
-    ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " threads=" << threads << " kernels: " << opt.kernel_names()[0];
-    ASSERT_EQ(got.argmax, want.argmax);
+  for (const char* isa : {"avx2", "avx512vnni"}) {
+    if (!cpu_supports(parse_isa(isa))) continue;
+    for (int threads : {1, 2}) {
+      Session opt(m, {threads, isa, false, 0});
+      const RunResult got = opt.run(x.data(), batch);
+      ASSERT_EQ(got.int_logits, want.int_logits)
+          << m.name << " " << isa << " threads=" << threads << " kernels: " << opt.kernel_names()[0];
+      ASSERT_EQ(got.argmax, want.argmax);
+    }
   }
 }
 
@@ -134,4 +140,25 @@ TEST(OpKernels, PoolsAndAddMatchReference) {
     compare(m, 4, seed);
     if (HasFatalFailure()) return;
   }
+}
+
+// The vector input quantization equals quant::quantize_integer on special values (NaN, infinities,
+// ties, negative zero, huge) and random ones, with and without a channel stride.
+TEST(OpKernels, InputQuantizationMatchesScalar) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  std::mt19937 rng(3);
+  std::vector<float> x = {std::nanf(""), INFINITY, -INFINITY, -0.0f, 0.0f, 1e30f, -1e30f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f};
+  for (int i = 0; i < 1000; ++i) x.push_back(std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng));
+  for (int i = 0; i < 64; ++i) x.push_back(0.1f * (i - 32) + 0.05f);  // near-ties after division by 0.1
+  for (float scale : {0.1f, 1.0f / 255.0f, 0.5f, 0.0137f})
+    for (int32_t zp : {0, 7, 128, 255})
+      for (int32_t qmax : {15, 255}) {
+        const int32_t z = std::min(zp, qmax);
+        for (int64_t stride : {1, 3}) {
+          std::vector<uint8_t> got(x.size() * stride, 0xEE);
+          quantize_input_avx2(x.data(), static_cast<int64_t>(x.size()), scale, z, 0, qmax, got.data(), stride);
+          for (size_t i = 0; i < x.size(); ++i)
+            ASSERT_EQ(got[i * stride], quant::quantize_integer(x[i], scale, z, 0, qmax)) << "x=" << x[i] << " scale=" << scale;
+        }
+      }
 }

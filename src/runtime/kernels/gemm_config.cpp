@@ -19,14 +19,31 @@ const GemmConfig* gemm_configs_avx2(int* count) {
   return all.data();
 }
 
-const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
-  // The avx512vnni level has no kernels of its own yet and runs the AVX2 ones.
-  if (isa == Isa::Ref) return nullptr;
-  int count = 0;
-  const GemmConfig* table = gemm_configs_avx2(&count);
+const GemmConfig* gemm_configs_avx512vnni(int* count) { return gemm_configs_u8_avx512vnni(count); }
+
+namespace {
+
+const GemmConfig* find_exact(const GemmConfig* table, int count, int32_t bits, quant::Grid grid) {
   for (int i = 0; i < count; ++i)
     if (table[i].bits == bits && table[i].grid == grid) return &table[i];
   return nullptr;
+}
+
+}  // namespace
+
+const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
+  if (isa == Isa::Ref) return nullptr;
+  int count = 0;
+  if (isa == Isa::Avx512Vnni) {
+    const GemmConfig* table = gemm_configs_avx512vnni(&count);
+    if (const GemmConfig* c = find_exact(table, count, bits, grid)) return c;
+    // Other widths whose values fit in int8 (Integer codes of <= 8 bits, Odd values 2c + 1 of
+    // <= 7 bits) run the int8 kernel: its packing stores the values themselves.
+    const bool fits_int8 = bits >= 1 && (grid == quant::Grid::Integer ? bits <= 8 : bits <= 7);
+    if (fits_int8) return find_exact(table, count, 8, quant::Grid::Integer);
+  }
+  const GemmConfig* table = gemm_configs_avx2(&count);
+  return find_exact(table, count, bits, grid);
 }
 
 std::vector<int32_t> fold_zero_point(const int32_t* bias, const int32_t* w, int32_t N, int32_t K, int32_t zero_point) {

@@ -29,6 +29,11 @@ struct GemmOutput {
   uint8_t* y_u8 = nullptr;
   int32_t* y_i32 = nullptr;
   int64_t ldy = 0;
+  // Fused max pooling (hidden layers, configs with pool_rows_max >= pool_rows): output row m / pool_rows
+  // is requantize(max over the pool_rows consecutive rows of C). Exact: requantize is non-decreasing
+  // in C (multipliers are >= 0), so the max of the requantized values is the requantized max. M and
+  // the tile heights are multiples of pool_rows.
+  int32_t pool_rows = 1;
 };
 
 // Packs weight values W[n][k] (n < N, k < K; Integer codes or Odd values) for the kernel.
@@ -52,19 +57,24 @@ struct GemmConfig {
   GemmPackFn pack;
   GemmFn gemm;
   WidenFn widen;  // S16 input: uint8 -> int16 (x - zero_point)
+  int32_t pool_rows_max = 1;  // GemmOutput::pool_rows may be any power of two up to this
 };
 
 // bias[n] - zero_point * sum_k W[n][k] (wrapping int32): the bias for U8-input kernels.
 std::vector<int32_t> fold_zero_point(const int32_t* bias, const int32_t* w, int32_t N, int32_t K, int32_t zero_point);
 
 // The kernel for weights of (bits, grid) on `isa`, or nullptr when there is none (callers then
-// use the reference kernels).
+// use the reference kernels). On avx512vnni: the VNNI kernel of that (bits, grid); else the int8
+// VNNI kernel when the values fit in int8 (its packing stores values, not codes); else AVX2's.
+// The returned config's bits / grid may therefore differ from the query on avx512vnni.
 const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid);
 
 // Every configuration of an ISA level (for tests and benchmarks), preferred ones first.
 const GemmConfig* gemm_configs_avx2(int* count);
+const GemmConfig* gemm_configs_avx512vnni(int* count);  // the VNNI kernels only (no AVX2 fallbacks)
 // Per-kernel-family tables (defined in the kernels' own files).
 const GemmConfig* gemm_configs_s16_avx2(int* count);
 const GemmConfig* gemm_configs_u8_avx2(int* count);
+const GemmConfig* gemm_configs_u8_avx512vnni(int* count);
 
 }  // namespace lowbit::runtime
