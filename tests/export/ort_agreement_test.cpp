@@ -38,7 +38,7 @@ const data::TrainValidation* fashion_mnist_subset() {
   if (fashion_mnist_subset() == nullptr) GTEST_SKIP() << "Fashion-MNIST is not installed (scripts/setup.sh)"
 
 // A model trained briefly in FP32 on the training subset, so that its logits have real margins.
-models::Net briefly_trained(const std::string& model, int steps = 60) {
+models::Net briefly_trained(const std::string& model, int steps = 100) {
   torch::manual_seed(1);
   models::Net net = models::make_model(model);
   net->train();
