@@ -2,7 +2,8 @@
 // Fashion-MNIST-shaped batches under LibTorch's profiler and prints the operators that take the
 // most self time, for each. A diagnostic for docs/BENCHMARKS.md, not a benchmark with a target.
 //
-//   build/profile_qat_step_torch [steps=30] [wbits=4] [abits=4] [threads=2]
+//   build/profile_qat_step_torch [steps=30] [wbits=4] [abits=4] [threads=2] [bn_freeze_step=0]
+//   (bn_freeze_step -1: batch-statistics BN throughout, approximate folding, as PyTorch's QAT)
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/optim/adam.h>
 
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   const int wbits = argc > 2 ? std::atoi(argv[2]) : 4;
   const int abits = argc > 3 ? std::atoi(argv[3]) : 4;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 2;
+  const int64_t bn_freeze_step = argc > 5 ? std::atoll(argv[5]) : 0;
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   const torch::Tensor x = torch::rand({128, 1, 28, 28});
@@ -98,7 +100,10 @@ int main(int argc, char** argv) {
   lowbit::qat::QatFlags flags;
   flags.wbits = wbits;
   flags.abits = abits;
+  flags.bn_freeze_step = bn_freeze_step;
   lowbit::qat::prepare(qat, lowbit::qat::config_from_flags(flags));
-  profile("QAT cnn W" + std::to_string(wbits) + "A" + std::to_string(abits), qat, steps, x, y);
+  profile("QAT cnn W" + std::to_string(wbits) + "A" + std::to_string(abits) +
+              (bn_freeze_step < 0 ? " (batch-statistics BN)" : " (BN frozen from step " + std::to_string(bn_freeze_step) + ")"),
+          qat, steps, x, y);
   return 0;
 }
