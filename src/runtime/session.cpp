@@ -26,7 +26,20 @@ struct PreparedGemm {
   std::vector<int32_t> multiplier, shift;
   std::vector<int32_t> bias;  // bias_q, with -z_x * sum(w) folded in for U8-input kernels
   int32_t K = 0, Kp = 0;      // reduction length and its padded length (row stride of A)
+  bool stacked = false;       // im2col rows come from the stacked-rows image (see stacks_rows)
 };
+
+// Small-K convolutions (conv1: C = 1, 3x3, K = 9) spend most of their time building im2col rows
+// from KH short runs. Instead the input is rewritten once as a "stacked rows" image
+// S[n][oh][w] = 4 bytes (P[oh * stride_h + kh][w][c] for kh, c; zero after KH * C), P the padded
+// input, so that the im2col row of (oh, ow) is the 4 * KW contiguous bytes at S[n][oh][ow * stride_w]
+// (one 16-byte copy). The weights are reordered to match, k = 4 * kw + C * kh + c, with zero weights
+// at the unused bytes. Used when this costs no extra quads of K (4 * KW = round_up(K, 4)).
+bool stacks_rows(const Op& op, const GemmConfig* config) {
+  if (op.kind != OpKind::Conv2d || op.groups != 1 || config->input != GemmInput::U8 || config->k_align != 4) return false;
+  const int32_t col = op.in_channels * op.kernel_h, K = col * op.kernel_w;
+  return col <= 4 && op.kernel_w <= 4 && 4 * op.kernel_w == (K + 3) / 4 * 4;
+}
 
 // nhwc_hw > 0 (linear only): the linear reads the NHWC tensor [H, W, C] (H * W = nhwc_hw) that a
 // Flatten would have turned into C-major order; its weight columns are permuted to match.
@@ -36,7 +49,8 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
   const int32_t groups = op.kind == OpKind::Conv2d ? op.groups : 1;
   const int32_t cg = op.in_channels / groups, og = op.out_channels / groups;
   const int32_t kh_n = op.kind == OpKind::Conv2d ? op.kernel_h : 1, kw_n = op.kind == OpKind::Conv2d ? op.kernel_w : 1;
-  p.K = cg * kh_n * kw_n;
+  p.stacked = stacks_rows(op, config);
+  p.K = p.stacked ? 4 * kw_n : cg * kh_n * kw_n;
   p.Kp = (p.K + config->k_align - 1) / config->k_align * config->k_align;
   p.bias = op.bias_q;
   std::vector<int32_t> w(static_cast<size_t>(og) * p.K);
@@ -45,7 +59,7 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
       for (int32_t c = 0; c < cg; ++c)
         for (int32_t kh = 0; kh < kh_n; ++kh)
           for (int32_t kw = 0; kw < kw_n; ++kw)
-            w[static_cast<size_t>(o) * p.K + (kh * kw_n + kw) * cg + c] =
+            w[static_cast<size_t>(o) * p.K + (p.stacked ? 4 * kw + kh * cg : (kh * kw_n + kw) * cg) + c] =
                 op.weight.value(((static_cast<size_t>(g * og + o) * cg + c) * kh_n + kh) * kw_n + kw);
   if (nhwc_hw > 1) {  // column c * HW + q of the PyTorch weight becomes column q * C + c
     const int32_t C = p.K / nhwc_hw;
@@ -82,6 +96,30 @@ inline void copy_run(void* dst, const void* src, size_t bytes) {
   for (size_t j = 0; j < bytes; j += 16) std::memcpy(d + j, s + j, 16);
 }
 
+// Stacked-rows image of one padded item (stacks_rows): rows oh < OH of 4-byte columns w < pad_w.
+void stack_rows(const Op& op, const uint8_t* padded, int64_t pad_w, int32_t C, int32_t OH, uint8_t* out) {
+  const int32_t col = C * op.kernel_h;
+  for (int32_t oh = 0; oh < OH; ++oh) {
+    const uint8_t* rows = padded + int64_t{oh} * op.stride_h * pad_w * C;
+    uint8_t* t = out + int64_t{oh} * pad_w * 4;
+    if (C == 1) {  // whole 32-bit columns, which the compiler vectorises
+      const uint8_t* r0 = rows;
+      const uint8_t* r1 = rows + (op.kernel_h > 1 ? pad_w : 0);
+      const uint8_t* r2 = rows + (op.kernel_h > 2 ? 2 * pad_w : 0);
+      const uint8_t* r3 = rows + (op.kernel_h > 3 ? 3 * pad_w : 0);
+      const uint32_t m1 = op.kernel_h > 1, m2 = op.kernel_h > 2, m3 = op.kernel_h > 3;
+      for (int64_t w = 0; w < pad_w; ++w) {
+        const uint32_t v = uint32_t{r0[w]} | (m1 * r1[w]) << 8 | (m2 * r2[w]) << 16 | (m3 * r3[w]) << 24;
+        std::memcpy(t + 4 * w, &v, 4);
+      }
+      continue;
+    }
+    for (int64_t w = 0; w < pad_w; ++w)
+      for (int32_t j = 0; j < 4; ++j)
+        t[4 * w + j] = j < col ? rows[(j / C) * pad_w * C + w * C + j % C] : 0;
+  }
+}
+
 }  // namespace
 
 struct Session::Impl {
@@ -105,6 +143,7 @@ struct Session::Impl {
   std::vector<std::vector<uint8_t>> scratch8;
   std::vector<int16_t> padded16;  // conv input widened to int16 (x - zx) with zero borders
   std::vector<uint8_t> padded8;   // conv input with zero-point borders
+  std::vector<uint8_t> stacked8;  // stacked-rows image of padded8 (stacks_rows)
   int64_t batch_capacity = 0;
   bool profile = false;
   int64_t min_parallel_macs = 0;
@@ -172,6 +211,10 @@ struct Session::Impl {
     const int64_t tasks = row_chunks * groups * col_split;
     const int64_t pad_h = in.h + 2 * op.pad_h, pad_w = in.w + 2 * op.pad_w;  // padded input size
     std::vector<T>& padded = padded_buffer(static_cast<T*>(nullptr));
+    const int64_t stacked_item = p.stacked ? int64_t{out.h} * pad_w * 4 : 0;
+    if (p.stacked && static_cast<int64_t>(stacked8.size()) < batch * stacked_item + kCopySlack)
+      stacked8.resize(static_cast<size_t>(batch * stacked_item + kCopySlack));
+    uint8_t* stacked = stacked8.data();
     if (conv) {
       // Padded copy of the input: borders read as the zero point.
       const int64_t item = pad_h * pad_w * in.c;
@@ -189,6 +232,9 @@ struct Session::Impl {
             } else {
               std::memcpy(d, src, static_cast<size_t>(in.w) * in.c);
             }
+          }
+          if constexpr (!widened) {
+            if (p.stacked) stack_rows(op, dst, pad_w, in.c, out.h, stacked + n * stacked_item);
           }
         }
       });
@@ -218,6 +264,9 @@ struct Session::Impl {
           }
         } else {
           const int64_t oh = int64_t{ph} * pkh + ti, ow = int64_t{pw} * pkw + tj;
+          if (p.stacked) {  // 4 * KW <= 16 contiguous bytes (the slack covers the rest of the copy)
+            copy_run(dst, stacked + (n * out.h + oh) * pad_w * 4 + ow * op.stride_w * 4, 16);
+          } else {
           const T* base = padded.data() + ((n * pad_h + oh * op.stride_h) * pad_w + ow * op.stride_w) * in.c;
           for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
             const T* src = base + int64_t{kh} * pad_w * in.c;
@@ -231,6 +280,7 @@ struct Session::Impl {
                 for (int32_t c = 0; c < cg; ++c) dst[c] = s2[c];
               }
             }
+          }
           }
           if (++tj == pkw) {
             tj = 0;
