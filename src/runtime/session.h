@@ -53,8 +53,9 @@ class Session {
   const std::vector<double>& op_times_ms() const;
 
  private:
-  RunResult run_slice(const float* x, int64_t batch);
-  RunResult run_u8_slice(const uint8_t* pixels, int64_t batch);
+  // One piece of a batch (at most one L2 slice of items) through the graph on workspace `workspace`.
+  RunResult run_slice(const float* x, int64_t batch, int workspace);
+  RunResult run_u8_slice(const uint8_t* pixels, int64_t batch, int workspace);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
