@@ -9,6 +9,7 @@
 #include "quant/quantize.h"
 #include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/im2col_kernels.h"
 #include "runtime/kernels/pool_kernels.h"
 #include "runtime/kernels/quantize_kernels.h"
 #include "runtime/kernels/ref_kernels.h"
@@ -85,16 +86,49 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// im2col runs are short (conv1: 3 bytes, conv2: 96): they are copied in whole 16-byte blocks, which
-// may read and write up to 15 bytes past the run. Both buffers carry that slack (in elements, >= 16
-// bytes for int16 too); the bytes written past a run are overwritten by the next run or row, or lie
-// in the row's padding K..Kp, which is zeroed after the row is built.
-constexpr int64_t kCopySlack = 16;
+// im2col runs are short (conv1: 3 bytes, conv2: 96): they are copied in whole 16-byte blocks here
+// (int16 and grouped convs) or 32-byte blocks (gather_rows_u8_avx2), which may read and write up to
+// 31 bytes past the run. The buffers carry that slack (in elements, so more for int16); the bytes
+// written past a run are overwritten by the next run or row, or lie in the row's padding K..Kp,
+// which is zeroed after the row is built.
+constexpr int64_t kCopySlack = 32;
+static_assert(kCopySlack >= kGatherSlack, "buffers read and written by gather_rows_u8_avx2 need its slack");
 inline void copy_run(void* dst, const void* src, size_t bytes) {
   auto* d = static_cast<uint8_t*>(dst);
   const auto* s = static_cast<const uint8_t*>(src);
   for (size_t j = 0; j < bytes; j += 16) std::memcpy(d + j, s + j, 16);
 }
+
+// Position of im2col row m in the (item n, pooled row ph, pooled column pw, window tap ti, tj) order
+// of the conv + pool fusion (no pool: 1x1 windows), advanced row by row without divisions; the conv
+// output position is (ph * pkh + ti, pw * pkw + tj).
+struct RowCursor {
+  int64_t n;
+  int32_t ph, pw, ti, tj;
+  const int32_t pooled_h, pooled_w, pkh, pkw;
+  RowCursor(int64_t m, int64_t rows_per_item, int32_t taps, int32_t pooled_w_, int32_t pkh_, int32_t pkw_)
+      : n(m / rows_per_item),
+        pooled_h(static_cast<int32_t>(rows_per_item / taps / pooled_w_)), pooled_w(pooled_w_), pkh(pkh_), pkw(pkw_) {
+    const int32_t pos = static_cast<int32_t>((m % rows_per_item) / taps), tap = static_cast<int32_t>((m % rows_per_item) % taps);
+    ph = pos / pooled_w;
+    pw = pos % pooled_w;
+    ti = tap / pkw;
+    tj = tap % pkw;
+  }
+  int64_t oh() const { return int64_t{ph} * pkh + ti; }
+  int64_t ow() const { return int64_t{pw} * pkw + tj; }
+  void next() {
+    if (++tj < pkw) return;
+    tj = 0;
+    if (++ti < pkh) return;
+    ti = 0;
+    if (++pw < pooled_w) return;
+    pw = 0;
+    if (++ph < pooled_h) return;
+    ph = 0;
+    ++n;
+  }
+};
 
 // Stacked-rows image of one padded item (stacks_rows): rows oh < OH of 4-byte columns w < pad_w.
 void stack_rows(const Op& op, const uint8_t* padded, int64_t pad_w, int32_t C, int32_t OH, uint8_t* out) {
@@ -155,6 +189,7 @@ struct Session::Impl {
   std::vector<Workspace> ws;                    // per thread
   std::vector<std::vector<int16_t>> scratch16;  // per thread: im2col rows
   std::vector<std::vector<uint8_t>> scratch8;
+  std::vector<std::vector<int64_t>> row_offsets;  // per thread: im2col source offsets (gather_rows_u8_avx2)
   bool profile = false;
   int64_t min_parallel_macs = 0;
   std::vector<double> op_ms;  // summed over workspaces
@@ -249,35 +284,47 @@ struct Session::Impl {
         }
       });
     }
+    const bool gather = !widened && conv && groups == 1 && !p.stacked;
     const auto body = [&](int64_t task, int thread) {
       const int32_t cs = static_cast<int32_t>(task % col_split);
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
       const int64_t rc = task / col_split / groups;
       const int64_t m0 = rc * chunk, rows = std::min(chunk, M - m0);
-      std::vector<T>& a = scratch_buffer(static_cast<T*>(nullptr), w.thread >= 0 ? w.thread : thread);
+      const int th = w.thread >= 0 ? w.thread : thread;
+      std::vector<T>& a = scratch_buffer(static_cast<T*>(nullptr), th);
       if (static_cast<int64_t>(a.size()) < chunk * p.Kp + kCopySlack) a.resize(static_cast<size_t>(chunk * p.Kp + kCopySlack));
+      std::vector<int64_t>& offsets = row_offsets[th];
+      if (gather && static_cast<int64_t>(offsets.size()) < chunk) offsets.resize(static_cast<size_t>(chunk));
       // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
       // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
-      // (item, pooled row ph, pooled column pw, window tap ti, tj) of row m0, advanced incrementally
-      // (no divisions per row); the conv output position is (ph * pkh + ti, pw * pkw + tj).
-      int64_t n = conv ? m0 / rows_per_item : 0;
-      const int32_t pos = conv ? static_cast<int32_t>((m0 % rows_per_item) / taps) : 0;
-      const int32_t tap = conv ? static_cast<int32_t>((m0 % rows_per_item) % taps) : 0;
-      int32_t ph = pos / pooled.w, pw = pos % pooled.w, ti = tap / pkw, tj = tap % pkw;
-      for (int64_t r = 0; r < rows; ++r) {
-        T* dst = a.data() + r * p.Kp;
-        if (!conv) {
+      // uint8 with groups == 1: one 16-byte copy from the stacked-rows image (stacks_rows), or the
+      // rows' source offsets are collected here and the KH runs copied by gather_rows_u8_avx2.
+      if (!conv) {
+        for (int64_t r = 0; r < rows; ++r) {
+          T* dst = a.data() + r * p.Kp;
           if constexpr (widened) {
             p.config->widen(x + (m0 + r) * row, p.K, zx, reinterpret_cast<int16_t*>(dst));
           } else {
             std::memcpy(dst, x + (m0 + r) * row, static_cast<size_t>(p.K));
           }
-        } else {
-          const int64_t oh = int64_t{ph} * pkh + ti, ow = int64_t{pw} * pkw + tj;
-          if (p.stacked) {  // 4 * KW <= 16 contiguous bytes (the slack covers the rest of the copy)
-            copy_run(dst, stacked + (n * out.h + oh) * pad_w * 4 + ow * op.stride_w * 4, 16);
-          } else {
-          const T* base = padded.data() + ((n * pad_h + oh * op.stride_h) * pad_w + ow * op.stride_w) * in.c;
+          for (int32_t k = p.K; k < p.Kp; ++k) dst[k] = 0;
+        }
+      } else if (p.stacked) {  // 4 * KW <= 16 contiguous bytes (the slack covers the rest of the copy)
+        RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
+        for (int64_t r = 0; r < rows; ++r, c.next())
+          copy_run(a.data() + r * p.Kp, stacked + ((c.n * out.h + c.oh()) * pad_w + c.ow() * op.stride_w) * 4, 16);
+      } else if (gather) {
+        RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
+        for (int64_t r = 0; r < rows; ++r, c.next())
+          offsets[r] = ((c.n * pad_h + c.oh() * op.stride_h) * pad_w + c.ow() * op.stride_w) * in.c;
+        if constexpr (!widened)
+          gather_rows_u8_avx2(padded.data(), offsets.data(), rows, op.kernel_h, pad_w * in.c, op.kernel_w * in.c, p.K,
+                              p.Kp, a.data());
+      } else {
+        RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
+        for (int64_t r = 0; r < rows; ++r, c.next()) {
+          T* dst = a.data() + r * p.Kp;
+          const T* base = padded.data() + ((c.n * pad_h + c.oh() * op.stride_h) * pad_w + c.ow() * op.stride_w) * in.c;
           for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
             const T* src = base + int64_t{kh} * pad_w * in.c;
             if (groups == 1) {
@@ -287,26 +334,12 @@ struct Session::Impl {
             } else {
               for (int32_t kw = 0; kw < op.kernel_w; ++kw, dst += cg) {
                 const T* s2 = src + int64_t{kw} * in.c + g * cg;
-                for (int32_t c = 0; c < cg; ++c) dst[c] = s2[c];
+                for (int32_t ch = 0; ch < cg; ++ch) dst[ch] = s2[ch];
               }
             }
           }
-          }
-          if (++tj == pkw) {
-            tj = 0;
-            if (++ti == pkh) {
-              ti = 0;
-              if (++pw == pooled.w) {
-                pw = 0;
-                if (++ph == pooled.h) {
-                  ph = 0;
-                  ++n;
-                }
-              }
-            }
-          }
+          for (int32_t k = p.K; k < p.Kp; ++k) a[r * p.Kp + k] = 0;
         }
-        for (int32_t k = p.K; k < p.Kp; ++k) a[r * p.Kp + k] = 0;
       }
       const int32_t b0 = static_cast<int32_t>(int64_t{col_blocks} * cs / col_split);
       const int32_t b1 = static_cast<int32_t>(int64_t{col_blocks} * (cs + 1) / col_split);
@@ -509,6 +542,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
                                                            : int64_t{1} << 21;
   s.ws.resize(static_cast<size_t>(threads));
   s.scratch16.resize(static_cast<size_t>(threads));
+  s.row_offsets.resize(static_cast<size_t>(threads));
   s.scratch8.resize(static_cast<size_t>(threads));
   s.gemm.resize(s.model.ops.size());
   s.depthwise.resize(s.model.ops.size());
