@@ -310,13 +310,18 @@ struct Session::Impl {
           for (int32_t k = p.K; k < p.Kp; ++k) dst[k] = 0;
         }
       } else if (p.stacked) {  // 4 * KW <= 16 contiguous bytes (the slack covers the rest of the copy)
+        // Loop invariants in locals: the byte stores may alias anything the lambda captured.
+        const int64_t kp = p.Kp, item_rows = out.h, row_bytes = pad_w * 4, col_bytes = int64_t{op.stride_w} * 4;
+        const uint8_t* src_img = stacked;
+        T* dst = a.data();  // stacks_rows: uint8 only
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
         for (int64_t r = 0; r < rows; ++r, c.next())
-          copy_run(a.data() + r * p.Kp, stacked + ((c.n * out.h + c.oh()) * pad_w + c.ow() * op.stride_w) * 4, 16);
+          copy_run(dst + r * kp, src_img + (c.n * item_rows + c.oh()) * row_bytes + c.ow() * col_bytes, 16);
       } else if (gather) {
+        const int64_t item_rows = pad_h, sh = op.stride_h, sw = op.stride_w, pw_ = pad_w, ch = in.c;
+        int64_t* offs = offsets.data();
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
-        for (int64_t r = 0; r < rows; ++r, c.next())
-          offsets[r] = ((c.n * pad_h + c.oh() * op.stride_h) * pad_w + c.ow() * op.stride_w) * in.c;
+        for (int64_t r = 0; r < rows; ++r, c.next()) offs[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch;
         if constexpr (!widened)
           gather_rows_u8_avx2(padded.data(), offsets.data(), rows, op.kernel_h, pad_w * in.c, op.kernel_w * in.c, p.K,
                               p.Kp, a.data());
