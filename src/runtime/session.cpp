@@ -470,11 +470,14 @@ struct Session::Impl {
     const int64_t slice = std::max<int64_t>(12, ((256 * 1024) / largest + 5) / 6 * 6);
     const int threads = pool->threads();
     const bool by_pieces = isa != Isa::Ref && threads > 1 && batch >= threads;
-    const int64_t pieces = std::max<int64_t>(ceil_div(batch, slice), by_pieces ? threads : 1);
+    // Pieces of `slice` items (the last one shorter), so that linear layers see whole 12-row
+    // tiles; fewer items than threads * slice are split evenly over the threads instead.
+    const int64_t size = by_pieces && ceil_div(batch, slice) < threads ? ceil_div(batch, threads) : slice;
+    const int64_t pieces = ceil_div(batch, size);
     const int64_t item = int64_t{model.in_channels} * model.in_height * model.in_width;
     std::vector<RunResult> parts(static_cast<size_t>(pieces));
     const auto piece = [&](int64_t t, int thread) {
-      const int64_t b0 = batch * t / pieces, b1 = batch * (t + 1) / pieces;
+      const int64_t b0 = t * size, b1 = std::min(batch, b0 + size);
       ws[thread].thread = by_pieces ? thread : -1;
       parts[t] = fn(x + b0 * item, b1 - b0, thread);
     };
