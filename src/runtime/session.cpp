@@ -136,7 +136,13 @@ void stack_rows(const Op& op, const uint8_t* padded, int64_t pad_w, int32_t C, i
   for (int32_t oh = 0; oh < OH; ++oh) {
     const uint8_t* rows = padded + int64_t{oh} * op.stride_h * pad_w * C;
     uint8_t* t = out + int64_t{oh} * pad_w * 4;
-    if (C == 1) {  // whole 32-bit columns, which the compiler vectorises
+    if (C == 1 && pad_w >= 16) {  // every optimized level has AVX2
+      const uint8_t* r[4] = {rows, rows, rows, rows};
+      for (int32_t j = 1; j < op.kernel_h; ++j) r[j] = rows + j * pad_w;
+      stack_rows_c1_avx2(r, op.kernel_h, pad_w, t);
+      continue;
+    }
+    if (C == 1) {  // whole 32-bit columns
       const uint8_t* r0 = rows;
       const uint8_t* r1 = rows + (op.kernel_h > 1 ? pad_w : 0);
       const uint8_t* r2 = rows + (op.kernel_h > 2 ? 2 * pad_w : 0);

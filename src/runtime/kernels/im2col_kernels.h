@@ -14,4 +14,9 @@ constexpr int64_t kGatherSlack = 32;
 void gather_rows_u8_avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs, int64_t run_stride,
                          int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst);
 
+// Interleaves `rows` (1..4) byte rows of n >= 16 bytes into n 4-byte columns: out[4 w + j] = row j's
+// byte w (0 for j >= rows). The stacked-rows image of a 1-channel conv (stacks_rows in session.cpp).
+// Reads and writes nothing past the n bytes / columns.
+void stack_rows_c1_avx2(const uint8_t* const* row, int32_t rows, int64_t n, uint8_t* out);
+
 }  // namespace lowbit::runtime
