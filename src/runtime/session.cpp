@@ -467,8 +467,8 @@ struct Session::Impl {
   // With several threads and at least as many items as threads the pieces run in parallel, one
   // workspace per thread, taken dynamically (a thread slowed by another tenant takes fewer).
   template <class T, class Fn>
-  RunResult run_batch(const T* x, int64_t batch, Fn fn) {
-    LOWBIT_CHECK(batch >= 1, "run: batch must be >= 1 (got " + std::to_string(batch) + ")");
+  RunResult run_batch(const char* api, const T* x, int64_t batch, Fn fn) {
+    LOWBIT_CHECK(batch >= 1, std::string(api) + ": batch must be >= 1 (got " + std::to_string(batch) + ")");
     for (Workspace& w : ws) w.op_ms.assign(model.ops.size() + 1, 0.0);
     int64_t largest = 1;
     for (const ValueShape& v : shapes) largest = std::max(largest, v.size());
@@ -675,7 +675,7 @@ RunResult Session::run_u8_slice(const uint8_t* pixels, int64_t batch, int worksp
 }
 
 RunResult Session::run(const float* x, int64_t batch) {
-  return impl_->run_batch(x, batch, [&](const float* p, int64_t n, int w) { return run_slice(p, n, w); });
+  return impl_->run_batch("run", x, batch, [&](const float* p, int64_t n, int w) { return run_slice(p, n, w); });
 }
 
 RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
@@ -683,7 +683,7 @@ RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
   LOWBIT_CHECK(q.scale == 1.0f / 255.0f && q.zero_point == 0,
                "run_u8: uint8 pixels need an input scale of exactly 1/255 and zero point 0 (the model has scale " +
                    std::to_string(q.scale) + ", zero point " + std::to_string(q.zero_point) + "); use run() with floats");
-  return impl_->run_batch(pixels, batch, [&](const uint8_t* p, int64_t n, int w) { return run_u8_slice(p, n, w); });
+  return impl_->run_batch("run_u8", pixels, batch, [&](const uint8_t* p, int64_t n, int w) { return run_u8_slice(p, n, w); });
 }
 
 const std::vector<double>& Session::op_times_ms() const { return impl_->op_ms; }
