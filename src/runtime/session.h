@@ -17,8 +17,10 @@ struct SessionOptions {
   std::string isa;        // "", "ref", "avx2" or "avx512vnni"; "" = LOWBIT_ISA or the best the CPU has
   bool profile = false;   // record the CPU time of every op (Session::op_times_ms)
   // Conv/linear layers with fewer multiply-accumulates than this (for the whole batch) run on the
-  // calling thread: waking workers costs more than they save. Tests set 0 to exercise threading.
-  int64_t min_parallel_macs = int64_t{1} << 21;
+  // calling thread: waking workers costs more than they save. < 0: the ISA's default (2^21 on avx2,
+  // 2^24 on avx512vnni, whose kernels do such a layer in ~30 us: a thread wake-up and barrier on a
+  // shared 2-core VM cost more than half of that). Tests set 0 to exercise threading.
+  int64_t min_parallel_macs = -1;
 };
 
 struct RunResult {
@@ -53,8 +55,9 @@ class Session {
   const std::vector<double>& op_times_ms() const;
 
  private:
-  RunResult run_slice(const float* x, int64_t batch);
-  RunResult run_u8_slice(const uint8_t* pixels, int64_t batch);
+  // One piece of a batch (at most one L2 slice of items) through the graph on workspace `workspace`.
+  RunResult run_slice(const float* x, int64_t batch, int workspace);
+  RunResult run_u8_slice(const uint8_t* pixels, int64_t batch, int workspace);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -6,6 +6,7 @@
 
 #include "quant/add_requantize.h"
 #include "quant/quantize.h"
+#include "runtime/reference_cnn.h"
 #include "runtime/session.h"
 #include "test_models.h"
 
@@ -132,6 +133,43 @@ TEST(Model, RandomGraphsMatchReferenceAndFloat64) {
         ASSERT_EQ(got.logits, want.logits);
         ASSERT_EQ(got.argmax, want.argmax);
       }
+  }
+}
+
+// Batches split into pieces that run in parallel, one workspace per thread (batch >= threads), and
+// in several L2 slices: uneven pieces, more pieces than threads, odd thread counts, the fused
+// conv + pool and stacked-rows paths of the reference CNN, float and uint8 input, and the
+// per-op profile (which must cover every op whatever the split).
+TEST(Model, BatchPiecesAcrossThreadsMatchReference) {
+  if (optimized_isas().empty()) GTEST_SKIP() << "CPU lacks AVX2";
+  std::vector<Model> models = {random_reference_cnn(3, 8), random_reference_cnn(4, 4, quant::Grid::Odd)};
+  for (uint32_t seed : {5u, 6u}) models.push_back(rtest::random_graph(seed));
+  for (const Model& m : models) {
+    const int64_t item = int64_t{m.in_channels} * m.in_height * m.in_width;
+    for (int64_t batch : {2, 3, 25}) {
+      const std::vector<float> x = rtest::random_input(m, batch, static_cast<uint32_t>(batch));
+      Session ref(m, {1, "ref"});
+      const RunResult want = ref.run(x.data(), batch);
+      for (const std::string& isa : optimized_isas())
+        for (int threads : {1, 2, 3}) {
+          Session opt(m, {threads, isa, true, 0});
+          const RunResult got = opt.run(x.data(), batch);
+          ASSERT_EQ(got.batch, batch);
+          ASSERT_EQ(got.int_logits, want.int_logits) << m.name << " " << isa << " threads " << threads << " batch " << batch;
+          ASSERT_EQ(got.logits, want.logits);
+          ASSERT_EQ(got.argmax, want.argmax);
+          ASSERT_EQ(opt.op_times_ms().size(), m.ops.size() + 1);
+          if (m.input.scale == 1.0f / 255.0f && m.input.zero_point == 0) {
+            std::vector<uint8_t> px(static_cast<size_t>(batch * item));
+            std::vector<float> xf(px.size());
+            for (size_t i = 0; i < px.size(); ++i) {
+              px[i] = static_cast<uint8_t>((i * 131) % 256);
+              xf[i] = static_cast<float>(px[i]) / 255.0f;
+            }
+            EXPECT_EQ(opt.run_u8(px.data(), batch).int_logits, ref.run(xf.data(), batch).int_logits);
+          }
+        }
+    }
   }
 }
 

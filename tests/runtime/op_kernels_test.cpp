@@ -89,6 +89,49 @@ TEST(OpKernels, ConvMatchesReference) {
   }
 }
 
+// Small-K convolutions whose im2col rows come from the stacked-rows image (C * KH <= 4, KW <= 4,
+// no extra quads of K: conv1's 1-channel 3x3 and its relatives), alone and with a fused 2x2 or 2x1
+// max pool; odd sizes, strides, paddings, input zero points at both clamp limits, batch 1, a few
+// items and more items than one L2 slice.
+TEST(OpKernels, SmallKConvStackedRowsMatchReference) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  std::mt19937 rng(13);
+  struct Case { int32_t cin, cout, h, w, kernel, stride, pad, pool_h, pool_w; int64_t batch; };
+  const Case cases[] = {{1, 32, 9, 9, 3, 1, 1, 2, 2, 3},   {1, 32, 11, 7, 3, 1, 1, 0, 0, 1}, {1, 17, 10, 9, 3, 2, 1, 2, 1, 2},
+                        {1, 33, 8, 12, 3, 1, 0, 2, 2, 1},  {1, 5, 7, 7, 3, 1, 2, 0, 0, 3},   {2, 16, 9, 8, 2, 1, 1, 2, 2, 2},
+                        {4, 8, 6, 5, 1, 1, 0, 2, 2, 3},    {3, 40, 5, 9, 1, 2, 0, 0, 0, 2},  {1, 16, 10, 10, 4, 1, 2, 2, 2, 2},
+                        {1, 4, 5, 5, 1, 1, 0, 0, 0, 2},    {1, 16, 20, 20, 3, 1, 1, 2, 2, 41},
+                        // padded rows of >= 16 bytes (the vector stacked-rows build): 16, 19, 30, 31, 32, 34
+                        {1, 8, 16, 16, 1, 1, 0, 0, 0, 2},  {1, 16, 15, 17, 3, 1, 1, 2, 2, 1}, {1, 8, 16, 28, 3, 1, 1, 2, 2, 2},
+                        {1, 8, 6, 31, 3, 2, 0, 0, 0, 2},   {1, 16, 5, 32, 1, 1, 0, 2, 1, 3}, {1, 4, 9, 30, 4, 1, 2, 2, 2, 1}};
+  int index = 0;
+  for (const auto& k : rtest::all_weight_kinds()) {
+    for (const Case& c : cases) {
+      Model m = conv_model(rng, k, c.cin, c.cout, c.h, c.w, c.kernel, c.stride, c.pad, 1, true);
+      m.ops.clear();
+      m.input.zero_point = index % 3 == 0 ? m.input.qmin : index % 3 == 1 ? m.input.qmax : m.input.zero_point;
+      ++index;
+      Op conv = make_conv2d(0, c.cin, c.cout, c.kernel, c.stride, c.pad);
+      rtest::fill_layer(rng, conv, k, m.input, false);
+      int32_t v = m.add(conv);
+      int32_t oh = (c.h + 2 * c.pad - c.kernel) / c.stride + 1, ow = (c.w + 2 * c.pad - c.kernel) / c.stride + 1;
+      if (c.pool_h > 0) {
+        Op mp = make_max_pool(v, 2, 2);
+        mp.kernel_h = mp.stride_h = c.pool_h;
+        mp.kernel_w = mp.stride_w = c.pool_w;
+        mp.out = m.ops.back().out;
+        v = m.add(mp);
+        oh /= c.pool_h;
+        ow /= c.pool_w;
+      }
+      m.name += c.pool_h > 0 ? " + max pool" : "";
+      expose(m, v, c.cout * oh * ow);
+      compare(m, c.batch, static_cast<uint32_t>(index));
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
 TEST(OpKernels, LinearMatchesReference) {
   if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   std::mt19937 rng(12);

@@ -206,6 +206,26 @@ template <class Dec, int R, int S>
     for (int h = 0; h < 2; ++h) out[r][h] = _mm512_load_si512(total[r][h]);
 }
 
+// Output stage of one R x 32 tile: acc + bias, with fused max pooling over groups of P rows
+// (P = 1: none), requantized (or int32) through store16.
+template <int R, int P>
+inline void store_tile(const __m512i (&acc)[R][2], int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
+                       const Requant16* rq, const OutputConsts& c) {
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const int32_t hc = cols - 16 * h;
+    if (hc <= 0) continue;
+    const __m512i bias = _mm512_maskz_loadu_epi32(column_mask(hc), out.bias + n0 + 16 * h);
+#pragma GCC unroll 12
+    for (int r0 = 0; r0 < R; r0 += P) {
+      __m512i v = _mm512_add_epi32(acc[r0][h], bias);
+#pragma GCC unroll 4
+      for (int r = r0 + 1; r < r0 + P; ++r) v = _mm512_max_epi32(v, _mm512_add_epi32(acc[r][h], bias));
+      store16(v, (m0 + r0) / P, n0 + 16 * h, hc, out, rq[h], c);
+    }
+  }
+}
+
 // One R x 32 tile: rows [m0, m0 + R) of A times block b, stored through the output stage.
 // Not inlined: inside the caller GCC keeps the caller's values in zmm registers and then spills the
 // decoded weights of the inner loop (measured: the int8 kernel ran at half speed).
@@ -219,21 +239,12 @@ template <class Dec, int R, int S>
   } else {
     long_tile<Dec, R, S>(a, lda, wb, quads, acc);
   }
-  for (int h = 0; h < 2; ++h) {
-    const int32_t hc = cols - 16 * h;
-    if (hc <= 0) break;
-    const __m512i bias = _mm512_maskz_loadu_epi32(column_mask(hc), out.bias + n0 + 16 * h);
-    if (out.pool_rows == 1) {
-#pragma GCC unroll 12
-      for (int r = 0; r < R; ++r) store16(_mm512_add_epi32(acc[r][h], bias), m0 + r, n0 + 16 * h, hc, out, rq[h], c);
-    } else {  // fused max pooling over groups of pool_rows rows (R and m0 are multiples of it)
-      const int p = out.pool_rows;
-      for (int r0 = 0; r0 < R; r0 += p) {
-        __m512i v = _mm512_add_epi32(acc[r0][h], bias);
-        for (int r = r0 + 1; r < r0 + p; ++r) v = _mm512_max_epi32(v, _mm512_add_epi32(acc[r][h], bias));
-        store16(v, (m0 + r0) / p, n0 + 16 * h, hc, out, rq[h], c);
-      }
-    }
+  // R and m0 are multiples of pool_rows; the pool size is a template argument so that the
+  // accumulators stay in registers (a run-time loop over pool groups spilled all 24 of them).
+  switch (out.pool_rows) {
+    case 1: store_tile<R, 1>(acc, m0, n0, cols, out, rq, c); break;
+    case 2: if constexpr (R % 2 == 0) store_tile<R, 2>(acc, m0, n0, cols, out, rq, c); break;
+    default: if constexpr (R % 4 == 0) store_tile<R, 4>(acc, m0, n0, cols, out, rq, c); break;
   }
 }
 
