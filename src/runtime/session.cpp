@@ -551,9 +551,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   threads = std::min(threads, 256);
   s.pool = std::make_unique<ThreadPool>(threads);
   s.profile = options.profile;
-  s.min_parallel_macs = options.min_parallel_macs >= 0 ? options.min_parallel_macs
-                         : s.isa == Isa::Avx512Vnni        ? int64_t{1} << 24
-                                                           : int64_t{1} << 21;
+  s.min_parallel_macs = options.min_parallel_macs >= 0 ? options.min_parallel_macs : int64_t{1} << 21;
   s.ws.resize(static_cast<size_t>(threads));
   s.scratch16.resize(static_cast<size_t>(threads));
   s.row_offsets.resize(static_cast<size_t>(threads));

@@ -17,9 +17,9 @@ struct SessionOptions {
   std::string isa;        // "", "ref", "avx2" or "avx512vnni"; "" = LOWBIT_ISA or the best the CPU has
   bool profile = false;   // record the CPU time of every op (Session::op_times_ms)
   // Conv/linear layers with fewer multiply-accumulates than this (for the whole batch) run on the
-  // calling thread: waking workers costs more than they save. < 0: the ISA's default (2^21 on avx2,
-  // 2^24 on avx512vnni, whose kernels do such a layer in ~30 us: a thread wake-up and barrier on a
-  // shared 2-core VM cost more than half of that). Tests set 0 to exercise threading.
+  // calling thread: handing work to the pool's spinning workers costs about a microsecond, more than
+  // such a layer saves. < 0: the default, 2^21 (at batch 1 the reference CNN's conv2, 3.6 M MAC,
+  // is split; conv1 and the linears are not). Tests set 0 to exercise threading.
   int64_t min_parallel_macs = -1;
 };
 
