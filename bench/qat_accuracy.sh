@@ -4,8 +4,8 @@
 # Per seed: FP32 for FP32_EPOCHS (the QAT starting point), FP32 for FP32_EPOCHS + QAT_EPOCHS (the
 # equal-budget reference), then QAT_EPOCHS of QAT from the starting point at W8A8, W4A4, W2A4
 # (every layer, and with the first conv and last linear at 8-bit weights), SEQ2, ternary and
-# binary weights with 4-bit activations (LSQ weights per channel, uint activations, BN statistics
-# frozen from the start: the qat command's defaults), and the PyTorch anchor (eager W8A8 QAT, fbgemm, then convert to int8) on the same budget.
+# binary weights with 4-bit activations (weights per channel with the default estimator: STE at 8 bits, LSQ below; uint activations,
+# BN statistics frozen from the start: the qat command's defaults; W8A8 also with LSQ), and the PyTorch anchor (eager W8A8 QAT, fbgemm, then convert to int8) on the same budget.
 # Prints one line per run and a markdown table of mean +- std over seeds.
 #
 # Usage: bench/qat_accuracy.sh BUILD_DIR [SEEDS="0 1 2"] [FP32_EPOCHS=2] [QAT_EPOCHS=1] [THREADS=2]
@@ -54,6 +54,7 @@ for seed in $seeds; do
     record "$name" "$seed" "$(accuracy_of "$work/$name-$seed")"
   done <<'EOF'
 w8a8 --wbits 8 --abits 8
+w8a8-lsq --wbits 8 --abits 8 --quantizer lsq
 w4a4 --wbits 4 --abits 4
 w2a4 --wbits 2 --abits 4
 w2a4-first-last-w8 --config FIRST_LAST_W8

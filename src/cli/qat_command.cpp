@@ -51,8 +51,8 @@ void add_qat_command(CLI::App& app) {
   auto& f = args->flags;
   cmd->add_option("--wbits", f.wbits, "Weight bits (2-8; see --weight-format for ternary/binary/seq2)")->capture_default_str();
   cmd->add_option("--abits", f.abits, "Activation bits (2-8)")->capture_default_str();
-  cmd->add_option("--quantizer", f.quantizer, "Weight gradient estimator: ste, lsq, lsqplus")
-      ->check(CLI::IsMember({"ste", "lsq", "lsqplus"}))->capture_default_str();
+  cmd->add_option("--quantizer", f.quantizer, "Weight gradient estimator: auto (ste at 8 bits, lsq below), ste, lsq, lsqplus")
+      ->check(CLI::IsMember({"auto", "ste", "lsq", "lsqplus"}))->capture_default_str();
   cmd->add_option("--granularity", f.granularity, "Weight scales: tensor, channel, group")
       ->check(CLI::IsMember({"tensor", "channel", "group"}))->capture_default_str();
   cmd->add_option("--group-size", f.group_size, "Group size for --granularity group")->capture_default_str();

@@ -7,7 +7,8 @@
 // setting plus "pattern"; later overrides win):
 //   weight_bits (int), weight_format ("int" | "ternary" | "binary" | "seq2"),
 //   weight_symmetric (bool), weight_granularity ("tensor" | "channel" | "group"),
-//   weight_group_size (int), weight_estimator ("ste" | "lsq" | "lsqplus"),
+//   weight_group_size (int), weight_estimator ("auto" | "ste" | "lsq" | "lsqplus"; "auto": ste for
+//   "int" weights of 8 bits, lsq below 8 bits and for ternary / binary / seq2),
 //   weight_observer ("minmax" | "ema" | "percentile" | "mse"), weight_init ("auto" | "observer" |
 //   "lsq" | "meanabs"),
 //   act_bits (int), act_signed (bool), act_symmetric (bool), act_granularity ("tensor" |
@@ -33,7 +34,7 @@ struct QuantSettings {
   bool weight_symmetric = true;
   std::string weight_granularity = "channel";
   int weight_group_size = 128;
-  std::string weight_estimator = "lsq";
+  std::string weight_estimator = "auto";
   std::string weight_observer = "minmax";
   std::string weight_init = "auto";
   int act_bits = 8;
@@ -85,11 +86,11 @@ struct QatConfig {
 
 // The CLI flags, one field each (--wbits --abits --quantizer --granularity --group-size
 // --weight-format --observer --freeze-steps --bn-freeze-step). --quantizer is the weight
-// estimator (ste | lsq | lsqplus).
+// estimator (auto | ste | lsq | lsqplus).
 struct QatFlags {
   int wbits = 4;
   int abits = 8;
-  std::string quantizer = "lsq";
+  std::string quantizer = "auto";
   std::string granularity = "channel";
   int group_size = 128;
   std::string weight_format = "int";
