@@ -100,6 +100,10 @@ FakeQuantizeOptions QuantSettings::weight_options() const {
     // (min-max) scale with the clipped STE trained the reference CNN 0.16 points better at W8A8
     // over 3 seeds (docs/RESULTS.md). Below 8 bits, and for the ParetoQ formats, the step is learned.
     const bool observed_scale = weight_format == "int" && weight_bits >= 8;
+    if (weight_estimator != "auto" && weight_estimator != "ste" && weight_estimator != "lsq" &&
+        weight_estimator != "lsqplus" && weight_estimator != "lsq+") {
+      throw Error("unknown weight_estimator '" + weight_estimator + "'; use one of: auto, ste, lsq, lsqplus");
+    }
     o.estimator = estimator_from_string(weight_estimator != "auto" ? weight_estimator : observed_scale ? "ste" : "lsq");
     if (o.estimator == Estimator::LsqPlus && o.spec.symmetric) {
       throw Error("weight_estimator lsqplus learns a zero point and needs weight_symmetric=false; use lsq");
