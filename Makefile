@@ -1,11 +1,12 @@
 # lowbit: the two commands a user needs.
 #   make test   installs what is missing, builds, runs every test
 #   make demo   installs what is missing, builds, runs the main job
+#   make test-isa   runtime and end-to-end tests again with each kernel level forced (LOWBIT_ISA)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build test demo bench clean
+.PHONY: all setup configure build test test-isa demo bench clean
 
 all: build
 
@@ -20,6 +21,9 @@ build: configure
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-isa: build
+	@bash scripts/test_isa_levels.sh $(BUILD)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

@@ -19,6 +19,7 @@ struct ExportArgs {
   std::string format = "onnx";
   std::string out;
   int64_t opset = 21;
+  std::string weight_type = "auto";
 };
 
 void run(const ExportArgs& args) {
@@ -28,7 +29,10 @@ void run(const ExportArgs& args) {
     LOWBIT_CHECK(std::dynamic_pointer_cast<qat::QInputImpl>(net->input_layer()) != nullptr,
                  "export: '" + args.from + "' is an FP32 checkpoint; --format onnx writes a quantized (QDQ) model and "
                  "needs a QAT or PTQ checkpoint (use --format onnx-fp32 for the float model)");
-    model = onnx::qdq_model_from_net(net, {args.opset});
+    onnx::QdqOptions options;
+    options.opset = args.opset;
+    options.weight_encoding = onnx::parse_weight_encoding(args.weight_type);
+    model = onnx::qdq_model_from_net(net, options);
   } else {
     model = onnx::float_model(net, args.opset);
   }
@@ -49,6 +53,11 @@ void add_export_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", args->out, "ONNX file to write")->required();
   cmd->add_option("--opset", args->opset, "ONNX opset, 13-21 (int4 weights need 21)")->check(CLI::Range(13, 21))->capture_default_str();
+  cmd->add_option("--weight-type", args->weight_type,
+                  "8-bit weights as: auto (exact in ONNX Runtime on every CPU: int8 where |code| <= 64, else uint8 + 128), "
+                  "int8 (fastest; ONNX Runtime may saturate on x86 CPUs without VNNI), uint8")
+      ->check(CLI::IsMember({"auto", "int8", "uint8"}))
+      ->capture_default_str();
   cmd->callback([args] { run(*args); });
 }
 

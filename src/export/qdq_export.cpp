@@ -1,5 +1,8 @@
 #include "export/qdq_export.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "base/error.h"
 
 namespace lowbit::onnx {
@@ -114,9 +117,19 @@ std::string QdqBuilder::weight_tensor(size_t i, const runtime::Op& op) {
   LOWBIT_CHECK(static_cast<int32_t>(scales.size()) == op.out_channels,
                where(i) + ": conversion recorded " + std::to_string(scales.size()) + " weight scales for " +
                    std::to_string(op.out_channels) + " output channels");
-  const DataType type = w.bits == 8 ? DataType::Int8 : DataType::Int4;
   std::vector<int32_t> codes(static_cast<size_t>(op.weight_count()));
-  for (size_t k = 0; k < codes.size(); ++k) codes[k] = w.value(k);
+  int32_t largest = 0;
+  for (size_t k = 0; k < codes.size(); ++k) {
+    codes[k] = w.value(k);
+    largest = std::max(largest, std::abs(codes[k]));
+  }
+  // 8-bit codes as UINT8 + 128 where int8 could saturate ONNX Runtime's u8s8 kernels (header).
+  const bool as_uint8 = w.bits == 8 && (options_.weight_encoding == WeightEncoding::Uint8 ||
+                                        (options_.weight_encoding == WeightEncoding::Auto && largest > kSaturationFreeWeightCode));
+  const DataType type = w.bits == 4 ? DataType::Int4 : as_uint8 ? DataType::Uint8 : DataType::Int8;
+  const int32_t zero_point = as_uint8 ? 128 : 0;
+  if (as_uint8)
+    for (int32_t& c : codes) c += zero_point;
   std::vector<int64_t> dims{op.out_channels};
   if (op.kind == OpKind::Conv2d) dims.insert(dims.end(), {op.in_channels / op.groups, op.kernel_h, op.kernel_w});
   else dims.push_back(op.in_channels);
@@ -125,7 +138,7 @@ std::string QdqBuilder::weight_tensor(size_t i, const runtime::Op& op) {
   out_.graph.initializers.push_back(make_integer_tensor(name + "_weight_quantized", type, dims, codes));
   out_.graph.initializers.push_back(make_float_tensor(name + "_weight_scale", {op.out_channels}, scales));
   out_.graph.initializers.push_back(make_integer_tensor(name + "_weight_zero_point", type, {op.out_channels},
-                                                        std::vector<int32_t>(scales.size(), 0)));
+                                                        std::vector<int32_t>(scales.size(), zero_point)));
   // Per output channel: axis 0 of [O, C/groups, KH, KW] and of Gemm's B = [O, I] with transB = 1.
   const std::string out = name + "_weight";
   add_node("DequantizeLinear", out, {name + "_weight_quantized", name + "_weight_scale", name + "_weight_zero_point"}, {out},
@@ -272,6 +285,14 @@ Model QdqBuilder::build() {
 }
 
 }  // namespace
+
+WeightEncoding parse_weight_encoding(const std::string& name) {
+  if (name == "auto") return WeightEncoding::Auto;
+  if (name == "int8") return WeightEncoding::Int8;
+  if (name == "uint8") return WeightEncoding::Uint8;
+  throw Error("onnx export: unknown weight type '" + name + "': use auto (default: exact in ONNX Runtime on every CPU), "
+              "int8 (fastest, exact only on VNNI or ARM CPUs) or uint8");
+}
 
 Model qdq_model(const runtime::Model& model, const std::vector<convert::ConvertedOp>& record, const QdqOptions& options) {
   return QdqBuilder(model, record, options).build();

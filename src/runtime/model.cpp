@@ -1,6 +1,9 @@
 #include "runtime/model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "base/error.h"
@@ -197,6 +200,69 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
     qp.push_back(&op.out);
   }
   return shapes;
+}
+
+int64_t activation_bytes_per_item(const Model& m, const std::vector<ValueShape>& shapes) {
+  int64_t bytes = 0, padded = 0;
+  for (size_t v = 0; v + 1 < shapes.size(); ++v) bytes += shapes[v].size();  // uint8 values
+  bytes += 4 * shapes.back().size();                                          // int32 logits
+  for (const Op& op : m.ops)
+    if (op.kind == OpKind::Conv2d) {
+      const ValueShape in = shapes[op.inputs[0]];
+      padded = std::max(padded, 2 * (int64_t{in.h} + 2 * op.pad_h) * (int64_t{in.w} + 2 * op.pad_w) * in.c);
+    }
+  return bytes + padded;
+}
+
+int64_t macs_per_item(const Model& m, const std::vector<ValueShape>& shapes) {
+  int64_t macs = 0;
+  for (size_t i = 0; i < m.ops.size(); ++i)
+    if (m.ops[i].has_weights()) macs += m.ops[i].weight_count() * shapes[i + 1].h * shapes[i + 1].w;
+  return macs;
+}
+
+namespace {
+
+int64_t limit_from_env(const char* name, int64_t fallback, int64_t unit) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  LOWBIT_CHECK(end != env && *end == '\0' && v >= 1 && v <= (int64_t{1} << 32),
+               std::string(name) + "='" + env + "' is not a whole number >= 1");
+  return static_cast<int64_t>(v) * unit;
+}
+
+std::string in_units(int64_t v, int64_t unit, const char* name) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.1f %s", static_cast<double>(v) / static_cast<double>(unit), name);
+  return text;
+}
+
+}  // namespace
+
+ResourceLimits default_resource_limits() {
+  ResourceLimits l;
+  l.max_activation_bytes = limit_from_env("LOWBIT_MAX_ACTIVATION_MB", l.max_activation_bytes, int64_t{1} << 20);
+  l.max_macs = limit_from_env("LOWBIT_MAX_GMACS", l.max_macs, int64_t{1} << 30);
+  return l;
+}
+
+void check_resource_limits(const Model& m, const std::vector<ValueShape>& shapes, const ResourceLimits& limits,
+                           const std::string& where) {
+  const int64_t bytes = activation_bytes_per_item(m, shapes), macs = macs_per_item(m, shapes);
+  LOWBIT_CHECK(bytes <= limits.max_activation_bytes,
+               where + ": the model needs " + in_units(bytes, int64_t{1} << 20, "MiB") +
+                   " of activations per item (input [" + std::to_string(m.in_channels) + ", " +
+                   std::to_string(m.in_height) + ", " + std::to_string(m.in_width) + "]), more than the limit of " +
+                   in_units(limits.max_activation_bytes, int64_t{1} << 20, "MiB") +
+                   "; if the model is meant to be this large, raise the limit with LOWBIT_MAX_ACTIVATION_MB=<MiB> "
+                   "(C++: SessionOptions::limits.max_activation_bytes)");
+  LOWBIT_CHECK(macs <= limits.max_macs,
+               where + ": the model needs " + in_units(macs, int64_t{1} << 30, "G") +
+                   " multiply-accumulates per item, more than the limit of " + in_units(limits.max_macs, int64_t{1} << 30, "G") +
+                   "; if the model is meant to be this large, raise the limit with LOWBIT_MAX_GMACS=<G> "
+                   "(C++: SessionOptions::limits.max_macs)");
 }
 
 Op make_conv2d(int32_t input, int32_t in_channels, int32_t out_channels, int32_t kernel, int32_t stride, int32_t pad,

@@ -109,6 +109,25 @@ struct ValueShape {
 // `where` (a file name or "model"), the op index and what is wrong. Returns shapes of all values.
 std::vector<ValueShape> validate_model(const Model& m, const std::string& where = "model");
 
+// What one item (one input image) may cost a Session, checked before anything is allocated: a
+// valid model file of a few hundred bytes can otherwise ask for gigabytes of activations (an
+// input of 1 x 16384 x 16384) or hours of arithmetic. Defaults suit models up to ImageNet scale;
+// raise them with the environment variables below or SessionOptions.
+struct ResourceLimits {
+  int64_t max_activation_bytes = int64_t{256} << 20;  // per item: all values + int32 logits + conv scratch
+  int64_t max_macs = int64_t{64} << 30;               // per item: conv / linear multiply-accumulates
+};
+// Defaults, overridden by LOWBIT_MAX_ACTIVATION_MB and LOWBIT_MAX_GMACS (whole numbers >= 1;
+// anything else throws naming the variable).
+ResourceLimits default_resource_limits();
+// Bytes of activations one item needs while the model runs (values, logits, the largest padded
+// convolution input widened to int16) and its multiply-accumulates.
+int64_t activation_bytes_per_item(const Model& m, const std::vector<ValueShape>& shapes);
+int64_t macs_per_item(const Model& m, const std::vector<ValueShape>& shapes);
+// Throws lowbit::Error naming `where`, the limit, the model's need and how to raise the limit.
+void check_resource_limits(const Model& m, const std::vector<ValueShape>& shapes, const ResourceLimits& limits,
+                           const std::string& where);
+
 // ---- Builder helpers for the converter (fill the returned Op's tensors, then Model::add) ----
 Op make_conv2d(int32_t input, int32_t in_channels, int32_t out_channels, int32_t kernel, int32_t stride,
                int32_t pad, int32_t groups = 1);

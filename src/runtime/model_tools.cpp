@@ -10,15 +10,7 @@
 
 namespace lowbit::runtime {
 
-int64_t model_macs_per_item(const Model& model) {
-  const auto shapes = validate_model(model);
-  int64_t macs = 0;
-  for (size_t i = 0; i < model.ops.size(); ++i) {
-    const Op& op = model.ops[i];
-    if (op.has_weights()) macs += op.weight_count() * shapes[i + 1].h * shapes[i + 1].w;
-  }
-  return macs;
-}
+int64_t model_macs_per_item(const Model& model) { return macs_per_item(model, validate_model(model)); }
 
 std::string describe_model(const Model& model) {
   const auto shapes = validate_model(model);

@@ -536,7 +536,9 @@ struct Session::Impl {
 
 Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
-  s.shapes = validate_model(model, model.name.empty() ? "model" : "model '" + model.name + "'");
+  const std::string where = model.name.empty() ? "model" : "model '" + model.name + "'";
+  s.shapes = validate_model(model, where);
+  check_resource_limits(model, s.shapes, options.limits, where);
   s.model = std::move(model);
   s.qparams.push_back(&s.model.input);
   for (const Op& op : s.model.ops) s.qparams.push_back(op.output_layer ? nullptr : &op.out);
@@ -625,7 +627,11 @@ Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
-Session Session::load(const std::string& path, SessionOptions options) { return Session(load_model(path), options); }
+Session Session::load(const std::string& path, SessionOptions options) {
+  Model m = load_model(path);
+  check_resource_limits(m, validate_model(m, path), options.limits, path);  // names the file, not the model
+  return Session(std::move(m), options);
+}
 
 RunResult Session::run_slice(const float* x, int64_t batch, int workspace) {
   Impl& s = *impl_;

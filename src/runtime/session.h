@@ -21,6 +21,9 @@ struct SessionOptions {
   // such a layer saves. < 0: the default, 2^21 (at batch 1 the reference CNN's conv2, 3.6 M MAC,
   // is split; conv1 and the linears are not). Tests set 0 to exercise threading.
   int64_t min_parallel_macs = -1;
+  // Per-item activation bytes and MACs a model may ask for, checked before any buffer is allocated
+  // (model.h; defaults from LOWBIT_MAX_ACTIVATION_MB / LOWBIT_MAX_GMACS).
+  ResourceLimits limits = default_resource_limits();
 };
 
 struct RunResult {

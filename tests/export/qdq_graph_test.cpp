@@ -21,11 +21,15 @@ struct Exported {
   Model onnx;
 };
 
-Exported export_net(const std::string& model, const std::string& config, int64_t opset = 21) {
+Exported export_net(const std::string& model, const std::string& config, int64_t opset = 21,
+                    WeightEncoding encoding = WeightEncoding::Auto) {
   models::Net net = testing::calibrated_on_noise(model, config);
   Exported e;
   e.model = convert::to_runtime_model(net, model, &e.record);
-  e.onnx = qdq_model(e.model, e.record, {opset});
+  QdqOptions options;
+  options.opset = opset;
+  options.weight_encoding = encoding;
+  e.onnx = qdq_model(e.model, e.record, options);
   return e;
 }
 
@@ -43,6 +47,7 @@ std::vector<int32_t> int32s_of(const Tensor& t) {
 
 int32_t code_at(const Tensor& t, size_t i) {
   if (t.type == DataType::Int8) return static_cast<int8_t>(t.raw[i]);
+  if (t.type == DataType::Uint8) return static_cast<uint8_t>(t.raw[i]);
   const auto nibble = static_cast<uint8_t>((static_cast<uint8_t>(t.raw[i / 2]) >> (4 * (i % 2))) & 0x0F);
   return nibble >= 8 ? nibble - 16 : nibble;
 }
@@ -59,8 +64,10 @@ const Node& node_named(const Graph& g, const std::string& name) {
   throw std::runtime_error("no node " + name);
 }
 
-// Every weighted op's weight and bias in the graph equal the integer model's, on axis 0.
+// Every weighted op's weight and bias in the graph equal the integer model's, on axis 0: stored
+// codes minus the stored zero point (128 for UINT8 weights, else 0) are the runtime's codes.
 void expect_weights_match(const Exported& e, DataType weight_type) {
+  const int32_t zero_point = weight_type == DataType::Uint8 ? 128 : 0;
   const Graph& g = e.onnx.graph;
   for (size_t i = 0; i < e.model.ops.size(); ++i) {
     const runtime::Op& op = e.model.ops[i];
@@ -85,8 +92,8 @@ void expect_weights_match(const Exported& e, DataType weight_type) {
     EXPECT_EQ(ws->dims, std::vector<int64_t>{op.out_channels}) << name;
     EXPECT_EQ(floats_of(*ws), e.record[i].weight_scales) << name;
     for (size_t k = 0; k < static_cast<size_t>(op.weight_count()); ++k)
-      ASSERT_EQ(code_at(*w, k), op.weight.value(k)) << name << " weight " << k;
-    for (int64_t o = 0; o < op.out_channels; ++o) EXPECT_EQ(code_at(*wz, static_cast<size_t>(o)), 0);
+      ASSERT_EQ(code_at(*w, k) - zero_point, op.weight.value(k)) << name << " weight " << k;
+    for (int64_t o = 0; o < op.out_channels; ++o) EXPECT_EQ(code_at(*wz, static_cast<size_t>(o)), zero_point);
 
     const Node* bdq = g.producer(compute.inputs.at(2));
     ASSERT_NE(bdq, nullptr) << name;
@@ -153,10 +160,20 @@ TEST(QdqGraph, CnnW4A8MatchesTheIntegerModel) {
   EXPECT_EQ(static_cast<uint8_t>(g.initializer(q1.inputs[2])->raw[0]), e.model.ops[0].out.zero_point);
 }
 
-TEST(QdqGraph, W8A8WeightsAreInt8AndOpset13Works) {
+int32_t largest_code(const runtime::Op& op) {
+  int32_t largest = 0;
+  for (size_t k = 0; k < static_cast<size_t>(op.weight_count()); ++k) largest = std::max(largest, std::abs(op.weight.value(k)));
+  return largest;
+}
+
+// Full-range 8-bit weights (|code| up to 128) could saturate ONNX Runtime's u8s8 pair sums on
+// CPUs without VNNI: by default they are stored as UINT8 + 128 (its exact u8u8 path).
+TEST(QdqGraph, W8A8WeightsAreUint8WithZeroPoint128AndOpset13Works) {
   const Exported e = export_net("resnet8", R"({"weight_bits": 8, "act_bits": 8})", 13);
   EXPECT_EQ(e.onnx.opset, 13);
-  expect_weights_match(e, DataType::Int8);
+  for (const runtime::Op& op : e.model.ops)
+    if (op.has_weights()) EXPECT_GT(largest_code(op), kSaturationFreeWeightCode) << "the test needs full-range codes";
+  expect_weights_match(e, DataType::Uint8);
   EXPECT_GT(count_ops(e.onnx.graph, "Add"), 0);
   EXPECT_EQ(count_ops(e.onnx.graph, "GlobalAveragePool"), 1);
   // The final Gemm reads the pooled [N, C, 1, 1] codes flattened, then dequantized (DQ -> Gemm
@@ -167,6 +184,29 @@ TEST(QdqGraph, W8A8WeightsAreInt8AndOpset13Works) {
   EXPECT_EQ(e.onnx.graph.producer(fc_dq.inputs[0])->op_type, "Flatten");
   const std::string bytes = serialize(e.onnx);
   EXPECT_EQ(testing::fields_numbered(bytes, 1).at(0).varint, 7u);  // IR 7 for opset 13
+}
+
+// 7-bit weights (codes within +-64) cannot saturate: they stay INT8, ONNX Runtime's fast path.
+TEST(QdqGraph, SevenBitWeightsStayInt8) {
+  const Exported e = export_net("cnn", R"({"weight_bits": 7, "act_bits": 8})");
+  for (const runtime::Op& op : e.model.ops)
+    if (op.has_weights()) EXPECT_LE(largest_code(op), kSaturationFreeWeightCode);
+  expect_weights_match(e, DataType::Int8);
+}
+
+TEST(QdqGraph, WeightTypeCanBeForced) {
+  expect_weights_match(export_net("cnn", R"({"weight_bits": 8, "act_bits": 8})", 21, WeightEncoding::Int8), DataType::Int8);
+  expect_weights_match(export_net("cnn", R"({"weight_bits": 7, "act_bits": 8})", 21, WeightEncoding::Uint8), DataType::Uint8);
+  // int4 has no uint8 form to switch to, and cannot saturate anyway.
+  expect_weights_match(export_net("cnn", R"({"weight_bits": 4, "act_bits": 8})", 21, WeightEncoding::Uint8), DataType::Int4);
+  EXPECT_EQ(parse_weight_encoding("auto"), WeightEncoding::Auto);
+  EXPECT_EQ(parse_weight_encoding("uint8"), WeightEncoding::Uint8);
+  try {
+    parse_weight_encoding("u8");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'u8'"), std::string::npos) << e.what();
+  }
 }
 
 // Narrow code ranges (ReLU6, 4-bit activations) become a float Clip at the codes' real values.

@@ -27,8 +27,10 @@ void expect_runtime_equals_simulation(const runtime::Model& m, const std::string
   torch::manual_seed(7);
   const torch::Tensor images = torch::rand({6, 1, 28, 28});
   const IntegerOutputs sim = simulate_integer(m, images);
-  std::vector<std::string> isas{"ref"};
-  if (runtime::cpu_supports(runtime::Isa::Avx2)) isas.push_back("avx2");
+  // "" = the level the runtime picks by default (or LOWBIT_ISA), then every level forced.
+  std::vector<std::string> isas{""};
+  for (const std::string isa : {"ref", "avx2", "avx512vnni"})
+    if (runtime::cpu_supports(runtime::parse_isa(isa))) isas.push_back(isa);
   for (const std::string& isa : isas) {
     runtime::SessionOptions o;
     o.isa = isa;
