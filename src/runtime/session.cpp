@@ -290,7 +290,8 @@ struct Session::Impl {
         }
       });
     }
-    const bool gather = !widened && conv && groups == 1 && !p.stacked;
+    // int16 rows are gathered as bytes (runs and strides doubled)
+    const bool gather = conv && groups == 1 && !p.stacked;
     const auto body = [&](int64_t task, int thread) {
       const int32_t cs = static_cast<int32_t>(task % col_split);
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
@@ -327,10 +328,11 @@ struct Session::Impl {
         const int64_t item_rows = pad_h, sh = op.stride_h, sw = op.stride_w, pw_ = pad_w, ch = in.c;
         int64_t* offs = offsets.data();
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
-        for (int64_t r = 0; r < rows; ++r, c.next()) offs[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch;
-        if constexpr (!widened)
-          gather_rows_u8_avx2(padded.data(), offsets.data(), rows, op.kernel_h, pad_w * in.c, op.kernel_w * in.c, p.K,
-                              p.Kp, a.data());
+        constexpr int64_t size = sizeof(T);
+        for (int64_t r = 0; r < rows; ++r, c.next()) offs[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch * size;
+        gather_rows_u8_avx2(reinterpret_cast<const uint8_t*>(padded.data()), offsets.data(), rows, op.kernel_h,
+                            pad_w * in.c * size, static_cast<int32_t>(op.kernel_w * in.c * size), static_cast<int32_t>(p.K * size),
+                            static_cast<int32_t>(p.Kp * size), reinterpret_cast<uint8_t*>(a.data()));
       } else {
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
         for (int64_t r = 0; r < rows; ++r, c.next()) {
