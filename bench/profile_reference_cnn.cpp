@@ -1,5 +1,5 @@
 // describe_model table and per-op CPU time of the reference-CNN-shaped model (where the time goes).
-//   build/profile_reference_cnn [batch] [threads] [bits] [iterations]
+//   build/profile_reference_cnn [batch] [threads] [bits] [iterations]     (bits 8, 7, 4, 2)
 // Per op: the mean CPU ms over the iterations and the fastest iteration's (on a shared machine the
 // minimum is the run least disturbed by other tenants; compare binaries on the same column).
 #include <cstdio>
@@ -18,7 +18,16 @@ int main(int argc, char** argv) {
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   const int bits = argc > 3 ? std::atoi(argv[3]) : 8;
   const int iterations = argc > 4 ? std::atoi(argv[4]) : 10;
-  const Model m = random_reference_cnn(1, bits);
+  // bits 7: the int8 model with every weight halved (codes in [-64, 63], what `lowbit qat --wbits 7`
+  // deploys as int8): on AVX2 its layers pass the vpmaddubsw pair bound and run u8_w8p
+  Model m = random_reference_cnn(1, bits == 7 ? 8 : bits);
+  if (bits == 7)
+    for (Op& op : m.ops) {
+      if (!op.has_weights()) continue;
+      std::vector<int32_t> w(static_cast<size_t>(op.weight_count()));
+      for (size_t j = 0; j < w.size(); ++j) w[j] = op.weight.value(j) / 2;
+      set_weight_values(op.weight, 8, lowbit::quant::Grid::Integer, w);
+    }
   SessionOptions o;
   o.threads = threads;
   o.profile = true;
