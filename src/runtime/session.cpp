@@ -28,6 +28,7 @@ struct PreparedGemm {
   std::vector<int32_t> bias;  // bias_q, with -z_x * sum(w) folded in for U8-input kernels
   int32_t K = 0, Kp = 0;      // reduction length and its padded length (row stride of A)
   bool stacked = false;       // im2col rows come from the stacked-rows image (see stacks_rows)
+  bool fits_pairs = true;     // pair_bounded configs: gemm_weights_fit_pairs holds for every group
 };
 
 // Small-K convolutions (conv1: C = 1, 3x3, K = 9) spend most of their time building im2col rows
@@ -44,7 +45,8 @@ bool stacks_rows(const Op& op, const GemmConfig* config) {
 
 // nhwc_hw > 0 (linear only): the linear reads the NHWC tensor [H, W, C] (H * W = nhwc_hw) that a
 // Flatten would have turned into C-major order; its weight columns are permuted to match.
-PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, int32_t nhwc_hw = 0) {
+// x_max: the largest activation value the GEMM reads (for pair_bounded configs).
+PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, int32_t nhwc_hw = 0, int32_t x_max = 255) {
   PreparedGemm p;
   p.config = config;
   const int32_t groups = op.kind == OpKind::Conv2d ? op.groups : 1;
@@ -71,6 +73,7 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
           perm[static_cast<size_t>(o) * p.K + q * C + c] = w[static_cast<size_t>(o) * p.K + c * nhwc_hw + q];
     w.swap(perm);
   }
+    if (config->pair_bounded && !gemm_weights_fit_pairs(w.data(), og, p.K, x_max)) p.fits_pairs = false;
     p.packed.push_back(config->pack(w.data(), og, p.K));
     if (config->input == GemmInput::U8) {
       const std::vector<int32_t> folded = fold_zero_point(op.bias_q.data() + g * og, w.data(), og, p.K, zx);
@@ -290,7 +293,8 @@ struct Session::Impl {
         }
       });
     }
-    const bool gather = !widened && conv && groups == 1 && !p.stacked;
+    // int16 rows are gathered as bytes (runs and strides doubled)
+    const bool gather = conv && groups == 1 && !p.stacked;
     const auto body = [&](int64_t task, int thread) {
       const int32_t cs = static_cast<int32_t>(task % col_split);
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
@@ -327,10 +331,11 @@ struct Session::Impl {
         const int64_t item_rows = pad_h, sh = op.stride_h, sw = op.stride_w, pw_ = pad_w, ch = in.c;
         int64_t* offs = offsets.data();
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
-        for (int64_t r = 0; r < rows; ++r, c.next()) offs[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch;
-        if constexpr (!widened)
-          gather_rows_u8_avx2(padded.data(), offsets.data(), rows, op.kernel_h, pad_w * in.c, op.kernel_w * in.c, p.K,
-                              p.Kp, a.data());
+        constexpr int64_t size = sizeof(T);
+        for (int64_t r = 0; r < rows; ++r, c.next()) offs[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch * size;
+        gather_rows_u8_avx2(reinterpret_cast<const uint8_t*>(padded.data()), offsets.data(), rows, op.kernel_h,
+                            pad_w * in.c * size, static_cast<int32_t>(op.kernel_w * in.c * size), static_cast<int32_t>(p.K * size),
+                            static_cast<int32_t>(p.Kp * size), reinterpret_cast<uint8_t*>(a.data()));
       } else {
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
         for (int64_t r = 0; r < rows; ++r, c.next()) {
@@ -590,7 +595,17 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
       hw = s.shapes[src].h * s.shapes[src].w;
     }
     s.gemm_src[i] = src;
-    s.gemm[i] = prepare_gemm(op, c, s.qparams[src]->zero_point, hw);
+    // A vpmaddubsw kernel for int8 weights where this layer's weights and activation range are
+    // proven not to saturate its int16 pair sums (AVX2); otherwise the exact kernel from above.
+    const ActQParams& xq = *s.qparams[src];
+    if (const GemmConfig* pb = find_pair_bounded_gemm_config(s.isa, op.weight.bits, op.weight.grid)) {
+      PreparedGemm p = prepare_gemm(op, pb, xq.zero_point, hw, std::max(xq.qmax, xq.zero_point));
+      if (p.fits_pairs) {
+        s.gemm[i] = std::move(p);
+        continue;
+      }
+    }
+    s.gemm[i] = prepare_gemm(op, c, xq.zero_point, hw);
   }
   // A max pool with kernel = stride, no padding and a window of 2 or 4 elements that is the only
   // reader of a conv's output is fused into the conv's output stage (GemmOutput::pool_rows).

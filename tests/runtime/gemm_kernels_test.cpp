@@ -39,10 +39,17 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
   }
   const void* A = cfg.input == GemmInput::S16 ? static_cast<const void*>(A16.data()) : A8.data();
   std::vector<int32_t> w(static_cast<size_t>(N) * K), bias(N), mult(N), shift(N);
-  for (auto& v : w) v = rtest::random_weight(rng, {cfg.bits, cfg.grid});
+  // pair_bounded (vpmaddubsw on int8) configs are exact only where gemm_weights_fit_pairs holds:
+  // with 8-bit activations that is 7-bit-range weights, |w| <= 64 (255 * 128 = 32640 <= 32767)
+  const int32_t wbits = cfg.pair_bounded ? 7 : cfg.bits;
+  for (auto& v : w) v = rtest::random_weight(rng, {wbits, cfg.grid});
+  if (cfg.pair_bounded) {
+    for (auto& v : w) v = v == -64 ? 64 : v;  // both extremes of the proven range
+    EXPECT_TRUE(gemm_weights_fit_pairs(w.data(), N, K, 255));
+  }
   if (extremes || seed % 4 == 0) {
     std::fill(x.begin(), x.end(), uint8_t{255});
-    const int32_t lo = -(1 << (cfg.bits - 1));
+    const int32_t lo = -(1 << (wbits - 1));
     std::fill(w.begin(), w.end(), cfg.grid == lowbit::quant::Grid::Odd ? 2 * lo + 1 : lo);
     for (int64_t m = 0; m < M; ++m) {
       if (cfg.input == GemmInput::S16) cfg.widen(x.data() + m * K, K, zx, A16.data() + m * lda);
@@ -176,14 +183,99 @@ TEST(GemmKernels, Avx2MatchesContractOnEdgeCases) {
   if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   int count = 0;
   const GemmConfig* table = gemm_configs_avx2(&count);
-  ASSERT_EQ(count, 11);
-  check_table(table, count, {1, 2, 3, 5, 6, 7, 8, 13}, {1, 7, 8, 9, 16, 17, 33},
-              {1, 2, 3, 4, 5, 15, 16, 17, 64, 65, 289, 300});
+  ASSERT_EQ(count, 12);
+  // 4-row tiles (then 2 + 1), 16-column blocks, int16 groups of 1 / 4 / 8 / 16 quads
+  check_table(table, count, {1, 2, 3, 4, 5, 6, 7, 8, 9, 13}, {1, 7, 8, 9, 16, 17, 33},
+              {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 129, 289, 300});
+}
+
+// Fused 2- and 4-row max pooling in the AVX2 output stage (4-row tiles).
+TEST(GemmKernels, Avx2FusedMaxPool) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  int count = 0;
+  const GemmConfig* table = gemm_configs_avx2(&count);
+  uint32_t seed = 700;
+  for (int i = 0; i < count; ++i) {
+    ASSERT_GE(table[i].pool_rows_max, 4) << table[i].name;
+    ASSERT_EQ(table[i].mr % 4, 0) << table[i].name;
+    for (int32_t pool : {2, 4})
+      for (int64_t M : {2, 4, 6, 8, 12, 16, 20, 36})
+        for (int32_t N : {1, 16, 17, 32, 33})
+          for (int32_t K : {3, 9, 12, 64, 289}) {
+            if (M % pool != 0) continue;
+            check_config(table[i], M, N, K, false, seed++, false, pool);
+            if (::testing::Test::HasFatalFailure()) return;
+          }
+  }
+}
+
+// The vpmaddubsw int8 kernel (u8_w8p) is exact exactly where gemm_weights_fit_pairs says so; with
+// weights that would saturate its int16 pair sums it is not, and find_gemm_config never returns it.
+TEST(GemmKernels, Avx2PairBoundedInt8Kernel) {
+  const GemmConfig* pb = find_pair_bounded_gemm_config(Isa::Avx2, 8, lowbit::quant::Grid::Integer);
+  ASSERT_NE(pb, nullptr);
+  EXPECT_TRUE(pb->pair_bounded);
+  EXPECT_EQ(pb->input, GemmInput::U8);
+  EXPECT_FALSE(find_gemm_config(Isa::Avx2, 8, lowbit::quant::Grid::Integer)->pair_bounded);
+  EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Avx512Vnni, 8, lowbit::quant::Grid::Integer), nullptr);
+  EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Avx2, 4, lowbit::quant::Grid::Integer), nullptr);
+  // the bound itself: 255 * 128 = 32640 fits, 255 * 129 does not; 127 * 256 = 32512 fits
+  const std::vector<int32_t> w64 = {64, -64, 1, 0}, w65 = {64, -65, 0, 0}, full = {-128, 127, -128, -128, 5};
+  EXPECT_TRUE(gemm_weights_fit_pairs(w64.data(), 1, 4, 255));
+  EXPECT_FALSE(gemm_weights_fit_pairs(w65.data(), 1, 4, 255));
+  EXPECT_FALSE(gemm_weights_fit_pairs(full.data(), 1, 5, 255));
+  EXPECT_TRUE(gemm_weights_fit_pairs(full.data(), 1, 5, 127));   // 7-bit activations
+  EXPECT_FALSE(gemm_weights_fit_pairs(full.data(), 1, 5, 128));
+  const std::vector<int32_t> odd_k = {1, 1, -128};  // K odd: the last k pairs with the padding zero
+  EXPECT_TRUE(gemm_weights_fit_pairs(odd_k.data(), 1, 3, 255));
+  // full-range weights with activations <= 127: exact (the contract checked against the reference)
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  uint32_t seed = 900;
+  for (int64_t M : {1, 4, 7})
+    for (int32_t K : {5, 64, 300}) {
+      std::mt19937 rng(seed++);
+      const int32_t Kp = (K + 3) / 4 * 4, N = 17;
+      std::vector<uint8_t> A(static_cast<size_t>(M * Kp), 0);
+      for (int64_t m = 0; m < M; ++m)
+        for (int32_t k = 0; k < K; ++k) A[m * Kp + k] = static_cast<uint8_t>(std::uniform_int_distribution<int>(0, 127)(rng));
+      std::vector<int32_t> w(static_cast<size_t>(N) * K), bias(N, 0);
+      for (auto& v : w) v = std::uniform_int_distribution<int>(0, 1)(rng) ? -128 : std::uniform_int_distribution<int>(-128, 127)(rng);
+      ASSERT_TRUE(gemm_weights_fit_pairs(w.data(), N, K, 127));
+      ASSERT_FALSE(gemm_weights_fit_pairs(w.data(), N, K, 255));
+      const auto packed = pb->pack(w.data(), N, K);
+      std::vector<int32_t> y(static_cast<size_t>(M) * N);
+      GemmOutput out;
+      out.bias = bias.data();
+      out.y_i32 = y.data();
+      out.ldy = N;
+      pb->gemm(M, N, K, A.data(), Kp, packed.data(), out);
+      for (int64_t m = 0; m < M; ++m)
+        for (int32_t n = 0; n < N; ++n) {
+          int32_t want = 0;
+          for (int32_t k = 0; k < K; ++k) want += A[m * Kp + k] * w[static_cast<size_t>(n) * K + k];
+          ASSERT_EQ(y[m * N + n], want) << "M=" << M << " K=" << K << " at " << m << "," << n;
+        }
+    }
+  // a pair that saturates (255 * (-128 - 128) < -32768): the kernel's result differs from the
+  // reference's, which is why the session must not pick it for such weights
+  std::vector<uint8_t> A(4, 255);
+  const std::vector<int32_t> w = {-128, -128, -128, -128};
+  const auto packed = pb->pack(w.data(), 1, 4);
+  const int32_t bias = 0;
+  int32_t y = 0;
+  GemmOutput out;
+  out.bias = &bias;
+  out.y_i32 = &y;
+  out.ldy = 1;
+  pb->gemm(1, 1, 4, A.data(), 4, packed.data(), out);
+  EXPECT_EQ(y, 2 * -32768);  // each pair saturated to -32768 instead of -65280
+  EXPECT_NE(y, 4 * 255 * -128);
 }
 
 TEST(GemmKernels, ConfigLookup) {
   for (const auto& k : rtest::all_weight_kinds()) {
     EXPECT_EQ(find_gemm_config(Isa::Ref, k.bits, k.grid), nullptr);
+    EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Ref, k.bits, k.grid), nullptr);
     const GemmConfig* c = find_gemm_config(Isa::Avx2, k.bits, k.grid);
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->input, k.bits <= 4 ? GemmInput::U8 : GemmInput::S16) << c->name;

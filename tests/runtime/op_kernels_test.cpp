@@ -205,3 +205,55 @@ TEST(OpKernels, InputQuantizationMatchesScalar) {
         }
       }
 }
+
+// AVX2 int8 dispatch: the vpmaddubsw kernel (u8_w8p) runs a layer only when its weights and input
+// range are proven not to saturate the int16 pair sums; a layer with one pair that would saturate
+// runs the s16 kernel. Results equal the reference either way, including inputs at the clamp limit.
+TEST(OpKernels, Avx2Int8PairBoundDispatch) {
+  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  std::mt19937 rng(21);
+  struct Case { int32_t qmax; int32_t wmax; bool saturating_pair; const char* want; };
+  const Case cases[] = {{255, 64, false, "u8_w8p_gemm"},   // 7-bit-range weights, 8-bit activations
+                        {255, 64, true, "s16_w8_gemm"},    // ... but one adjacent pair (-128, -100)
+                        {255, 128, false, "s16_w8_gemm"},  // full-range weights
+                        {127, 128, true, "u8_w8p_gemm"},   // 7-bit activations: any int8 pair fits
+                        {255, 65, false, "s16_w8_gemm"}};  // 255 * (65 + 65) > 32767
+  for (bool linear : {false, true})
+    for (const Case& c : cases) {
+      Model m;
+      m.input = {0.05f, 3, 0, c.qmax};
+      Op op = linear ? make_linear(0, 36, 20) : make_conv2d(0, 4, 20, 3, 1, 1);
+      if (linear) {
+        m.in_channels = 36;
+      } else {
+        m.in_channels = 4;
+        m.in_height = m.in_width = 6;
+      }
+      rtest::fill_layer(rng, op, {8, quant::Grid::Integer}, m.input, false);
+      std::vector<int32_t> w(static_cast<size_t>(op.weight_count()));
+      for (auto& v : w) v = std::uniform_int_distribution<int32_t>(-std::min(c.wmax, 127), c.wmax == 128 ? 127 : c.wmax)(rng);
+      if (c.wmax == 65) std::fill(w.begin(), w.end(), 65);
+      if (c.wmax == 128) w[1] = -128;
+      if (c.saturating_pair) {
+        // packed k 0 and 1 (both orders put them side by side): linear columns 0, 1; conv (kh 0,
+        // kw 0) channels 0 and 1, i.e. PyTorch indices [o][0][0][0] and [o][1][0][0]
+        const size_t second = linear ? 1 : 9;
+        w[static_cast<size_t>(op.weight_count() / op.out_channels) * 7] = -128;
+        w[static_cast<size_t>(op.weight_count() / op.out_channels) * 7 + second] = -100;
+      }
+      set_weight_values(op.weight, 8, quant::Grid::Integer, w);
+      const int32_t v = m.add(op);
+      m.name = std::string(linear ? "linear" : "conv") + " qmax " + std::to_string(c.qmax) + " wmax " + std::to_string(c.wmax) +
+               (c.saturating_pair ? " + saturating pair" : "");
+      expose(m, v, linear ? 20 : 20 * 36);
+      Session s(m, {1, "avx2"});
+      EXPECT_NE(s.kernel_names()[0].find(c.want), std::string::npos) << m.name << ": " << s.kernel_names()[0];
+      compare(m, 5, 77);
+      // every input at the clamp limit (x = qmax, the worst case for the pair sums)
+      const int64_t items = 3, size = int64_t{m.in_channels} * m.in_height * m.in_width;
+      const std::vector<float> high(static_cast<size_t>(items * size), 1e4f);
+      Session ref(m, {1, "ref"});
+      EXPECT_EQ(s.run(high.data(), items).int_logits, ref.run(high.data(), items).int_logits) << m.name;
+      if (HasFatalFailure()) return;
+    }
+}

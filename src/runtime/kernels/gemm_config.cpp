@@ -1,5 +1,6 @@
 #include "runtime/kernels/gemm_config.h"
 
+#include <cstdlib>
 #include <vector>
 
 namespace lowbit::runtime {
@@ -23,9 +24,10 @@ const GemmConfig* gemm_configs_avx512vnni(int* count) { return gemm_configs_u8_a
 
 namespace {
 
-const GemmConfig* find_exact(const GemmConfig* table, int count, int32_t bits, quant::Grid grid) {
+const GemmConfig* find_exact(const GemmConfig* table, int count, int32_t bits, quant::Grid grid,
+                             bool pair_bounded = false) {
   for (int i = 0; i < count; ++i)
-    if (table[i].bits == bits && table[i].grid == grid) return &table[i];
+    if (table[i].bits == bits && table[i].grid == grid && table[i].pair_bounded == pair_bounded) return &table[i];
   return nullptr;
 }
 
@@ -44,6 +46,25 @@ const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
   }
   const GemmConfig* table = gemm_configs_avx2(&count);
   return find_exact(table, count, bits, grid);
+}
+
+const GemmConfig* find_pair_bounded_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
+  if (isa != Isa::Avx2) return nullptr;  // avx512vnni: vpdpbusd never saturates
+  int count = 0;
+  const GemmConfig* table = gemm_configs_avx2(&count);
+  return find_exact(table, count, bits, grid, true);
+}
+
+bool gemm_weights_fit_pairs(const int32_t* w, int32_t N, int32_t K, int32_t x_max) {
+  if (x_max < 0) return false;
+  for (int32_t n = 0; n < N; ++n) {
+    const int32_t* row = w + static_cast<size_t>(n) * K;
+    for (int32_t k = 0; k < K; k += 2) {
+      const int64_t pair = std::abs(int64_t{row[k]}) + (k + 1 < K ? std::abs(int64_t{row[k + 1]}) : 0);
+      if (x_max * pair > 32767) return false;
+    }
+  }
+  return true;
 }
 
 std::vector<int32_t> fold_zero_point(const int32_t* bias, const int32_t* w, int32_t N, int32_t K, int32_t zero_point) {

@@ -58,6 +58,10 @@ struct GemmConfig {
   GemmFn gemm;
   WidenFn widen;  // S16 input: uint8 -> int16 (x - zero_point)
   int32_t pool_rows_max = 1;  // GemmOutput::pool_rows may be any power of two up to this
+  // false: exact for every weight of (bits, grid) and every uint8 activation. true (vpmaddubsw on
+  // int8 weights): exact only for layers whose packed weights pass gemm_weights_fit_pairs; such a
+  // config is never returned by find_gemm_config, only by find_pair_bounded_gemm_config.
+  bool pair_bounded = false;
 };
 
 // bias[n] - zero_point * sum_k W[n][k] (wrapping int32): the bias for U8-input kernels.
@@ -68,6 +72,16 @@ std::vector<int32_t> fold_zero_point(const int32_t* bias, const int32_t* w, int3
 // VNNI kernel when the values fit in int8 (its packing stores values, not codes); else AVX2's.
 // The returned config's bits / grid may therefore differ from the query on avx512vnni.
 const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid);
+
+// A pair_bounded config for (bits, grid) on `isa` (AVX2: u8_w8p for int8 weights), or nullptr. The
+// caller must check gemm_weights_fit_pairs on the weights in the order it packs them and otherwise
+// use find_gemm_config's kernel.
+const GemmConfig* find_pair_bounded_gemm_config(Isa isa, int32_t bits, quant::Grid grid);
+
+// True when no vpmaddubsw pair sum can saturate: x_max * (|w[n][k]| + |w[n][k + 1]|) <= 32767 for
+// every column n and even k (W[n][k] row-major, N x K, in the packed order; K odd: the last k pairs
+// with a zero), x_max the largest activation value the GEMM may read (conv padding included).
+bool gemm_weights_fit_pairs(const int32_t* w, int32_t N, int32_t K, int32_t x_max);
 
 // Every configuration of an ISA level (for tests and benchmarks), preferred ones first.
 const GemmConfig* gemm_configs_avx2(int* count);

@@ -74,8 +74,9 @@ inline __m256i requantize8(__m256i acc, const RequantParams& r) {
   return _mm256_add_epi32(y, r.zp);
 }
 
-inline void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
-                const RequantParams rq[2]) {
+template <int MaxRows>
+inline void store_tile_n(const __m256i acc[][2], int rows, int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
+                         const RequantParams rq[2]) {
   if (cols == kNR && out.y_i32 == nullptr && rq[0].vector_ok && rq[1].vector_ok) {
     // Fast path: full 16-column tile, vector requantization, 16 bytes stored per row.
     const __m256i bias0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0));
@@ -89,7 +90,7 @@ inline void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t 
     }
     return;
   }
-  alignas(32) int32_t c[kMR][kNR];
+  alignas(32) int32_t c[MaxRows][kNR];
   for (int r = 0; r < rows; ++r) {
     for (int h = 0; h < 2; ++h) {
       const int32_t nb = n0 + 8 * h, hc = cols - 8 * h;
@@ -135,7 +136,59 @@ inline void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t 
     }
   }
 }
+inline void store_tile(const __m256i acc[kMR][2], int rows, int64_t m0, int32_t n0, int32_t cols, const GemmOutput& out,
+                       const RequantParams rq[2]) {
+  store_tile_n<kMR>(acc, rows, m0, n0, cols, out, rq);
+}
 
+// Output stage of an R x 16 tile whose rows are [m0, m0 + R): acc + bias (wrapping int32), the max
+// over each group of P consecutive rows (fused max pooling, GemmOutput::pool_rows; P = 1: none; R
+// and m0 are multiples of P), then requantized to uint8 or stored as int32 logits in output row
+// (m0 + r) / P. Exact: requantize is non-decreasing in its input, so pooling before it is pooling
+// after it, and the max is taken on the same wrapped acc + bias the reference requantizes.
+template <int R, int P>
+[[gnu::noinline]] void store_rows_general(const __m256i (&acc)[R][2], int64_t m0, int32_t n0, int32_t cols,
+                                          const GemmOutput& out, const RequantParams rq[2]) {
+  alignas(32) int32_t bias[kNR] = {0};
+  std::memcpy(bias, out.bias + n0, sizeof(int32_t) * cols);
+  const __m256i bias0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(bias));
+  const __m256i bias1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(bias + 8));
+  __m256i pooled[R / P][2];
+  for (int r0 = 0; r0 < R; r0 += P) {
+    __m256i v0 = _mm256_add_epi32(acc[r0][0], bias0), v1 = _mm256_add_epi32(acc[r0][1], bias1);
+    for (int r = r0 + 1; r < r0 + P; ++r) {
+      v0 = _mm256_max_epi32(v0, _mm256_add_epi32(acc[r][0], bias0));
+      v1 = _mm256_max_epi32(v1, _mm256_add_epi32(acc[r][1], bias1));
+    }
+    // store_tile_n adds its bias: hand it the pooled values minus the bias (wrapping, exact)
+    pooled[r0 / P][0] = _mm256_sub_epi32(v0, bias0);
+    pooled[r0 / P][1] = _mm256_sub_epi32(v1, bias1);
+  }
+  store_tile_n<R / P>(pooled, R / P, m0 / P, n0, cols, out, rq);
+}
+
+template <int R, int P>
+[[gnu::always_inline]] inline void store_rows(const __m256i (&acc)[R][2], int64_t m0, int32_t n0, int32_t cols,
+                                              const GemmOutput& out, const RequantParams rq[2]) {
+  static_assert(R % P == 0, "tile height must be a multiple of the pool size");
+  if (cols != kNR || out.y_i32 != nullptr || !rq[0].vector_ok || !rq[1].vector_ok)
+    return store_rows_general<R, P>(acc, m0, n0, cols, out, rq);
+  // full 16-column tile, vector requantization, 16 bytes stored per output row
+  const __m256i bias0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0));
+  const __m256i bias1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out.bias + n0 + 8));
+#pragma GCC unroll 8
+  for (int r0 = 0; r0 < R; r0 += P) {
+    __m256i v0 = _mm256_add_epi32(acc[r0][0], bias0), v1 = _mm256_add_epi32(acc[r0][1], bias1);
+#pragma GCC unroll 4
+    for (int r = r0 + 1; r < r0 + P; ++r) {
+      v0 = _mm256_max_epi32(v0, _mm256_add_epi32(acc[r][0], bias0));
+      v1 = _mm256_max_epi32(v1, _mm256_add_epi32(acc[r][1], bias1));
+    }
+    const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packus_epi32(requantize8(v0, rq[0]), requantize8(v1, rq[1])), 0xD8);
+    const __m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out.y_u8 + (m0 + r0) / P * out.ldy + n0), p8);
+  }
+}
 
 // Requantization parameters of every 16-column block of a call (blocks [b0, b1)).
 inline void requant_blocks(const GemmOutput& out, int32_t N, int32_t b0, int32_t b1, RequantParams (*rq)[2]) {

@@ -26,6 +26,11 @@ using namespace avx2;
 
 inline int32_t round_up2(int32_t k) { return (k + 1) & ~1; }
 
+// Bytes of one pair of k for 16 columns. (Storing int8 weights widened to int16 saves the vpmovsxbw
+// of each weight vector but was not measurably faster on conv2 and slower on fc1, whose 800 KB of
+// int16 weights no longer fit in L2.)
+constexpr int kk_bytes_of(int bits) { return 32 * bits / 8; }
+
 // ---- weight packing ------------------------------------------------------------------------
 template <int Bits, bool Odd>
 std::vector<uint8_t> pack_weights(const int32_t* w, int32_t N, int32_t K) {
@@ -86,67 +91,68 @@ struct Decoder {
 };
 
 // ---- the kernel -----------------------------------------------------------------------------
-// One 6x16 tile over all k: named accumulators so that they stay in registers (12 of 16 ymm).
-template <int Bits, bool Odd>
-inline void microkernel_6x16(const Decoder<Bits>& dec, const int16_t* const a[kMR], const uint8_t* w, int32_t pairs,
-                             __m256i acc[kMR][2]) {
-  constexpr int kk_bytes = 32 * Bits / 8;
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-          c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  const int32_t* a0 = reinterpret_cast<const int32_t*>(a[0]);
-  const int32_t* a1 = reinterpret_cast<const int32_t*>(a[1]);
-  const int32_t* a2 = reinterpret_cast<const int32_t*>(a[2]);
-  const int32_t* a3 = reinterpret_cast<const int32_t*>(a[3]);
-  const int32_t* a4 = reinterpret_cast<const int32_t*>(a[4]);
-  const int32_t* a5 = reinterpret_cast<const int32_t*>(a[5]);
-  for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
-    __m256i b0, b1;
-    dec.template decode<Odd>(w, b0, b1);
-    __m256i av = _mm256_set1_epi32(a0[kk]);
-    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
-    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
-    av = _mm256_set1_epi32(a1[kk]);
-    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
-    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
-    av = _mm256_set1_epi32(a2[kk]);
-    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
-    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
-    av = _mm256_set1_epi32(a3[kk]);
-    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
-    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
-    av = _mm256_set1_epi32(a4[kk]);
-    c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(av, b0));
-    c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(av, b1));
-    av = _mm256_set1_epi32(a5[kk]);
-    c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(av, b0));
-    c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(av, b1));
-  }
-  acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11;
-  acc[2][0] = c20; acc[2][1] = c21; acc[3][0] = c30; acc[3][1] = c31;
-  acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
-}
+// Tile: R rows (4, then 2 / 1 for the remainder) x 16 columns. Per pair of k: two decoded weight
+// vectors (16 columns x 2 k as int16), one vpbroadcastd of the row's two int16 activations per row,
+// 2 R vpmaddwd + 2 R vpaddd. R = 4: 8 accumulators + 2 weights + 1 broadcast = 11 of the 16 ymm.
+// On Zen 3 the vpmaddwd + vpaddd pair is the bound (both on the three integer vector pipes: at most
+// 24 MAC per cycle, BM_Avx2Peak "vpmaddwd+vpaddd"); taller tiles would not do fewer of them per MAC,
+// and 4-row tiles let a 2x2 max pool be fused into the output stage (rows of one window are
+// consecutive). Not inlined into the driver: the tile's registers then stay its own.
+// c += v in place. Written as inline asm because GCC 12 otherwise renames the accumulators at every
+// step and copies them back (8 extra vmovdqa per pair of k in the 4-row tile, measured ~25 % slower).
+inline void accumulate(__m256i& c, __m256i v) { asm("vpaddd %1, %0, %0" : "+x"(c) : "x"(v)); }
 
-// Tiles of R < 6 rows (batch-1 linear layers are GEMV: M = 1); arrays of 2R accumulators.
+// One call: R rows against the column blocks [b0, b1) (for small K the per-call overhead matters:
+// conv1 has 5 pairs of k per tile).
 template <int Bits, bool Odd, int R>
-inline void microkernel_rx16(const Decoder<Bits>& dec, const int16_t* const a[kMR], const uint8_t* w, int32_t pairs,
-                             __m256i acc[kMR][2]) {
-  constexpr int kk_bytes = 32 * Bits / 8;
-  __m256i c[R][2];
-  for (int r = 0; r < R; ++r) c[r][0] = c[r][1] = _mm256_setzero_si256();
-  for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
-    __m256i b0, b1;
-    dec.template decode<Odd>(w, b0, b1);
-    for (int r = 0; r < R; ++r) {
-      int32_t pair;
-      std::memcpy(&pair, a[r] + 2 * kk, 4);
-      const __m256i av = _mm256_set1_epi32(pair);
-      c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(av, b0));
-      c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(av, b1));
+[[gnu::noinline]] void tile(const Decoder<Bits>& dec, const int16_t* a, int64_t lda, const uint8_t* packed,
+                            int64_t block_bytes, int32_t pairs, int64_t m0, int32_t N, int32_t b0, int32_t b1,
+                            const GemmOutput& out, const RequantParams (*rq)[2]) {
+  constexpr int kk_bytes = kk_bytes_of(Bits);
+  const int32_t* a0 = reinterpret_cast<const int32_t*>(a);
+  const int32_t* a1 = reinterpret_cast<const int32_t*>(a + (R > 1 ? lda : 0));
+  const int32_t* a2 = reinterpret_cast<const int32_t*>(a + (R > 2 ? 2 * lda : 0));
+  const int32_t* a3 = reinterpret_cast<const int32_t*>(a + (R > 3 ? 3 * lda : 0));
+  const auto row = [](const int32_t* ar, int32_t kk, __m256i b0, __m256i b1, __m256i& c0, __m256i& c1) {
+    int32_t pair;
+    std::memcpy(&pair, ar + kk, 4);
+    const __m256i av = _mm256_set1_epi32(pair);
+    accumulate(c0, _mm256_madd_epi16(av, b0));
+    accumulate(c1, _mm256_madd_epi16(av, b1));
+  };
+  for (int32_t b = b0; b < b1; ++b) {
+    const uint8_t* w = packed + b * block_bytes;
+    // Named accumulators (an array indexed in the loop made GCC 12 copy every accumulator and store
+    // one to the stack at each step).
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    for (int32_t kk = 0; kk < pairs; ++kk, w += kk_bytes) {
+      __m256i w0, w1;
+      dec.template decode<Odd>(w, w0, w1);
+      row(a0, kk, w0, w1, c00, c01);
+      if constexpr (R > 1) row(a1, kk, w0, w1, c10, c11);
+      if constexpr (R > 2) row(a2, kk, w0, w1, c20, c21);
+      if constexpr (R > 3) row(a3, kk, w0, w1, c30, c31);
     }
-  }
-  for (int r = 0; r < R; ++r) {
-    acc[r][0] = c[r][0];
-    acc[r][1] = c[r][1];
+    __m256i acc[R][2];
+    acc[0][0] = c00;
+    acc[0][1] = c01;
+    if constexpr (R > 1) {
+      acc[1][0] = c10;
+      acc[1][1] = c11;
+    }
+    if constexpr (R > 3) {
+      acc[2][0] = c20;
+      acc[2][1] = c21;
+      acc[3][0] = c30;
+      acc[3][1] = c31;
+    }
+    const int32_t n0 = b * kNR, cols = N - n0 < kNR ? N - n0 : kNR;
+    // the pool size is a template argument so that the accumulators stay in registers
+    switch (out.pool_rows) {
+      case 1: store_rows<R, 1>(acc, m0, n0, cols, out, rq[b - b0]); break;
+      case 2: if constexpr (R % 2 == 0) store_rows<R, 2>(acc, m0, n0, cols, out, rq[b - b0]); break;
+      default: if constexpr (R % 4 == 0) store_rows<R, 4>(acc, m0, n0, cols, out, rq[b - b0]); break;
+    }
   }
 }
 
@@ -156,30 +162,24 @@ void gemm_s16(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, cons
   const int16_t* A = static_cast<const int16_t*>(A_);
   static const Decoder<Bits> dec;
   const int32_t K2 = round_up2(K), pairs = K2 / 2;
-  constexpr int kk_bytes = 32 * Bits / 8;
+  constexpr int kk_bytes = kk_bytes_of(Bits);
   const int64_t block_bytes = static_cast<int64_t>(pairs) * kk_bytes;
   const int32_t blocks = (N + kNR - 1) / kNR;
   RequantParams rq[64][2];  // per column block; N <= 1024 handled in one pass, larger in chunks below
   for (int32_t bc = 0; bc < blocks; bc += 64) {
     const int32_t bend = blocks < bc + 64 ? blocks : bc + 64;
     requant_blocks(out, N, bc, bend, rq);
-    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-      const int rows = M - m0 < kMR ? static_cast<int>(M - m0) : kMR;
-      const int16_t* a[kMR];
-      for (int r = 0; r < kMR; ++r) a[r] = A + (m0 + (r < rows ? r : 0)) * lda;
-      for (int32_t b = bc; b < bend; ++b) {
-        const uint8_t* w = packed + b * block_bytes;
-        __m256i acc[kMR][2];
-        if (rows == 1) {
-          microkernel_rx16<Bits, Odd, 1>(dec, a, w, pairs, acc);
-        } else if (rows == 2) {
-          microkernel_rx16<Bits, Odd, 2>(dec, a, w, pairs, acc);
-        } else {
-          microkernel_6x16<Bits, Odd>(dec, a, w, pairs, acc);
-        }
-        const int32_t cols = N - b * kNR < kNR ? N - b * kNR : kNR;
-        store_tile(acc, rows, m0, b * kNR, cols, out, rq[b - bc]);
+    for (int64_t m0 = 0; m0 < M;) {
+      // 4-row tiles, then 2 + 1: when M is a multiple of pool_rows (1, 2 or 4) so is every tile
+      const int64_t left = M - m0;
+      const int rows = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      const int16_t* a = A + m0 * lda;
+      switch (rows) {
+        case 4: tile<Bits, Odd, 4>(dec, a, lda, packed, block_bytes, pairs, m0, N, bc, bend, out, rq); break;
+        case 2: tile<Bits, Odd, 2>(dec, a, lda, packed, block_bytes, pairs, m0, N, bc, bend, out, rq); break;
+        default: tile<Bits, Odd, 1>(dec, a, lda, packed, block_bytes, pairs, m0, N, bc, bend, out, rq); break;
       }
+      m0 += rows;
     }
   }
 }
@@ -197,14 +197,19 @@ void widen_u8_to_s16(const uint8_t* x, int64_t n, int32_t zero_point, int16_t* o
 constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
+#define LOWBIT_S16_CONFIG(name, bits, grid, odd) \
+  {name, Isa::Avx2, bits, grid, GemmInput::S16, 2, 4, kNR, pack_weights<bits, odd>, gemm_s16<bits, odd>, widen_u8_to_s16, 4}
+
 const GemmConfig kConfigs[] = {
-    {"s16_w8_gemm_fxp_6x16__avx2", Isa::Avx2, 8, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<8, false>, gemm_s16<8, false>, widen_u8_to_s16},
-    {"s16_w4_gemm_fxp_6x16__avx2", Isa::Avx2, 4, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<4, false>, gemm_s16<4, false>, widen_u8_to_s16},
-    {"s16_w2_gemm_fxp_6x16__avx2", Isa::Avx2, 2, kInt, GemmInput::S16, 2, kMR, kNR, pack_weights<2, false>, gemm_s16<2, false>, widen_u8_to_s16},
-    {"s16_w4odd_gemm_fxp_6x16__avx2", Isa::Avx2, 4, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<4, true>, gemm_s16<4, true>, widen_u8_to_s16},
-    {"s16_w2odd_gemm_fxp_6x16__avx2", Isa::Avx2, 2, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<2, true>, gemm_s16<2, true>, widen_u8_to_s16},
-    {"s16_w1odd_gemm_fxp_6x16__avx2", Isa::Avx2, 1, kOdd, GemmInput::S16, 2, kMR, kNR, pack_weights<1, true>, gemm_s16<1, true>, widen_u8_to_s16},
+    LOWBIT_S16_CONFIG("s16_w8_gemm_fxp_4x16__avx2", 8, kInt, false),
+    LOWBIT_S16_CONFIG("s16_w4_gemm_fxp_4x16__avx2", 4, kInt, false),
+    LOWBIT_S16_CONFIG("s16_w2_gemm_fxp_4x16__avx2", 2, kInt, false),
+    LOWBIT_S16_CONFIG("s16_w4odd_gemm_fxp_4x16__avx2", 4, kOdd, true),
+    LOWBIT_S16_CONFIG("s16_w2odd_gemm_fxp_4x16__avx2", 2, kOdd, true),
+    LOWBIT_S16_CONFIG("s16_w1odd_gemm_fxp_4x16__avx2", 1, kOdd, true),
 };
+
+#undef LOWBIT_S16_CONFIG
 
 }  // namespace
 
