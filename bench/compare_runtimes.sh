@@ -14,12 +14,14 @@
 #   ITERATIONS=50 (batch 1 uses 4x as many)
 #   DOCS=docs/BENCHMARKS.md also writes the table (with command, date and CPU) into that file,
 #   between the lines "<!-- compare_runtimes:begin -->" and "<!-- compare_runtimes:end -->"
-#   (appended if they are missing), atomically.
+#   (appended if they are missing), atomically. MARKER=name uses "<!-- name:begin -->" etc. instead,
+#   so that tables of several machines or models can stand in one file.
 set -euo pipefail
 build=${1:-build}
 qat=${2:-runs/export_agreement/cnn-w8a8}
 fp32=${3:-runs/export_agreement/cnn-fp32}
 iterations=${ITERATIONS:-50}
+marker=${MARKER:-compare_runtimes}
 lowbit="$build/lowbit"
 here=$(cd "$(dirname "$0")/.." && pwd)
 data=${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}
@@ -101,18 +103,18 @@ if [[ -n "${DOCS:-}" ]]; then
   flags=$(grep -o -w -E 'avx2|avx512f|avx512_vnni' /proc/cpuinfo | sort -u | tr '\n' ' ')
   section="$tmp/section.md"
   {
-    echo "<!-- compare_runtimes:begin -->"
-    echo "Written by \`DOCS=$DOCS bench/compare_runtimes.sh $build $qat $fp32\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+    echo "<!-- $marker:begin -->"
+    echo "Written by \`DOCS=$DOCS${MARKER:+ MARKER=$MARKER} bench/compare_runtimes.sh $build $qat $fp32\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
     echo "CPU: $cpu, $(nproc) cores, flags: ${flags% }; ITERATIONS=$iterations."
     echo
     cat "$table"
-    echo "<!-- compare_runtimes:end -->"
+    echo "<!-- $marker:end -->"
   } >"$section"
-  /usr/bin/python3 - "$DOCS" "$section" <<'PY'
+  /usr/bin/python3 - "$DOCS" "$section" "$marker" <<'PY'
 import os, sys
-path, section = sys.argv[1], open(sys.argv[2]).read()
+path, section, marker = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
 text = open(path).read() if os.path.exists(path) else ""
-begin, end = "<!-- compare_runtimes:begin -->", "<!-- compare_runtimes:end -->"
+begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
 if begin in text and end in text:
     text = text[:text.index(begin)] + section.rstrip("\n") + text[text.index(end) + len(end):]
 else:
