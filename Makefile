@@ -1,11 +1,13 @@
-# lowbit: the two commands a user needs.
+# lowbit: the commands a user needs.
 #   make test   installs what is missing, builds, runs every test
 #   make demo   installs what is missing, builds, runs the main job
+#   make test-aarch64   cross-builds the runtime for aarch64, runs its tests under qemu per NEON level
 BUILD ?= build
+AARCH64_BUILD ?= build-aarch64
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build test demo bench clean
+.PHONY: all setup configure build test test-aarch64 demo bench clean
 
 all: build
 
@@ -20,6 +22,9 @@ build: configure
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-aarch64:
+	@JOBS=$(JOBS) bash scripts/test_aarch64.sh $(AARCH64_BUILD)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
