@@ -18,5 +18,7 @@ void u8_im2col_gather_32b__avx2(const uint8_t* src, const int64_t* offsets, int6
 // byte w (0 for j >= rows). The stacked-rows image of a 1-channel conv (stacks_rows in session.cpp).
 // Reads and writes nothing past the n bytes / columns.
 void u8_stack_rows_c1_16x__avx2(const uint8_t* const* row, int32_t rows, int64_t n, uint8_t* out);
+// The same on NEON (aarch64 builds): one ST4 per 16 columns.
+void u8_stack_rows_c1_16x__neon(const uint8_t* const* row, int32_t rows, int64_t n, uint8_t* out);
 
 }  // namespace lowbit::runtime
