@@ -85,8 +85,8 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // im2col runs are short (conv1: 3 bytes, conv2: 96): they are copied in whole 16-byte blocks here
-// (int16 and grouped convs) or by the level's gather kernel (32-byte blocks), which may read and write up to
-// 31 bytes past the run. The buffers carry that slack (in elements, so more for int16); the bytes
+// or by the level's gather kernel (avx2: 32-byte blocks), which may read and write up to 31 bytes
+// past the run. The buffers carry that slack (in elements, so more for int16); the bytes
 // written past a run are overwritten by the next run or row, or lie in the row's padding K..Kp,
 // which is zeroed after the row is built.
 constexpr int64_t kCopySlack = 32;

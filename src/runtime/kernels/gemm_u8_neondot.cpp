@@ -60,7 +60,9 @@ std::vector<uint8_t> pack_w8(const int32_t* w, int32_t N, int32_t K) {
 }
 
 // x - 128 as int8 for 16 bytes of A.
-inline int8x16_t load16_offset(const uint8_t* p) { return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vdupq_n_u8(0x80))); }
+inline int8x16_t load16_offset(const uint8_t* p) {
+  return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vdupq_n_u8(0x80)));
+}
 // The same for one quad (4 bytes) in lane 0.
 inline int8x16_t load4_offset(const uint8_t* p) {
   uint32_t q;

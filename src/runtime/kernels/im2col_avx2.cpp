@@ -6,8 +6,8 @@
 
 namespace lowbit::runtime {
 
-void u8_im2col_gather_32b__avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs, int64_t run_stride,
-                                int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst) {
+void u8_im2col_gather_32b__avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs,
+                                int64_t run_stride, int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst) {
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* d = dst + r * Kp;
     const uint8_t* s = src + offsets[r];

@@ -11,8 +11,8 @@ constexpr int64_t kGatherSlack = 32;
 // src + offsets[r] + j * run_stride, placed back to back (runs * run_len = K), then zeros up to Kp.
 // Copies whole 32-byte blocks: reads and writes up to 31 bytes past a run (kGatherSlack); what it
 // writes past a run is overwritten by the next run or row or zeroed, so rows must be built in order.
-void u8_im2col_gather_32b__avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs, int64_t run_stride,
-                                int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst);
+void u8_im2col_gather_32b__avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs,
+                                int64_t run_stride, int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst);
 
 // Interleaves `rows` (1..4) byte rows of n >= 16 bytes into n 4-byte columns: out[4 w + j] = row j's
 // byte w (0 for j >= rows). The stacked-rows image of a 1-channel conv (stacks_rows in session.cpp).

@@ -30,7 +30,8 @@ void f32_quantize_8x__neon(const float* x, int64_t n, float scale, int32_t zero_
       for (int j = 0; j < 8; ++j) y[(i + j) * y_stride] = tmp[j];
     }
   }
-  for (; i < n; ++i) y[i * y_stride] = static_cast<uint8_t>(quant::quantize_integer(x[i], scale, zero_point, qmin, qmax));
+  for (; i < n; ++i)
+    y[i * y_stride] = static_cast<uint8_t>(quant::quantize_integer(x[i], scale, zero_point, qmin, qmax));
 }
 
 }  // namespace lowbit::runtime
