@@ -1,12 +1,14 @@
-# lowbit: the two commands a user needs.
+# lowbit: the commands a user needs.
 #   make test   installs what is missing, builds, runs every test
 #   make demo   installs what is missing, builds, runs the main job
 #   make test-isa   runtime and end-to-end tests again with each kernel level forced (LOWBIT_ISA)
+#   make test-aarch64   cross-builds the runtime for aarch64, runs its tests under qemu per NEON level
 BUILD ?= build
+AARCH64_BUILD ?= build-aarch64
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build test test-isa demo bench clean
+.PHONY: all setup configure build test test-isa test-aarch64 demo bench clean
 
 all: build
 
@@ -24,6 +26,9 @@ test: build
 
 test-isa: build
 	@bash scripts/test_isa_levels.sh $(BUILD)
+
+test-aarch64:
+	@JOBS=$(JOBS) bash scripts/test_aarch64.sh $(AARCH64_BUILD)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

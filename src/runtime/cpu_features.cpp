@@ -1,19 +1,32 @@
 #include "runtime/cpu_features.h"
 
-#include <cpuid.h>
-
 #include <cstdint>
 #include <cstdlib>
 
 #include "base/error.h"
 
+// The build's architecture comes from CMake (LOWBIT_ARCH_X86_64 / LOWBIT_ARCH_AARCH64), the same
+// switch that decides which *_avx2 / *_neon kernel files are compiled, so that a level is never
+// reported for a build that lacks its kernels.
+#if defined(LOWBIT_ARCH_X86_64)
+#include <cpuid.h>
+#elif defined(LOWBIT_ARCH_AARCH64)
+#include <sys/auxv.h>
+#endif
+
 namespace lowbit::runtime {
 namespace {
 
 struct Features {
+  // x86-64
   bool avx2 = false, fma = false, bmi2 = false, avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false,
        avx512vnni = false;
+  // aarch64
+  bool asimd = false, asimddp = false;
 };
+
+#if defined(LOWBIT_ARCH_X86_64)
+constexpr const char* kBuildArch = "x86-64";
 
 uint64_t xgetbv0() {
   uint32_t lo = 0, hi = 0;
@@ -41,11 +54,34 @@ Features detect() {
   f.avx512vnni = ((c >> 11) & 1) && zmm_os;
   return f;
 }
+#elif defined(LOWBIT_ARCH_AARCH64)
+constexpr const char* kBuildArch = "aarch64";
+
+// Linux reports the CPU's (and kernel's) features in the auxiliary vector; the bits are those of
+// <asm/hwcap.h>, spelled out so that the build does not depend on the kernel headers' version.
+constexpr unsigned long kHwcapAsimd = 1ul << 1;     // HWCAP_ASIMD: Advanced SIMD (NEON)
+constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP: SDOT / UDOT (Armv8.2 dot product)
+
+Features detect() {
+  Features f;
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  f.asimd = (hwcap & kHwcapAsimd) != 0;
+  f.asimddp = f.asimd && (hwcap & kHwcapAsimdDp) != 0;
+  return f;
+}
+#else
+constexpr const char* kBuildArch = "this architecture";
+
+Features detect() { return {}; }
+#endif
 
 const Features& features() {
   static const Features f = detect();
   return f;
 }
+
+[[maybe_unused]] bool is_x86_level(Isa isa) { return isa == Isa::Avx2 || isa == Isa::Avx512Vnni; }
+[[maybe_unused]] bool is_arm_level(Isa isa) { return isa == Isa::Neon || isa == Isa::NeonDot; }
 
 }  // namespace
 
@@ -54,32 +90,59 @@ const char* isa_name(Isa isa) {
     case Isa::Ref: return "ref";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512Vnni: return "avx512vnni";
+    case Isa::Neon: return "neon";
+    case Isa::NeonDot: return "neondot";
   }
   return "unknown";
 }
 
 Isa parse_isa(const std::string& name) {
-  if (name == "ref") return Isa::Ref;
-  if (name == "avx2") return Isa::Avx2;
-  if (name == "avx512vnni") return Isa::Avx512Vnni;
-  throw Error("unknown instruction set '" + name + "' (LOWBIT_ISA / isa option): use ref, avx2 or avx512vnni");
+  for (Isa isa : {Isa::Ref, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDot})
+    if (name == isa_name(isa)) return isa;
+  throw Error("unknown instruction set '" + name +
+              "' (LOWBIT_ISA / isa option): use ref, avx2 or avx512vnni (x86-64), neon or neondot (aarch64)");
+}
+
+bool build_has_isa(Isa isa) {
+#if defined(LOWBIT_ARCH_X86_64)
+  if (is_x86_level(isa)) return true;
+#elif defined(LOWBIT_ARCH_AARCH64)
+  if (is_arm_level(isa)) return true;
+#endif
+  return isa == Isa::Ref;
 }
 
 bool cpu_supports(Isa isa) {
+  if (!build_has_isa(isa)) return false;
   const Features& f = features();
   switch (isa) {
     case Isa::Ref: return true;
     case Isa::Avx2: return f.avx2 && f.fma && f.bmi2;
     case Isa::Avx512Vnni:
       return f.avx2 && f.fma && f.bmi2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx512vnni;
+    case Isa::Neon: return f.asimd;
+    case Isa::NeonDot: return f.asimd && f.asimddp;
   }
   return false;
 }
 
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> v;
+  for (Isa isa : {Isa::Avx512Vnni, Isa::Avx2, Isa::NeonDot, Isa::Neon})
+    if (cpu_supports(isa)) v.push_back(isa);
+  v.push_back(Isa::Ref);
+  return v;
+}
+
 void require_isa(Isa isa) {
-  LOWBIT_CHECK(cpu_supports(isa), std::string("instruction set '") + isa_name(isa) +
-                                      "' is not supported by this CPU; choose another with LOWBIT_ISA or the isa option "
-                                      "(ref always works)");
+  const std::string name = isa_name(isa);
+  const std::string what_to_do = "; choose another with LOWBIT_ISA or the isa option (ref always works)";
+  if (!build_has_isa(isa)) {
+    const char* arch = is_x86_level(isa) ? "x86-64" : "aarch64";
+    throw Error("instruction set '" + name + "' is not in this build: its kernels exist only in " + arch +
+                " builds and this is a " + kBuildArch + " build" + what_to_do);
+  }
+  LOWBIT_CHECK(cpu_supports(isa), "instruction set '" + name + "' is not supported by this CPU" + what_to_do);
 }
 
 Isa select_isa() {
@@ -88,9 +151,7 @@ Isa select_isa() {
     require_isa(isa);
     return isa;
   }
-  if (cpu_supports(Isa::Avx512Vnni)) return Isa::Avx512Vnni;
-  if (cpu_supports(Isa::Avx2)) return Isa::Avx2;
-  return Isa::Ref;
+  return supported_isas().front();
 }
 
 }  // namespace lowbit::runtime

@@ -19,7 +19,8 @@ extern "C" {
 
 typedef struct lowbit_session lowbit_session;
 
-/* isa: NULL or "" for automatic (LOWBIT_ISA or the best the CPU has), else "ref", "avx2", "avx512vnni". */
+/* isa: NULL or "" for automatic (LOWBIT_ISA or the best the CPU has), else "ref", "avx2", "avx512vnni" (x86-64
+   builds), "neon", "neondot" (aarch64 builds). */
 lowbit_session* lowbit_session_load(const char* path, int threads, const char* isa);
 void lowbit_session_free(lowbit_session* session);
 /* Input shape per item (C, H, W) and the number of logits per item. */

@@ -7,11 +7,9 @@
 
 #include "base/error.h"
 #include "quant/quantize.h"
-#include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/gemm_config.h"
 #include "runtime/kernels/im2col_kernels.h"
-#include "runtime/kernels/pool_kernels.h"
-#include "runtime/kernels/quantize_kernels.h"
+#include "runtime/kernels/isa_kernels.h"
 #include "runtime/kernels/ref_kernels.h"
 #include "runtime/model_file.h"
 #include "runtime/thread_pool.h"
@@ -90,12 +88,12 @@ PreparedGemm prepare_gemm(const Op& op, const GemmConfig* config, int32_t zx, in
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // im2col runs are short (conv1: 3 bytes, conv2: 96): they are copied in whole 16-byte blocks here
-// (int16 and grouped convs) or 32-byte blocks (gather_rows_u8_avx2), which may read and write up to
-// 31 bytes past the run. The buffers carry that slack (in elements, so more for int16); the bytes
+// or by the level's gather kernel (avx2: 32-byte blocks), which may read and write up to 31 bytes
+// past the run. The buffers carry that slack (in elements, so more for int16); the bytes
 // written past a run are overwritten by the next run or row, or lie in the row's padding K..Kp,
 // which is zeroed after the row is built.
 constexpr int64_t kCopySlack = 32;
-static_assert(kCopySlack >= kGatherSlack, "buffers read and written by gather_rows_u8_avx2 need its slack");
+static_assert(kCopySlack >= kGatherSlack, "buffers read and written by the gather kernels need their slack");
 inline void copy_run(void* dst, const void* src, size_t bytes) {
   auto* d = static_cast<uint8_t*>(dst);
   const auto* s = static_cast<const uint8_t*>(src);
@@ -134,15 +132,17 @@ struct RowCursor {
 };
 
 // Stacked-rows image of one padded item (stacks_rows): rows oh < OH of 4-byte columns w < pad_w.
-void stack_rows(const Op& op, const uint8_t* padded, int64_t pad_w, int32_t C, int32_t OH, uint8_t* out) {
+// stack_c1: the level's vector build for C == 1 (nullptr: the scalar loops below).
+void stack_rows(const Op& op, const uint8_t* padded, int64_t pad_w, int32_t C, int32_t OH, StackRowsC1Fn stack_c1,
+                uint8_t* out) {
   const int32_t col = C * op.kernel_h;
   for (int32_t oh = 0; oh < OH; ++oh) {
     const uint8_t* rows = padded + int64_t{oh} * op.stride_h * pad_w * C;
     uint8_t* t = out + int64_t{oh} * pad_w * 4;
-    if (C == 1 && pad_w >= 16) {  // every optimized level has AVX2
+    if (C == 1 && pad_w >= 16 && stack_c1 != nullptr) {
       const uint8_t* r[4] = {rows, rows, rows, rows};
       for (int32_t j = 1; j < op.kernel_h; ++j) r[j] = rows + j * pad_w;
-      stack_rows_c1_avx2(r, op.kernel_h, pad_w, t);
+      stack_c1(r, op.kernel_h, pad_w, t);
       continue;
     }
     if (C == 1) {  // whole 32-bit columns
@@ -170,6 +170,7 @@ struct Session::Impl {
   std::vector<ValueShape> shapes;
   std::vector<const ActQParams*> qparams;  // per value (nullptr for the output layer's value)
   Isa isa = Isa::Ref;
+  const IsaKernels* kernels = nullptr;     // the non-GEMM kernels of `isa`
   std::unique_ptr<ThreadPool> pool;
   std::vector<PreparedGemm> gemm;          // per op (config nullptr: reference kernel)
   std::vector<int32_t> gemm_src;           // per op: the value a GEMM op reads
@@ -179,7 +180,7 @@ struct Session::Impl {
     std::vector<int32_t> w;  // [KH * KW][C]
     std::vector<int32_t> multiplier, shift;
   };
-  std::vector<std::unique_ptr<PreparedDepthwise>> depthwise;  // per op, for depthwise convs on AVX2
+  std::vector<std::unique_ptr<PreparedDepthwise>> depthwise;  // per op, for depthwise convs (kernels->depthwise)
   // The buffers of one run through the graph. A batch of several pieces runs piece-parallel: each
   // pool thread takes whole pieces through the whole graph on its own workspace, so there is no
   // barrier (thread wake-up) per op; a single piece runs on workspace 0 with each op split over the
@@ -198,7 +199,7 @@ struct Session::Impl {
   std::vector<Workspace> ws;                    // per thread
   std::vector<std::vector<int16_t>> scratch16;  // per thread: im2col rows
   std::vector<std::vector<uint8_t>> scratch8;
-  std::vector<std::vector<int64_t>> row_offsets;  // per thread: im2col source offsets (gather_rows_u8_avx2)
+  std::vector<std::vector<int64_t>> row_offsets;  // per thread: im2col source offsets (kernels->gather_rows)
   bool profile = false;
   int64_t min_parallel_macs = 0;
   std::vector<double> op_ms;  // summed over workspaces
@@ -288,13 +289,15 @@ struct Session::Impl {
             }
           }
           if constexpr (!widened) {
-            if (p.stacked) stack_rows(op, dst, pad_w, in.c, out.h, stacked + n * stacked_item);
+            if (p.stacked)
+              stack_rows(op, dst, pad_w, in.c, out.h, kernels->stack_rows_c1.fn, stacked + n * stacked_item);
           }
         }
       });
     }
+    const GatherRowsFn gather_rows = kernels->gather_rows.fn;
     // int16 rows are gathered as bytes (runs and strides doubled)
-    const bool gather = conv && groups == 1 && !p.stacked;
+    const bool gather = conv && groups == 1 && !p.stacked && gather_rows != nullptr;
     const auto body = [&](int64_t task, int thread) {
       const int32_t cs = static_cast<int32_t>(task % col_split);
       const int32_t g = static_cast<int32_t>((task / col_split) % groups);
@@ -308,7 +311,7 @@ struct Session::Impl {
       // im2col of rows [m0, m0 + rows) for group g from the padded copy of the input: per kernel
       // row one contiguous run of KW * C values (groups == 1) or per tap one run of cg values.
       // uint8 with groups == 1: one 16-byte copy from the stacked-rows image (stacks_rows), or the
-      // rows' source offsets are collected here and the KH runs copied by gather_rows_u8_avx2.
+      // rows' source offsets are collected here and the KH runs copied by the level's gather kernel.
       if (!conv) {
         for (int64_t r = 0; r < rows; ++r) {
           T* dst = a.data() + r * p.Kp;
@@ -333,9 +336,9 @@ struct Session::Impl {
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
         constexpr int64_t size = sizeof(T);
         for (int64_t r = 0; r < rows; ++r, c.next()) offs[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch * size;
-        gather_rows_u8_avx2(reinterpret_cast<const uint8_t*>(padded.data()), offsets.data(), rows, op.kernel_h,
-                            pad_w * in.c * size, static_cast<int32_t>(op.kernel_w * in.c * size), static_cast<int32_t>(p.K * size),
-                            static_cast<int32_t>(p.Kp * size), reinterpret_cast<uint8_t*>(a.data()));
+        gather_rows(reinterpret_cast<const uint8_t*>(padded.data()), offsets.data(), rows, op.kernel_h, pad_w * in.c * size,
+                    static_cast<int32_t>(op.kernel_w * in.c * size), static_cast<int32_t>(p.K * size),
+                    static_cast<int32_t>(p.Kp * size), reinterpret_cast<uint8_t*>(a.data()));
       } else {
         RowCursor c(m0, rows_per_item, taps, pooled.w, pkh, pkw);
         for (int64_t r = 0; r < rows; ++r, c.next()) {
@@ -414,7 +417,7 @@ struct Session::Impl {
           o.qmax = op.out.qmax;
           o.y_u8 = y + b0 * os;
         }
-        depthwise_conv2d_avx2(op, d.w.data(), x + b0 * is, n, in, zx, out, o);
+        kernels->depthwise.fn(op, d.w.data(), x + b0 * is, n, in, zx, out, o);
       });
     }
     const ActQParams& q = *qparams[vin];
@@ -425,13 +428,7 @@ struct Session::Impl {
       switch (op.kind) {
         case OpKind::Conv2d: ref::conv2d(op, xb, n, in, q.zero_point, out, yb, y32b); break;
         case OpKind::Linear: ref::linear(op, xb, n, q.zero_point, yb, y32b); break;
-        case OpKind::MaxPool2d:
-          if (isa == Isa::Ref) {
-            ref::max_pool(op, xb, n, in, out, yb);
-          } else {
-            max_pool_avx2(op, xb, n, in, out, yb);
-          }
-          break;
+        case OpKind::MaxPool2d: kernels->max_pool.fn(op, xb, n, in, out, yb); break;
         case OpKind::AvgPool2d:
         case OpKind::GlobalAvgPool: ref::avg_pool(op, xb, n, in, q, out, yb); break;
         case OpKind::Add: {
@@ -553,6 +550,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
     s.isa = parse_isa(options.isa);
     require_isa(s.isa);
   }
+  s.kernels = &isa_kernels(s.isa);
   int threads = options.threads;
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads = std::min(threads, 256);
@@ -572,7 +570,7 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
     const Op& op = s.model.ops[i];
     if (!op.has_weights()) continue;
     if (op.kind == OpKind::Conv2d && op.groups > 1 && op.groups == op.in_channels && op.groups == op.out_channels &&
-        s.isa != Isa::Ref) {
+        s.kernels->depthwise.fn != nullptr) {
       auto d = std::make_unique<Impl::PreparedDepthwise>();
       const int32_t taps = op.kernel_h * op.kernel_w, C = op.out_channels;
       d->w.resize(static_cast<size_t>(taps) * C);
@@ -657,18 +655,11 @@ RunResult Session::run_slice(const float* x, int64_t batch, int workspace) {
   const int32_t C = s.model.in_channels;
   const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
   uint8_t* dst = w.values[0].data();
+  const QuantizeInputFn quantize = s.kernels->quantize_input.fn;
   s.over_batch(w, batch, [&](int64_t b0, int64_t n) {
     for (int64_t b = b0; b < b0 + n; ++b)
-      for (int32_t c = 0; c < C; ++c) {
-        const float* xc = x + (b * C + c) * hw;
-        uint8_t* yc = dst + b * hw * C + c;
-        if (s.isa != Isa::Ref) {  // every optimized level has AVX2
-          quantize_input_avx2(xc, hw, q.scale, q.zero_point, q.qmin, q.qmax, yc, C);
-          continue;
-        }
-        for (int64_t p = 0; p < hw; ++p)
-          yc[p * C] = static_cast<uint8_t>(quant::quantize_integer(xc[p], q.scale, q.zero_point, q.qmin, q.qmax));
-      }
+      for (int32_t c = 0; c < C; ++c)
+        quantize(x + (b * C + c) * hw, hw, q.scale, q.zero_point, q.qmin, q.qmax, dst + b * hw * C + c, C);
   });
   return s.finish(w, batch);
 }
@@ -717,11 +708,11 @@ std::vector<std::string> Session::kernel_names() const {
     const OpKind k = impl_->model.ops[i].kind;
     const bool fused_pool = i > 0 && impl_->pool_of[i - 1] == static_cast<int32_t>(i);
     const char* kernel = p.config ? p.config->name
-                         : impl_->depthwise[i] ? "u8_dwconv_s32_fxp_8c__avx2"
+                         : impl_->depthwise[i] ? impl_->kernels->depthwise.name
                          : fused_pool          ? "fused into the conv's output stage"
                          : impl_->skip[i]      ? "folded into the next linear"
-                         : (k == OpKind::MaxPool2d && impl_->isa != Isa::Ref) ? "max_pool_nhwc__avx2"
-                                                                               : "ref";
+                         : k == OpKind::MaxPool2d ? impl_->kernels->max_pool.name
+                                                  : "ref";
     names.push_back(std::string(op_kind_name(k)) + ": " + kernel + (impl_->pool_of[i] >= 0 ? " + max pool" : ""));
   }
   return names;

@@ -14,7 +14,8 @@ namespace lowbit::runtime {
 
 struct SessionOptions {
   int threads = 1;        // worker threads (including the caller); <= 0 means hardware concurrency
-  std::string isa;        // "", "ref", "avx2" or "avx512vnni"; "" = LOWBIT_ISA or the best the CPU has
+  std::string isa;        // "", "ref", "avx2", "avx512vnni", "neon" or "neondot"; "" = LOWBIT_ISA or the best
+                          // the CPU has
   bool profile = false;   // record the CPU time of every op (Session::op_times_ms)
   // Conv/linear layers with fewer multiply-accumulates than this (for the whole batch) run on the
   // calling thread: handing work to the pool's spinning workers costs about a microsecond, more than

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
 
 #include "quant/requantize.h"
 #include "runtime/cpu_features.h"
@@ -20,8 +21,11 @@ namespace {
 // by default every fourth seed.
 // pool > 1: fused max pooling (GemmOutput::pool_rows): output row m holds
 // requantize(max over rows pool * m .. pool * m + pool - 1 of C).
+// shift_limits: columns cycle through the multiplier / shift pairs at the ends of the range that
+// quant::requantize accepts (shift 0, 1, 62), which vector output stages must handle or hand to
+// their scalar path.
 void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool int32_out, uint32_t seed,
-                  bool extremes = false, int32_t pool = 1) {
+                  bool extremes = false, int32_t pool = 1, bool shift_limits = false) {
   std::mt19937 rng(seed);
   const int32_t Kp = (K + cfg.k_align - 1) / cfg.k_align * cfg.k_align;
   const int64_t lda = Kp + cfg.k_align * (seed % 3);  // row stride larger than Kp too
@@ -67,6 +71,14 @@ void check_config(const GemmConfig& cfg, int64_t M, int32_t N, int32_t K, bool i
     const auto fm = quant::make_fixed_point_multiplier(real);
     mult[n] = sel == 2 ? 0 : fm.multiplier;
     shift[n] = sel == 2 ? 0 : fm.shift;
+  }
+  if (shift_limits) {
+    const quant::FixedPointMultiplier limits[] = {{1, 0}, {1, 1}, {2147483647, 62}, {1 << 30, 32}, {1 << 30, 0}};
+    for (int32_t n = 0; n < N; ++n) {
+      bias[n] %= 200;  // small accumulators occur (short K), so that not every output clamps
+      mult[n] = limits[n % 5].multiplier;
+      shift[n] = limits[n % 5].shift;
+    }
   }
   const std::vector<uint8_t> packed = cfg.pack(w.data(), N, K);
   const int32_t zy = std::uniform_int_distribution<int>(0, 2)(rng) == 0 ? 0 : std::uniform_int_distribution<int>(0, 255)(rng);
@@ -125,50 +137,61 @@ void check_table(const GemmConfig* table, int count, const std::vector<int64_t>&
 
 }  // namespace
 
+// The configurations of an optimized level the tests exercise here, or nullptr and why not.
+const GemmConfig* level_table(Isa isa, int* count, std::string* why) {
+  *count = 0;
+  if (!rtest::level_enabled(isa, why)) return nullptr;
+  const GemmConfig* table = gemm_configs(isa, count);
+  for (int i = 0; i < *count; ++i) EXPECT_EQ(table[i].isa, isa) << table[i].name;
+  return table;
+}
+
 // VNNI tiles are 12 x 32 (plus 8-, 4-, 2- and 1-row tiles for the remainder), sub-byte weights are
 // summed in scaled chunks of 8192 quads: M, N and K straddle all of these.
 TEST(GemmKernels, Avx512VnniMatchesContractOnEdgeCases) {
-  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
   int count = 0;
-  const GemmConfig* table = gemm_configs_avx512vnni(&count);
+  std::string why;
+  const GemmConfig* table = level_table(Isa::Avx512Vnni, &count, &why);
+  if (table == nullptr) GTEST_SKIP() << why;
   ASSERT_EQ(count, 6);
-  for (int i = 0; i < count; ++i) EXPECT_EQ(table[i].isa, Isa::Avx512Vnni) << table[i].name;
   check_table(table, count, {1, 2, 3, 4, 5, 7, 8, 11, 12, 13, 23, 25}, {1, 7, 15, 16, 17, 31, 32, 33, 65},
               {1, 2, 3, 4, 5, 9, 15, 16, 17, 64, 65, 289, 300});
 }
 
-// Fused 2- and 4-row max pooling in the VNNI output stage (hidden layers only).
-TEST(GemmKernels, Avx512VnniFusedMaxPool) {
-  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
-  int count = 0;
-  const GemmConfig* table = gemm_configs_avx512vnni(&count);
-  uint32_t seed = 500;
+// Fused 2- and 4-row max pooling in the output stage (hidden layers only), on the levels whose
+// configs allow it.
+void check_fused_pool(const GemmConfig* table, int count, const std::vector<int64_t>& Ms, uint32_t seed) {
   for (int i = 0; i < count; ++i) {
     ASSERT_GE(table[i].pool_rows_max, 4) << table[i].name;
     for (int32_t pool : {2, 4})
-      for (int64_t M : {4, 8, 12, 16, 20, 24, 28, 36})
-        for (int32_t N : {1, 17, 32, 33})
-          for (int32_t K : {3, 9, 64, 289}) {
+      for (int64_t M : Ms)
+        for (int32_t N : {1, 7, 8, 9, 17, 32, 33})
+          for (int32_t K : {3, 9, 16, 64, 289}) {
             check_config(table[i], M, N, K, false, seed++, false, pool);
             if (::testing::Test::HasFatalFailure()) return;
           }
   }
 }
 
+TEST(GemmKernels, Avx512VnniFusedMaxPool) {
+  int count = 0;
+  std::string why;
+  const GemmConfig* table = level_table(Isa::Avx512Vnni, &count, &why);
+  if (table == nullptr) GTEST_SKIP() << why;
+  check_fused_pool(table, count, {4, 8, 12, 16, 20, 24, 28, 36}, 500);
+}
+
 // K beyond one scaled chunk (4 * 8192) with extreme values, so that the int32 sum wraps around
 // (70000 * 255 * 128 > 2^31) exactly as the reference's.
 TEST(GemmKernels, LongKWrapsLikeReference) {
   std::vector<const GemmConfig*> configs;
-  int count = 0;
-  if (cpu_supports(Isa::Avx512Vnni)) {
-    const GemmConfig* t = gemm_configs_avx512vnni(&count);
+  for (Isa isa : {Isa::Avx512Vnni, Isa::Avx2, Isa::NeonDot, Isa::Neon}) {
+    if (!rtest::level_enabled(isa)) continue;
+    int count = 0;
+    const GemmConfig* t = gemm_configs(isa, &count);
     for (int i = 0; i < count; ++i) configs.push_back(&t[i]);
   }
-  if (cpu_supports(Isa::Avx2)) {
-    const GemmConfig* t = gemm_configs_avx2(&count);
-    for (int i = 0; i < count; ++i) configs.push_back(&t[i]);
-  }
-  if (configs.empty()) GTEST_SKIP() << "CPU lacks AVX2";
+  if (configs.empty()) GTEST_SKIP() << "no optimized ISA level to test (build, CPU or LOWBIT_ISA)";
   uint32_t seed = 7;
   for (const GemmConfig* c : configs)
     for (int32_t K : {32769, 70001})
@@ -180,9 +203,10 @@ TEST(GemmKernels, LongKWrapsLikeReference) {
 }
 
 TEST(GemmKernels, Avx2MatchesContractOnEdgeCases) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   int count = 0;
-  const GemmConfig* table = gemm_configs_avx2(&count);
+  std::string why;
+  const GemmConfig* table = level_table(Isa::Avx2, &count, &why);
+  if (table == nullptr) GTEST_SKIP() << why;
   ASSERT_EQ(count, 12);
   // 4-row tiles (then 2 + 1), 16-column blocks, int16 groups of 1 / 4 / 8 / 16 quads
   check_table(table, count, {1, 2, 3, 4, 5, 6, 7, 8, 9, 13}, {1, 7, 8, 9, 16, 17, 33},
@@ -191,45 +215,36 @@ TEST(GemmKernels, Avx2MatchesContractOnEdgeCases) {
 
 // Fused 2- and 4-row max pooling in the AVX2 output stage (4-row tiles).
 TEST(GemmKernels, Avx2FusedMaxPool) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   int count = 0;
-  const GemmConfig* table = gemm_configs_avx2(&count);
-  uint32_t seed = 700;
-  for (int i = 0; i < count; ++i) {
-    ASSERT_GE(table[i].pool_rows_max, 4) << table[i].name;
-    ASSERT_EQ(table[i].mr % 4, 0) << table[i].name;
-    for (int32_t pool : {2, 4})
-      for (int64_t M : {2, 4, 6, 8, 12, 16, 20, 36})
-        for (int32_t N : {1, 16, 17, 32, 33})
-          for (int32_t K : {3, 9, 12, 64, 289}) {
-            if (M % pool != 0) continue;
-            check_config(table[i], M, N, K, false, seed++, false, pool);
-            if (::testing::Test::HasFatalFailure()) return;
-          }
-  }
+  std::string why;
+  const GemmConfig* table = level_table(Isa::Avx2, &count, &why);
+  if (table == nullptr) GTEST_SKIP() << why;
+  for (int i = 0; i < count; ++i) ASSERT_EQ(table[i].mr % 4, 0) << table[i].name;
+  check_fused_pool(table, count, {4, 8, 12, 16, 20, 36}, 700);
 }
 
 // The vpmaddubsw int8 kernel (u8_w8p) is exact exactly where gemm_weights_fit_pairs says so; with
 // weights that would saturate its int16 pair sums it is not, and find_gemm_config never returns it.
 TEST(GemmKernels, Avx2PairBoundedInt8Kernel) {
+  // the bound itself (plain arithmetic, any build): 255 * 128 = 32640 fits, 255 * 129 does not
+  const std::vector<int32_t> w64 = {64, -64, 1, 0}, w65 = {64, -65, 0, 0}, full = {-128, 127, -128, -128, 5};
+  EXPECT_TRUE(gemm_weights_fit_pairs(w64.data(), 1, 4, 255));
+  EXPECT_FALSE(gemm_weights_fit_pairs(w65.data(), 1, 4, 255));
+  EXPECT_FALSE(gemm_weights_fit_pairs(full.data(), 1, 5, 255));
+  EXPECT_TRUE(gemm_weights_fit_pairs(full.data(), 1, 5, 127));   // 7-bit activations: 127 * 256 = 32512
+  EXPECT_FALSE(gemm_weights_fit_pairs(full.data(), 1, 5, 128));
+  const std::vector<int32_t> odd_k = {1, 1, -128};  // K odd: the last k pairs with the padding zero
+  EXPECT_TRUE(gemm_weights_fit_pairs(odd_k.data(), 1, 3, 255));
+  EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Avx512Vnni, 8, lowbit::quant::Grid::Integer), nullptr);
+  std::string why;
+  if (!rtest::level_enabled(Isa::Avx2, &why)) GTEST_SKIP() << why;
   const GemmConfig* pb = find_pair_bounded_gemm_config(Isa::Avx2, 8, lowbit::quant::Grid::Integer);
   ASSERT_NE(pb, nullptr);
   EXPECT_TRUE(pb->pair_bounded);
   EXPECT_EQ(pb->input, GemmInput::U8);
   EXPECT_FALSE(find_gemm_config(Isa::Avx2, 8, lowbit::quant::Grid::Integer)->pair_bounded);
-  EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Avx512Vnni, 8, lowbit::quant::Grid::Integer), nullptr);
   EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Avx2, 4, lowbit::quant::Grid::Integer), nullptr);
-  // the bound itself: 255 * 128 = 32640 fits, 255 * 129 does not; 127 * 256 = 32512 fits
-  const std::vector<int32_t> w64 = {64, -64, 1, 0}, w65 = {64, -65, 0, 0}, full = {-128, 127, -128, -128, 5};
-  EXPECT_TRUE(gemm_weights_fit_pairs(w64.data(), 1, 4, 255));
-  EXPECT_FALSE(gemm_weights_fit_pairs(w65.data(), 1, 4, 255));
-  EXPECT_FALSE(gemm_weights_fit_pairs(full.data(), 1, 5, 255));
-  EXPECT_TRUE(gemm_weights_fit_pairs(full.data(), 1, 5, 127));   // 7-bit activations
-  EXPECT_FALSE(gemm_weights_fit_pairs(full.data(), 1, 5, 128));
-  const std::vector<int32_t> odd_k = {1, 1, -128};  // K odd: the last k pairs with the padding zero
-  EXPECT_TRUE(gemm_weights_fit_pairs(odd_k.data(), 1, 3, 255));
   // full-range weights with activations <= 127: exact (the contract checked against the reference)
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
   uint32_t seed = 900;
   for (int64_t M : {1, 4, 7})
     for (int32_t K : {5, 64, 300}) {
@@ -272,7 +287,106 @@ TEST(GemmKernels, Avx2PairBoundedInt8Kernel) {
   EXPECT_NE(y, 4 * 255 * -128);
 }
 
+// NEON tiles are 8 x 8 (plus 4-, 2- and 1-row tiles for the remainder); the neondot kernel takes
+// k by quads (4) and groups of 4 quads (16), the neon kernel by groups of 4: M, N and K straddle
+// these, and every weight kind a model may hold runs the level's int8 kernel (find_gemm_config).
+void check_neon_level(Isa isa, uint32_t seed) {
+  int count = 0;
+  const GemmConfig* table = gemm_configs(isa, &count);
+  ASSERT_EQ(count, 1);
+  EXPECT_EQ(table[0].isa, isa);
+  EXPECT_EQ(table[0].mr, 8);
+  EXPECT_EQ(table[0].nr, 8);
+  check_table(table, count, {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 25}, {1, 3, 4, 5, 7, 8, 9, 16, 17, 33},
+              {1, 2, 3, 4, 5, 8, 15, 16, 17, 20, 31, 32, 33, 64, 289});
+  if (::testing::Test::HasFatalFailure()) return;
+  std::vector<rtest::WeightKind> kinds = rtest::all_weight_kinds();
+  for (int32_t bits : {3, 5, 6, 7})
+    for (auto grid : {lowbit::quant::Grid::Integer, lowbit::quant::Grid::Odd}) kinds.push_back({bits, grid});
+  for (const rtest::WeightKind& k : kinds) {
+    const GemmConfig* found = find_gemm_config(isa, k.bits, k.grid);
+    ASSERT_EQ(found, &table[0]) << "bits " << k.bits;
+    GemmConfig c = *found;
+    c.bits = k.bits;  // check_config draws weights of this kind
+    c.grid = k.grid;
+    for (int64_t M : {1, 9})
+      for (int32_t K : {5, 65})
+        for (bool i32 : {false, true}) {
+          check_config(c, M, 17, K, i32, seed++);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+  }
+}
+
+TEST(GemmKernels, NeonMatchesContractOnEdgeCases) {
+  std::string why;
+  if (!rtest::level_enabled(Isa::Neon, &why)) GTEST_SKIP() << why;
+  check_neon_level(Isa::Neon, 300);
+}
+
+TEST(GemmKernels, NeonDotMatchesContractOnEdgeCases) {
+  std::string why;
+  if (!rtest::level_enabled(Isa::NeonDot, &why)) GTEST_SKIP() << why;
+  check_neon_level(Isa::NeonDot, 400);
+}
+
+TEST(GemmKernels, NeonFusedMaxPool) {
+  bool any = false;
+  for (Isa isa : {Isa::Neon, Isa::NeonDot}) {
+    if (!rtest::level_enabled(isa)) continue;
+    any = true;
+    int count = 0;
+    const GemmConfig* table = gemm_configs(isa, &count);
+    check_fused_pool(table, count, {4, 8, 12, 16, 20, 28}, 600);
+    if (HasFatalFailure()) return;
+  }
+  if (!any) GTEST_SKIP() << "no NEON level to test (build, CPU or LOWBIT_ISA)";
+}
+
+// Shifts 0, 1, 32 and 62 in the output stage of every level (rounding ties included: shift 1 and
+// 32 with power-of-two multipliers halve or quarter the accumulator).
+TEST(GemmKernels, OutputStageShiftLimits) {
+  bool any = false;
+  uint32_t seed = 800;
+  for (Isa isa : {Isa::Avx512Vnni, Isa::Avx2, Isa::NeonDot, Isa::Neon}) {
+    if (!rtest::level_enabled(isa)) continue;
+    any = true;
+    int count = 0;
+    const GemmConfig* table = gemm_configs(isa, &count);
+    for (int i = 0; i < count; ++i)
+      for (int64_t M : {1, 5, 8, 13})
+        for (int32_t N : {7, 16, 33})
+          for (int32_t K : {1, 4, 17}) {
+            check_config(table[i], M, N, K, false, seed++, false, 1, true);
+            if (HasFatalFailure()) return;
+          }
+  }
+  if (!any) GTEST_SKIP() << "no optimized ISA level to test (build, CPU or LOWBIT_ISA)";
+}
+
 TEST(GemmKernels, ConfigLookup) {
+  for (const auto& k : rtest::all_weight_kinds()) EXPECT_EQ(find_gemm_config(Isa::Ref, k.bits, k.grid), nullptr);
+  // A level this build lacks has no configs at all.
+  for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDot}) {
+    int count = -1;
+    const GemmConfig* table = gemm_configs(isa, &count);
+    if (!build_has_isa(isa)) {
+      EXPECT_EQ(count, 0) << isa_name(isa);
+      EXPECT_EQ(find_gemm_config(isa, 8, lowbit::quant::Grid::Integer), nullptr) << isa_name(isa);
+    } else {
+      EXPECT_GT(count, 0) << isa_name(isa);
+      for (int i = 0; i < count; ++i)
+        EXPECT_NE(std::string(table[i].name).find(std::string("__") + isa_name(isa)), std::string::npos);
+    }
+  }
+  if (build_has_isa(Isa::Neon)) {
+    for (Isa isa : {Isa::Neon, Isa::NeonDot}) {
+      EXPECT_EQ(find_gemm_config(isa, 8, lowbit::quant::Grid::Odd), nullptr);  // values up to 255
+      EXPECT_EQ(find_gemm_config(isa, 8, lowbit::quant::Grid::Integer)->input,
+                isa == Isa::Neon ? GemmInput::S16 : GemmInput::U8);
+    }
+  }
+  if (!build_has_isa(Isa::Avx2)) return;
   for (const auto& k : rtest::all_weight_kinds()) {
     EXPECT_EQ(find_gemm_config(Isa::Ref, k.bits, k.grid), nullptr);
     EXPECT_EQ(find_pair_bounded_gemm_config(Isa::Ref, k.bits, k.grid), nullptr);
@@ -301,7 +415,8 @@ TEST(GemmKernels, ConfigLookup) {
 
 // The int8 VNNI kernel on the values of narrower widths (what find_gemm_config hands out for them).
 TEST(GemmKernels, Avx512VnniInt8KernelOnNarrowerWidths) {
-  if (!cpu_supports(Isa::Avx512Vnni)) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  std::string why;
+  if (!rtest::level_enabled(Isa::Avx512Vnni, &why)) GTEST_SKIP() << why;
   uint32_t seed = 100;
   for (int32_t bits : {3, 5, 6, 7})
     for (auto grid : {lowbit::quant::Grid::Integer, lowbit::quant::Grid::Odd}) {

@@ -1,4 +1,4 @@
-// Whole random graphs: avx2 and avx512vnni (1 and 2 threads) equal the reference, and both equal an independent
+// Whole random graphs: every optimized level (1 and 2 threads) equals the reference, and both equal an independent
 // float64 evaluation of the documented integer formulas in NCHW layout (docs/runtime.md).
 #include <gtest/gtest.h>
 
@@ -15,13 +15,7 @@ using namespace lowbit;
 
 namespace {
 
-// The optimized ISA levels this CPU runs.
-std::vector<std::string> optimized_isas() {
-  std::vector<std::string> v;
-  if (cpu_supports(Isa::Avx2)) v.push_back("avx2");
-  if (cpu_supports(Isa::Avx512Vnni)) v.push_back("avx512vnni");
-  return v;
-}
+using rtest::optimized_isas;
 
 // Exact in double for these small models: |acc| < 2^24 and multipliers < 2^31, so every product
 // below is an integer under 2^53, and division by 2^shift is exact.
@@ -141,7 +135,7 @@ TEST(Model, RandomGraphsMatchReferenceAndFloat64) {
 // conv + pool and stacked-rows paths of the reference CNN, float and uint8 input, and the
 // per-op profile (which must cover every op whatever the split).
 TEST(Model, BatchPiecesAcrossThreadsMatchReference) {
-  if (optimized_isas().empty()) GTEST_SKIP() << "CPU lacks AVX2";
+  if (optimized_isas().empty()) GTEST_SKIP() << "no optimized ISA level to compare (build, CPU or LOWBIT_ISA)";
   std::vector<Model> models = {random_reference_cnn(3, 8), random_reference_cnn(4, 4, quant::Grid::Odd)};
   for (uint32_t seed : {5u, 6u}) models.push_back(rtest::random_graph(seed));
   for (const Model& m : models) {
@@ -225,20 +219,46 @@ TEST(Model, ValidationNamesTheProblem) {
 
 TEST(Isa, SelectionAndErrors) {
   EXPECT_THROW(parse_isa("sse9"), Error);
-  EXPECT_EQ(parse_isa("ref"), Isa::Ref);
-  if (!cpu_supports(Isa::Avx512Vnni)) {
-    Model m = rtest::random_graph(1);
-    EXPECT_THROW(Session(m, {1, "avx512vnni"}), Error);
+  const Isa all[] = {Isa::Ref, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDot};
+  for (Isa isa : all) EXPECT_EQ(parse_isa(isa_name(isa)), isa);
+  // A level this build or CPU lacks is a clear error that says which and what to do.
+  const Model m = rtest::random_graph(1);
+  for (Isa isa : all) {
+    if (cpu_supports(isa)) continue;
+    try {
+      Session s(m, {1, isa_name(isa)});
+      ADD_FAILURE() << isa_name(isa) << " should not run here";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(std::string("'") + isa_name(isa) + "'"), std::string::npos) << msg;
+      const char* why = build_has_isa(isa) ? "not supported by this CPU" : "not in this build";
+      EXPECT_NE(msg.find(why), std::string::npos) << msg;
+      EXPECT_NE(msg.find("LOWBIT_ISA"), std::string::npos) << msg;
+    }
   }
+  // x86-64 builds have avx2 / avx512vnni, aarch64 builds neon / neondot, never both.
+  EXPECT_FALSE(build_has_isa(Isa::Avx2) && build_has_isa(Isa::Neon));
+  EXPECT_EQ(build_has_isa(Isa::Avx2), build_has_isa(Isa::Avx512Vnni));
+  EXPECT_EQ(build_has_isa(Isa::Neon), build_has_isa(Isa::NeonDot));
+  // The level choice, restoring the caller's LOWBIT_ISA (ctest runs this binary once per level).
+  const char* env = std::getenv("LOWBIT_ISA");
+  const std::string saved = env != nullptr ? env : "";
   ::unsetenv("LOWBIT_ISA");
-  EXPECT_EQ(select_isa(), cpu_supports(Isa::Avx512Vnni) ? Isa::Avx512Vnni
-                          : cpu_supports(Isa::Avx2)     ? Isa::Avx2
-                                                        : Isa::Ref);
+  EXPECT_EQ(select_isa(), supported_isas().front());
+  EXPECT_EQ(supported_isas().back(), Isa::Ref);
   ::setenv("LOWBIT_ISA", "bogus", 1);
   EXPECT_THROW(select_isa(), Error);
   ::setenv("LOWBIT_ISA", "ref", 1);
   EXPECT_EQ(select_isa(), Isa::Ref);
-  ::unsetenv("LOWBIT_ISA");
+  for (Isa isa : supported_isas()) {
+    ::setenv("LOWBIT_ISA", isa_name(isa), 1);
+    EXPECT_EQ(select_isa(), isa);
+  }
+  if (saved.empty()) {
+    ::unsetenv("LOWBIT_ISA");
+  } else {
+    ::setenv("LOWBIT_ISA", saved.c_str(), 1);
+  }
 }
 
 // The worked example of docs/runtime.md, on every ISA.

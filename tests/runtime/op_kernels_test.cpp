@@ -1,4 +1,5 @@
-// Each op on the optimized paths (avx2 and avx512vnni, 1 and 2 threads) against the reference kernels, through
+// Each op on the optimized paths (every level this build, CPU and LOWBIT_ISA allow; 1 and 2 threads) against the
+// reference kernels, through
 // single-op models: hidden layers are exposed exactly by an identity output layer
 // (int logit = (y - z_y) for every element of the hidden output).
 #include <gtest/gtest.h>
@@ -6,7 +7,7 @@
 #include <random>
 
 #include "quant/quantize.h"
-#include "runtime/kernels/quantize_kernels.h"
+#include "runtime/kernels/isa_kernels.h"
 #include "runtime/session.h"
 #include "test_models.h"
 
@@ -36,8 +37,7 @@ void compare(const Model& m, int64_t batch, uint32_t seed) {
   const std::vector<float> x = rtest::random_input(m, batch, seed);
   Session ref(m, {1, "ref"});
   const RunResult want = ref.run(x.data(), batch);
-  for (const char* isa : {"avx2", "avx512vnni"}) {
-    if (!cpu_supports(parse_isa(isa))) continue;
+  for (const std::string& isa : rtest::optimized_isas()) {
     for (int threads : {1, 2}) {
       Session opt(m, {threads, isa, false, 0});
       const RunResult got = opt.run(x.data(), batch);
@@ -71,7 +71,7 @@ Model conv_model(std::mt19937& rng, rtest::WeightKind k, int32_t cin, int32_t co
 }  // namespace
 
 TEST(OpKernels, ConvMatchesReference) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  if (rtest::optimized_isas().empty()) GTEST_SKIP() << "no optimized ISA level to compare (build, CPU or LOWBIT_ISA)";
   std::mt19937 rng(11);
   struct Case { int32_t cin, cout, h, w, kernel, stride, pad, groups; };
   const Case cases[] = {{1, 32, 9, 9, 3, 1, 1, 1},  {3, 5, 7, 6, 3, 2, 1, 1},  {8, 17, 5, 5, 1, 1, 0, 1},
@@ -94,7 +94,7 @@ TEST(OpKernels, ConvMatchesReference) {
 // max pool; odd sizes, strides, paddings, input zero points at both clamp limits, batch 1, a few
 // items and more items than one L2 slice.
 TEST(OpKernels, SmallKConvStackedRowsMatchReference) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  if (rtest::optimized_isas().empty()) GTEST_SKIP() << "no optimized ISA level to compare (build, CPU or LOWBIT_ISA)";
   std::mt19937 rng(13);
   struct Case { int32_t cin, cout, h, w, kernel, stride, pad, pool_h, pool_w; int64_t batch; };
   const Case cases[] = {{1, 32, 9, 9, 3, 1, 1, 2, 2, 3},   {1, 32, 11, 7, 3, 1, 1, 0, 0, 1}, {1, 17, 10, 9, 3, 2, 1, 2, 1, 2},
@@ -133,7 +133,7 @@ TEST(OpKernels, SmallKConvStackedRowsMatchReference) {
 }
 
 TEST(OpKernels, LinearMatchesReference) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  if (rtest::optimized_isas().empty()) GTEST_SKIP() << "no optimized ISA level to compare (build, CPU or LOWBIT_ISA)";
   std::mt19937 rng(12);
   for (const auto& k : rtest::all_weight_kinds()) {
     for (int32_t in : {1, 2, 15, 16, 17, 63, 300}) {
@@ -158,12 +158,12 @@ TEST(OpKernels, LinearMatchesReference) {
 }
 
 TEST(OpKernels, PoolsAndAddMatchReference) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  if (rtest::optimized_isas().empty()) GTEST_SKIP() << "no optimized ISA level to compare (build, CPU or LOWBIT_ISA)";
   for (uint32_t seed = 0; seed < 20; ++seed) {
     std::mt19937 rng(seed);
     Model m;
     m.name = "pools " + std::to_string(seed);
-    m.in_channels = 5;
+    m.in_channels = seed % 2 == 0 ? 5 : 37;  // 37: vector steps of 16 or 32 channels and a tail
     m.in_height = 9;
     m.in_width = 8;
     m.input = rtest::random_act(rng);
@@ -179,7 +179,7 @@ TEST(OpKernels, PoolsAndAddMatchReference) {
     Op gap = make_global_avg_pool(c);
     gap.out = rtest::random_act(rng);
     const int32_t d = m.add(gap);
-    expose(m, d, 5);
+    expose(m, d, m.in_channels);
     compare(m, 4, seed);
     if (HasFatalFailure()) return;
   }
@@ -188,7 +188,7 @@ TEST(OpKernels, PoolsAndAddMatchReference) {
 // The vector input quantization equals quant::quantize_integer on special values (NaN, infinities,
 // ties, negative zero, huge) and random ones, with and without a channel stride.
 TEST(OpKernels, InputQuantizationMatchesScalar) {
-  if (!cpu_supports(Isa::Avx2)) GTEST_SKIP() << "CPU lacks AVX2";
+  if (rtest::optimized_isas().empty()) GTEST_SKIP() << "no optimized ISA level to compare (build, CPU or LOWBIT_ISA)";
   std::mt19937 rng(3);
   std::vector<float> x = {std::nanf(""), INFINITY, -INFINITY, -0.0f, 0.0f, 1e30f, -1e30f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f};
   for (int i = 0; i < 1000; ++i) x.push_back(std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng));
@@ -198,10 +198,14 @@ TEST(OpKernels, InputQuantizationMatchesScalar) {
       for (int32_t qmax : {15, 255}) {
         const int32_t z = std::min(zp, qmax);
         for (int64_t stride : {1, 3}) {
-          std::vector<uint8_t> got(x.size() * stride, 0xEE);
-          quantize_input_avx2(x.data(), static_cast<int64_t>(x.size()), scale, z, 0, qmax, got.data(), stride);
-          for (size_t i = 0; i < x.size(); ++i)
-            ASSERT_EQ(got[i * stride], quant::quantize_integer(x[i], scale, z, 0, qmax)) << "x=" << x[i] << " scale=" << scale;
+          for (const std::string& isa : rtest::optimized_isas()) {
+            const Kernel<QuantizeInputFn> k = isa_kernels(parse_isa(isa)).quantize_input;
+            std::vector<uint8_t> got(x.size() * stride, 0xEE);
+            k.fn(x.data(), static_cast<int64_t>(x.size()), scale, z, 0, qmax, got.data(), stride);
+            for (size_t i = 0; i < x.size(); ++i)
+              ASSERT_EQ(got[i * stride], quant::quantize_integer(x[i], scale, z, 0, qmax))
+                  << k.name << " x=" << x[i] << " scale=" << scale;
+          }
         }
       }
 }

@@ -2,14 +2,42 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/error.h"
 #include "quant/requantize.h"
+#include "runtime/cpu_features.h"
 #include "runtime/model.h"
 
 namespace lowbit::runtime::rtest {
+
+// Whether the tests exercise the optimized level `isa`: this build has its kernels, the CPU runs
+// them, and LOWBIT_ISA, when set, names this level (so that `LOWBIT_ISA=neon ctest` tests the neon
+// level against the reference, and LOWBIT_ISA=ref the reference alone). Otherwise `why` says why not.
+inline bool level_enabled(Isa isa, std::string* why = nullptr) {
+  std::string reason;
+  const char* env = std::getenv("LOWBIT_ISA");
+  if (!build_has_isa(isa)) {
+    reason = std::string("this build has no ") + isa_name(isa) + " kernels (other architecture)";
+  } else if (!cpu_supports(isa)) {
+    reason = std::string("CPU lacks ") + isa_name(isa);
+  } else if (env != nullptr && *env != '\0' && std::string(env) != isa_name(isa)) {
+    reason = std::string("LOWBIT_ISA=") + env + " selects another level than " + isa_name(isa);
+  }
+  if (why != nullptr) *why = reason;
+  return reason.empty();
+}
+
+// The optimized levels (not ref) the tests exercise here, best first.
+inline std::vector<std::string> optimized_isas() {
+  std::vector<std::string> v;
+  for (Isa isa : supported_isas())
+    if (isa != Isa::Ref && level_enabled(isa)) v.push_back(isa_name(isa));
+  return v;
+}
 
 struct WeightKind {
   int32_t bits;

@@ -11,8 +11,8 @@ namespace lowbit::runtime {
 
 using namespace avx2;
 
-void depthwise_conv2d_avx2(const Op& op, const int32_t* w, const uint8_t* x, int64_t batch, ValueShape in, int32_t zx,
-                           ValueShape out, const GemmOutput& o) {
+void u8_dwconv_s32_fxp_8c__avx2(const Op& op, const int32_t* w, const uint8_t* x, int64_t batch, ValueShape in,
+                                int32_t zx, ValueShape out, const GemmOutput& o) {
   const int32_t C = in.c;
   const int32_t C8 = C / 8 * 8;
   std::vector<RequantParams> rq(static_cast<size_t>(C8 / 8));

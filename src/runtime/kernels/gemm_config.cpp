@@ -5,6 +5,7 @@
 
 namespace lowbit::runtime {
 
+#if defined(LOWBIT_ARCH_X86_64)
 const GemmConfig* gemm_configs_avx2(int* count) {
   static const std::vector<GemmConfig> all = [] {
     std::vector<GemmConfig> v;
@@ -21,6 +22,21 @@ const GemmConfig* gemm_configs_avx2(int* count) {
 }
 
 const GemmConfig* gemm_configs_avx512vnni(int* count) { return gemm_configs_u8_avx512vnni(count); }
+#endif
+
+const GemmConfig* gemm_configs(Isa isa, int* count) {
+  *count = 0;
+  switch (isa) {
+#if defined(LOWBIT_ARCH_X86_64)
+    case Isa::Avx2: return gemm_configs_avx2(count);
+    case Isa::Avx512Vnni: return gemm_configs_avx512vnni(count);
+#elif defined(LOWBIT_ARCH_AARCH64)
+    case Isa::Neon: return gemm_configs_neon(count);
+    case Isa::NeonDot: return gemm_configs_neondot(count);
+#endif
+    default: return nullptr;
+  }
+}
 
 namespace {
 
@@ -34,24 +50,23 @@ const GemmConfig* find_exact(const GemmConfig* table, int count, int32_t bits, q
 }  // namespace
 
 const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
-  if (isa == Isa::Ref) return nullptr;
   int count = 0;
-  if (isa == Isa::Avx512Vnni) {
-    const GemmConfig* table = gemm_configs_avx512vnni(&count);
-    if (const GemmConfig* c = find_exact(table, count, bits, grid)) return c;
-    // Other widths whose values fit in int8 (Integer codes of <= 8 bits, Odd values 2c + 1 of
-    // <= 7 bits) run the int8 kernel: its packing stores the values themselves.
-    const bool fits_int8 = bits >= 1 && (grid == quant::Grid::Integer ? bits <= 8 : bits <= 7);
-    if (fits_int8) return find_exact(table, count, 8, quant::Grid::Integer);
-  }
-  const GemmConfig* table = gemm_configs_avx2(&count);
-  return find_exact(table, count, bits, grid);
+  const GemmConfig* table = gemm_configs(isa, &count);
+  if (const GemmConfig* c = find_exact(table, count, bits, grid)) return c;
+  // On the levels whose int8 kernel packs the weight values themselves (not codes), other widths
+  // whose values fit in int8 (Integer codes of <= 8 bits, Odd values 2c + 1 of <= 7 bits) run it.
+  const bool values_kernel = isa == Isa::Avx512Vnni || isa == Isa::Neon || isa == Isa::NeonDot;
+  const bool fits_int8 = bits >= 1 && (grid == quant::Grid::Integer ? bits <= 8 : bits <= 7);
+  if (values_kernel && fits_int8) return find_exact(table, count, 8, quant::Grid::Integer);
+  // VNNI kernels exist for every kind a model may hold; anything else falls back to AVX2's.
+  if (isa == Isa::Avx512Vnni) return find_gemm_config(Isa::Avx2, bits, grid);
+  return nullptr;
 }
 
 const GemmConfig* find_pair_bounded_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
   if (isa != Isa::Avx2) return nullptr;  // avx512vnni: vpdpbusd never saturates
   int count = 0;
-  const GemmConfig* table = gemm_configs_avx2(&count);
+  const GemmConfig* table = gemm_configs(isa, &count);  // none in builds without AVX2
   return find_exact(table, count, bits, grid, true);
 }
 

@@ -70,7 +70,8 @@ std::vector<int32_t> fold_zero_point(const int32_t* bias, const int32_t* w, int3
 // The kernel for weights of (bits, grid) on `isa`, or nullptr when there is none (callers then
 // use the reference kernels). On avx512vnni: the VNNI kernel of that (bits, grid); else the int8
 // VNNI kernel when the values fit in int8 (its packing stores values, not codes); else AVX2's.
-// The returned config's bits / grid may therefore differ from the query on avx512vnni.
+// On neon / neondot: the level's int8 kernel for every kind whose values fit in int8.
+// The returned config's bits / grid may therefore differ from the query on those levels.
 const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid);
 
 // A pair_bounded config for (bits, grid) on `isa` (AVX2: u8_w8p for int8 weights), or nullptr. The
@@ -83,9 +84,14 @@ const GemmConfig* find_pair_bounded_gemm_config(Isa isa, int32_t bits, quant::Gr
 // with a zero), x_max the largest activation value the GEMM may read (conv padding included).
 bool gemm_weights_fit_pairs(const int32_t* w, int32_t N, int32_t K, int32_t x_max);
 
-// Every configuration of an ISA level (for tests and benchmarks), preferred ones first.
+// Every configuration of an ISA level (for tests and benchmarks), preferred ones first; none
+// (count 0) for ref and for levels this build lacks (build_has_isa).
+const GemmConfig* gemm_configs(Isa isa, int* count);
+// The same per level; each exists only in builds for its architecture (x86-64 / aarch64).
 const GemmConfig* gemm_configs_avx2(int* count);
 const GemmConfig* gemm_configs_avx512vnni(int* count);  // the VNNI kernels only (no AVX2 fallbacks)
+const GemmConfig* gemm_configs_neon(int* count);
+const GemmConfig* gemm_configs_neondot(int* count);
 // Per-kernel-family tables (defined in the kernels' own files).
 const GemmConfig* gemm_configs_s16_avx2(int* count);
 const GemmConfig* gemm_configs_u8_avx2(int* count);

@@ -6,8 +6,8 @@
 
 namespace lowbit::runtime {
 
-void gather_rows_u8_avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs, int64_t run_stride,
-                         int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst) {
+void u8_im2col_gather_32b__avx2(const uint8_t* src, const int64_t* offsets, int64_t rows, int32_t runs,
+                                int64_t run_stride, int32_t run_len, int32_t K, int32_t Kp, uint8_t* dst) {
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* d = dst + r * Kp;
     const uint8_t* s = src + offsets[r];
@@ -18,7 +18,7 @@ void gather_rows_u8_avx2(const uint8_t* src, const int64_t* offsets, int64_t row
   }
 }
 
-void stack_rows_c1_avx2(const uint8_t* const* row, int32_t rows, int64_t n, uint8_t* out) {
+void u8_stack_rows_c1_16x__avx2(const uint8_t* const* row, int32_t rows, int64_t n, uint8_t* out) {
   const auto load = [&](int32_t j, int64_t w) {
     return j < rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[j] + w)) : _mm_setzero_si128();
   };

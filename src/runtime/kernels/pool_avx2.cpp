@@ -4,7 +4,7 @@
 
 namespace lowbit::runtime {
 
-void max_pool_avx2(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, ValueShape out, uint8_t* y) {
+void u8_maxpool_32c__avx2(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, ValueShape out, uint8_t* y) {
   const int32_t C = in.c;
   for (int64_t n = 0; n < batch; ++n) {
     const uint8_t* xn = x + n * in.size();

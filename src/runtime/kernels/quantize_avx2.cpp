@@ -8,8 +8,8 @@
 
 namespace lowbit::runtime {
 
-void quantize_input_avx2(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
-                         uint8_t* y, int64_t y_stride) {
+void f32_quantize_8x__avx2(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
+                           uint8_t* y, int64_t y_stride) {
   const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(static_cast<float>(zero_point));
   const __m256 lo = _mm256_set1_ps(static_cast<float>(qmin)), hi = _mm256_set1_ps(static_cast<float>(qmax));
   int64_t i = 0;

@@ -11,6 +11,9 @@
 
 namespace lowbit::runtime::ref {
 
+// Input quantization: y[i * y_stride] = quant::quantize_integer(x[i], scale, zero_point, qmin, qmax).
+void quantize_input(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax, uint8_t* y,
+                    int64_t y_stride);
 // Conv2d (any stride, padding, groups). Padding positions read the input zero point zx.
 // y_u8 (hidden layer) or y_i32 (output layer) receives [N, OH, OW, O].
 void conv2d(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, int32_t zx, ValueShape out, uint8_t* y_u8,
