@@ -87,6 +87,7 @@ HessianReport analyze_hessian(models::Net& net, const std::vector<torch::Tensor>
   r.min_ritz = r.slq.min_node();
   r.max_ritz = r.slq.max_node();
   r.near_zero_fraction = r.slq.near_zero_fraction(o.threshold);
+  r.near_zero_fraction_relative = r.slq.near_zero_fraction(0.01 * std::abs(r.top_eigenvalue));
   const double range = std::max(r.max_ritz - r.min_ritz, 1e-12);
   r.sigma = o.sigma > 0 ? o.sigma : 0.01 * range;
   const double lo = r.min_ritz - 5 * r.sigma, hi = r.max_ritz + 5 * r.sigma;
@@ -111,6 +112,7 @@ nlohmann::json HessianReport::to_json() const {
           {"trace", trace},
           {"trace_std_error", trace_std_error},
           {"near_zero_fraction", near_zero_fraction},
+          {"near_zero_fraction_relative_1pct_top", near_zero_fraction_relative},
           {"min_ritz_value", min_ritz},
           {"max_ritz_value", max_ritz},
           {"hvp_count", hvp_count},
@@ -171,7 +173,8 @@ std::string HessianReport::summary() const {
     << (power_converged ? "" : ", not converged") << ")\n"
     << "  trace (Hutchinson) " << trace << " +- " << trace_std_error << " (" << options.probes << " probes)\n"
     << "  Ritz value range   [" << min_ritz << ", " << max_ritz << "]\n"
-    << "  near-zero fraction " << near_zero_fraction << " (|lambda| < " << options.threshold << ")\n"
+    << "  near-zero fraction " << near_zero_fraction << " (|lambda| < " << options.threshold << "), "
+    << near_zero_fraction_relative << " (|lambda| < 1% of the top eigenvalue)\n"
     << "  " << hvp_count << " Hessian-vector products, " << std::setprecision(3) << seconds << " s\n";
   return s.str();
 }

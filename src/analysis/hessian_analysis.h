@@ -46,6 +46,7 @@ struct HessianReport {
   double trace = 0.0;
   double trace_std_error = 0.0;
   double near_zero_fraction = 0.0;
+  double near_zero_fraction_relative = 0.0;  // |lambda| < 1% of |top eigenvalue| (scale-free)
   double min_ritz = 0.0, max_ritz = 0.0;
   std::vector<double> grid, density;
   SpectralDensity slq;

@@ -139,9 +139,9 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
     o.batch_size = 64;
     o.val_images = std::min<int64_t>(o.val_images, 500);
     o.hessian_batches = 1;
-    o.hessian_batch_size = 64;
-    o.hessian_probes = std::min<int64_t>(o.hessian_probes, 3);
-    o.hessian_lanczos_steps = std::min<int64_t>(o.hessian_lanczos_steps, 12);
+    o.hessian_batch_size = 32;
+    o.hessian_probes = std::min<int64_t>(o.hessian_probes, 2);
+    o.hessian_lanczos_steps = std::min<int64_t>(o.hessian_lanczos_steps, 10);
   }
   torch::set_num_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
@@ -174,14 +174,15 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
   ho.batch_size = o.hessian_batch_size;
   ho.probes = o.hessian_probes;
   ho.lanczos_steps = o.hessian_lanczos_steps;
-  ho.power_iterations = o.quick ? 10 : 30;
+  ho.power_iterations = o.quick ? 5 : 30;
   ho.threshold = o.hessian_threshold;
   auto hessian_point = [&](models::Net& net, const std::string& bits, const std::string& where) {
     const HessianReport h = analyze_hessian(net, h_images, h_labels, ho);
-    r.hessian.push_back({bits, where, h.top_eigenvalue, h.trace, h.near_zero_fraction, h.loss});
+    r.hessian.push_back({bits, where, h.top_eigenvalue, h.trace, h.near_zero_fraction, h.loss,
+                         h.slq.near_zero_fraction(0.01 * std::abs(h.top_eigenvalue))});
     if (o.log) {
       *o.log << "study winq: W" << bits << " Hessian at " << where << ": top " << h.top_eigenvalue << ", near-zero "
-             << h.near_zero_fraction << ", trace " << h.trace << " (" << std::fixed << std::setprecision(1) << h.seconds
+             << h.near_zero_fraction << " (relative: " << r.hessian.back().near_zero_relative << "), trace " << h.trace << " (" << std::fixed << std::setprecision(1) << h.seconds
              << " s)\n" << std::defaultfloat;
     }
   };
@@ -242,7 +243,11 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
                  << run.resets << "  (" << std::setprecision(1) << run.seconds << " s)\n" << std::defaultfloat;
         }
         r.runs.push_back(run);
-        if (o.hessian && seed == 0 && (variant.name == "baseline" || variant.name == "winq")) {
+        // Quick mode measures the Hessian at the lowest bit width only (minutes, not tens of them).
+        const bool hessian_bits = !o.quick || bits == *std::min_element(o.bits.begin(), o.bits.end(), [](const auto& a, const auto& b) {
+          return std::stod(a) < std::stod(b);
+        });
+        if (o.hessian && hessian_bits && seed == 0 && (variant.name == "baseline" || variant.name == "winq")) {
           if (variant.name == "baseline") {
             hessian_point(net, bits, "baseline end");
             const auto& wq = variants[1].winq;
@@ -297,7 +302,8 @@ nlohmann::json WinqStudyResult::to_json() const {
   nlohmann::json hess = nlohmann::json::array();
   for (const auto& h : hessian) {
     hess.push_back({{"bits", h.bits}, {"where", h.where}, {"top_eigenvalue", h.top_eigenvalue}, {"trace", h.trace},
-                    {"near_zero_fraction", h.near_zero_fraction}, {"loss", h.loss}});
+                    {"near_zero_fraction", h.near_zero_fraction},
+                    {"near_zero_fraction_relative_1pct_top", h.near_zero_relative}, {"loss", h.loss}});
   }
   const auto& o = options;
   return {{"study", "winq"},
@@ -374,7 +380,8 @@ std::string WinqStudyResult::table() const {
       << options.hessian_threshold << ") |\n|---|---|---|---|---|---|\n";
     for (const auto& h : hessian) {
       s << "| " << h.bits << " | " << h.where << " | " << std::setprecision(4) << h.loss << " | " << h.top_eigenvalue
-        << " | " << std::setprecision(3) << h.trace << " | " << std::setprecision(3) << h.near_zero_fraction << " |\n";
+        << " | " << std::setprecision(3) << h.trace << " | " << std::setprecision(3) << h.near_zero_fraction << " | "
+        << h.near_zero_relative << " |\n";
     }
   }
   return s.str();

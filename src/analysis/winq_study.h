@@ -59,6 +59,7 @@ struct WinqRun {
 struct WinqHessianPoint {
   std::string bits, where;  // "baseline end", "baseline end + 1 reset", "winq end"
   double top_eigenvalue = 0.0, trace = 0.0, near_zero_fraction = 0.0, loss = 0.0;
+  double near_zero_relative = 0.0;  // share with |lambda| < 1% of |top eigenvalue|
 };
 
 struct WinqStudyResult {
