@@ -377,7 +377,7 @@ std::string WinqStudyResult::table() const {
   if (!hessian.empty()) {
     s << "\nHessian of the deployed (eval-mode) loss w.r.t. all weights, seed 0:\n";
     s << "| W bits | point | loss | top eigenvalue | trace | near-zero fraction (|lambda| < " << std::setprecision(4)
-      << options.hessian_threshold << ") |\n|---|---|---|---|---|---|\n";
+      << options.hessian_threshold << ") | near-zero (|lambda| < 1% of top) |\n|---|---|---|---|---|---|---|\n";
     for (const auto& h : hessian) {
       s << "| " << h.bits << " | " << h.where << " | " << std::setprecision(4) << h.loss << " | " << h.top_eigenvalue
         << " | " << std::setprecision(3) << h.trace << " | " << std::setprecision(3) << h.near_zero_fraction << " | "
