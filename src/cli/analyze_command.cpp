@@ -6,9 +6,12 @@
 #include <memory>
 
 #include "analysis/basin.h"
+#include "analysis/hessian_analysis.h"
 #include "analysis/toy_basin.h"
 #include "base/atomic_file.h"
 #include "cli/commands.h"
+#include "data/fashion_mnist.h"
+#include "train/checkpoint.h"
 
 namespace lowbit::cli {
 namespace {
@@ -40,7 +43,7 @@ void print_toy(double lr, int steps) {
 }  // namespace
 
 void add_analyze_command(CLI::App& app) {
-  CLI::App* analyze = app.add_subcommand("analyze", "Diagnostics: loss-basin analysis of PTQ and QAT");
+  CLI::App* analyze = app.add_subcommand("analyze", "Diagnostics: loss-basin analysis of PTQ and QAT, Hessian spectra");
   analyze->require_subcommand(1);
 
   auto o = std::make_shared<analysis::BasinOptions>();
@@ -73,6 +76,43 @@ void add_analyze_command(CLI::App& app) {
       write_file_atomically(*json_path, r.to_json().dump(2) + "\n");
       std::cout << "wrote " << *json_path << "\n";
     }
+  });
+
+  struct HessianArgs {
+    analysis::HessianOptions options;
+    std::string checkpoint, out, data_dir;
+    int64_t threads = 2;
+  };
+  auto h = std::make_shared<HessianArgs>();
+  CLI::App* hess = analyze->add_subcommand(
+      "hessian", "Hessian spectrum of a checkpoint's loss w.r.t. its weights: top eigenvalue, trace, SLQ density (docs/hessian.md)");
+  hess->add_option("--checkpoint", h->checkpoint, "Checkpoint (file or run folder), FP32 or QAT")->required();
+  hess->add_option("--out", h->out, "Output folder: density.csv, summary.json, density.svg")->required();
+  auto& ho = h->options;
+  hess->add_option("--layers", ho.layers, "Glob on node names whose weights are analysed (e.g. 'fc*', 'conv?')")->capture_default_str();
+  hess->add_option("--batches", ho.batches, "Training batches the loss averages over")->check(CLI::Range(1, 10000))->capture_default_str();
+  hess->add_option("--batch-size", ho.batch_size, "Images per batch")->check(CLI::Range(1, 60000))->capture_default_str();
+  hess->add_option("--probes", ho.probes, "SLQ (Gaussian) and Hutchinson (Rademacher) probes")->check(CLI::Range(1, 100000))->capture_default_str();
+  hess->add_option("--lanczos-steps", ho.lanczos_steps, "Lanczos steps per SLQ probe")->check(CLI::Range(2, 100000))->capture_default_str();
+  hess->add_option("--power-iterations", ho.power_iterations, "Most power iterations for the top eigenvalue")->check(CLI::Range(1, 100000))->capture_default_str();
+  hess->add_option("--sigma", ho.sigma, "Gaussian smoothing width of the density (0: 1% of the Ritz value range)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  hess->add_option("--threshold", ho.threshold, "|lambda| below this counts as near zero")->check(CLI::PositiveNumber)->capture_default_str();
+  hess->add_option("--seed", ho.seed, "Seed of the probes")->capture_default_str();
+  hess->add_option("--data", h->data_dir, "Fashion-MNIST folder");
+  hess->add_option("--threads", h->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
+  hess->callback([h] {
+    torch::set_num_threads(static_cast<int>(h->threads));
+    const train::CheckpointInfo info = train::load_checkpoint(h->checkpoint);
+    models::Net net = train::load_net(info.path);
+    const auto split = data::split_train_validation(
+        data::load_fashion_mnist(data::resolve_data_dir(h->data_dir), "train"), 5000);
+    std::vector<torch::Tensor> images, labels;
+    analysis::hessian_batches(split.train, h->options.batches, h->options.batch_size, images, labels);
+    h->options.log = &std::cerr;
+    analysis::HessianReport r = analysis::analyze_hessian(net, images, labels, h->options);
+    r.checkpoint = info.path;
+    analysis::write_hessian_files(r, h->out);
+    std::cout << r.summary() << "wrote " << h->out << "/density.csv, summary.json, density.svg\n";
   });
 
   auto lr = std::make_shared<double>(5e-4);

@@ -61,6 +61,18 @@ void add_qat_command(CLI::App& app) {
   cmd->add_option("--observer", f.observer, "Range observer: minmax, ema, percentile, mse")->capture_default_str();
   cmd->add_option("--freeze-steps", f.freeze_steps, "Freeze observers after this many steps (-1: never)")->capture_default_str();
   cmd->add_option("--bn-freeze-step", f.bn_freeze_step, "Freeze batch-norm statistics from this step on (0: from the start, using the checkpoint's; -1: never)")->capture_default_str();
+  cmd->add_flag("--winq", f.winq, "WinQ (docs/winq.md): periodic interpolation reset + noise-injected gradients, with the "
+               "defaults below; any --winq-* flag also turns it on");
+  cmd->add_option("--winq-period", f.winq_period,
+                        "Interpolation reset every K optimizer steps (0: no reset; -1: auto, a quarter of the run at "
+                        "<= 2 bits, half otherwise)")->group("WinQ")->capture_default_str();
+  cmd->add_option("--winq-keep", f.winq_keep,
+                        "a in W <- a W + (1 - a) Q(W) (authors' code 0.2; the paper's alpha = 1 - a, its ablation "
+                        "prefers alpha 0.4, i.e. 0.6)")->group("WinQ")->capture_default_str();
+  cmd->add_option("--winq-noise", f.winq_noise, "Noise sigma on weights and scales in training forwards (0: none)")
+      ->group("WinQ")->capture_default_str();
+  cmd->add_option("--winq-noise-mode", f.winq_noise_mode, "abs (sigma as given) or rel (sigma times each row's scale)")
+      ->check(CLI::IsMember({"abs", "rel"}))->group("WinQ")->capture_default_str();
   auto& c = args->config;
   cmd->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
   cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
@@ -76,7 +88,25 @@ void add_qat_command(CLI::App& app) {
   cmd->add_option("--max-steps-per-epoch", c.max_steps_per_epoch, "Stop each epoch after this many steps (0: whole epoch)")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue the QAT run in --out from its checkpoint");
   cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out");
-  cmd->callback([args] {
+  cmd->callback([args, cmd] {
+    for (const char* name : {"--winq-period", "--winq-keep", "--winq-noise", "--winq-noise-mode"}) {
+      if (cmd->count(name) > 0) args->flags.winq = true;
+    }
+    if (args->resume && (args->flags.winq || !args->config_file.empty())) {
+      throw CLI::ValidationError("--resume", "continues with the run's stored settings; drop --winq* and --config");
+    }
+    if (args->flags.winq) {  // a bad WinQ value is a usage error (exit 2) naming the flag
+      qat::WinqConfig w;
+      w.period = args->flags.winq_period;
+      w.keep = args->flags.winq_keep;
+      w.noise = args->flags.winq_noise;
+      w.noise_mode = args->flags.winq_noise_mode;
+      try {
+        w.validate();
+      } catch (const Error& e) {
+        throw CLI::ValidationError(e.what());
+      }
+    }
     if (!args->resume && args->from.empty()) {
       throw CLI::RequiredError("qat needs --from (the FP32 checkpoint to start from), unless --resume");
     }

@@ -3,6 +3,8 @@
 #include <memory>
 
 #include "analysis/ptq_vs_qat_study.h"
+#include "analysis/winq_study.h"
+#include "base/error.h"
 #include "cli/commands.h"
 
 namespace lowbit::cli {
@@ -30,6 +32,46 @@ void add_study_command(CLI::App& app) {
     const analysis::StudyResult r = analysis::run_ptq_vs_qat_study(*o);
     analysis::write_study_files(r, o->out_dir);
     std::cout << r.table() << "wrote " << o->out_dir << "/study.json and study.csv\n";
+  });
+
+  auto w = std::make_shared<analysis::WinqStudyOptions>();
+  w->out_dir = "runs/study-winq";
+  CLI::App* wq = study->add_subcommand(
+      "winq", "QAT at 2 / 1.58 / 1-bit weights with and without WinQ at equal steps: accuracy, speed-up, Hessian, loss curves");
+  wq->add_option("--model", w->model, "Model (cnn, resnet8, ...); must match --from")->capture_default_str();
+  wq->add_option("--from", w->from, "FP32 checkpoint (file or run folder)")->required();
+  wq->add_option("--out", w->out_dir, "Output folder (study.json, study.csv, table.md, loss_w*.svg)")->capture_default_str();
+  wq->add_option("--bits", w->bits, "Weight bits: 2 (SEQ), 1.58 (ternary), 1 (binary)")
+      ->delimiter(',')->check(CLI::IsMember({"2", "1.58", "1"}))->capture_default_str();
+  wq->add_option("--seeds", w->seeds, "Seeds per cell (paired: same data order for every variant)")->check(CLI::Range(1, 100))->capture_default_str();
+  wq->add_option("--steps", w->steps, "Optimizer steps per run")->check(CLI::Range(2, 10000000))->capture_default_str();
+  wq->add_option("--batch-size", w->batch_size, "Training batch size")->check(CLI::Range(1, 60000))->capture_default_str();
+  wq->add_option("--lr", w->lr, "AdamW peak learning rate (cosine, 5% warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
+  wq->add_option("--abits", w->act_bits, "Activation bits")->check(CLI::Range(2, 8))->capture_default_str();
+  wq->add_option("--winq-period", w->winq.period, "WinQ reset period (-1: auto, a quarter of the run)")->capture_default_str();
+  wq->add_option("--winq-keep", w->winq.keep, "WinQ keep factor a")->capture_default_str();
+  wq->add_option("--winq-noise", w->winq.noise, "WinQ noise sigma")->capture_default_str();
+  wq->add_option("--winq-noise-mode", w->winq.noise_mode, "abs or rel")->check(CLI::IsMember({"abs", "rel"}))->capture_default_str();
+  wq->add_flag("--ablation", w->ablation, "Also reset-only, noise-only, keep 0.6, period steps/8, noise 4e-3, WinQ keep 0.6");
+  wq->add_flag("--quick", w->quick, "Small budgets: at most 60 steps of batch 64, 500 validation images, a small Hessian (minutes)");
+  wq->add_flag("!--no-hessian", w->hessian, "Skip the Hessian measurements");
+  wq->add_option("--hessian-probes", w->hessian_probes, "SLQ / Hutchinson probes")->check(CLI::Range(1, 1000))->capture_default_str();
+  wq->add_option("--hessian-lanczos-steps", w->hessian_lanczos_steps, "Lanczos steps")->check(CLI::Range(2, 1000))->capture_default_str();
+  wq->add_option("--hessian-batches", w->hessian_batches, "Batches of the Hessian loss")->check(CLI::Range(1, 100))->capture_default_str();
+  wq->add_option("--threshold", w->hessian_threshold, "Near-zero threshold on |lambda|")->check(CLI::PositiveNumber)->capture_default_str();
+  wq->add_option("--val-images", w->val_images, "Validation images for the final loss / accuracy")->check(CLI::Range(1, 5000))->capture_default_str();
+  wq->add_option("--data", w->data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  wq->add_option("--threads", w->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
+  wq->callback([w] {
+    try {
+      w->winq.validate();
+    } catch (const Error& e) {
+      throw CLI::ValidationError(e.what());
+    }
+    w->log = &std::cerr;
+    const analysis::WinqStudyResult r = analysis::run_winq_study(*w);
+    analysis::write_winq_study_files(r, w->out_dir);
+    std::cout << r.table() << "wrote " << w->out_dir << "/study.json, study.csv, table.md, loss_w*.svg\n";
   });
 }
 

@@ -90,6 +90,16 @@ struct FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunct
     spec.group_size = static_cast<int>(ctx->saved_data["group_size"].toInt());
     const auto estimator = static_cast<Estimator>(ctx->saved_data["estimator"].toInt());
     FakeQuantizeGrads g = fake_quantize_backward(grad_outputs[0], saved[0], saved[1], saved[2], spec, estimator);
+    if (torch::GradMode::is_enabled() && grad_outputs[0].requires_grad()) {
+      // create_graph (double backward, e.g. Hessian-vector products): the input gradient is
+      // grad_output * mask with a mask that is piecewise constant in x, so it is recorded as that
+      // product, differentiable in grad_output. Same values as the kernel's (the mask is the
+      // kernel's own straight-through gradient of ones). Scale / zero-point gradients stay
+      // first-order (constants for a second differentiation).
+      const torch::Tensor mask =
+          fake_quantize_backward(torch::ones_like(saved[0]), saved[0], saved[1], saved[2], spec, Estimator::Ste).input;
+      g.input = grad_outputs[0] * mask;
+    }
     if (g.scale.defined()) g.scale = g.scale.view(saved[1].sizes());
     if (g.zero_point.defined()) g.zero_point = g.zero_point.view(saved[2].sizes());
     return {g.input, g.scale, g.zero_point, torch::Tensor(), torch::Tensor()};

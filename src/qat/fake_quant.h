@@ -48,7 +48,9 @@ std::string to_string(Estimator e);
 // The differentiable op. x: float32 CPU tensor of any shape. scale: float32 [P] with
 // P = quant::num_qparams(spec, x.sizes()), ordered as quant::qparam_index. zero_point: float32
 // [P] or undefined (= zeros). Gradients flow to scale (Lsq, LsqPlus) and zero_point (LsqPlus,
-// asymmetric specs) when they require grad.
+// asymmetric specs) when they require grad. Twice differentiable in x for Hessian-vector
+// products (create_graph): the input gradient is recorded as grad_output * mask (the mask is
+// piecewise constant, its derivative 0); the scale / zero-point gradients are first-order only.
 torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& zero_point,
                             const quant::QuantSpec& spec, Estimator estimator);
 

@@ -25,6 +25,14 @@ std::string to_string(ScaleInit init) {
   return "?";
 }
 
+NoiseMode noise_mode_from_string(const std::string& name) {
+  if (name == "abs") return NoiseMode::Absolute;
+  if (name == "rel") return NoiseMode::Relative;
+  throw Error("unknown noise mode '" + name + "'; use abs (sigma is absolute) or rel (sigma times each row's scale)");
+}
+
+std::string to_string(NoiseMode mode) { return mode == NoiseMode::Absolute ? "abs" : "rel"; }
+
 FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options)
     : options_(std::move(options)), observer_(options_.spec, options_.observer) {
   LOWBIT_CHECK(options_.init_batches >= 1, "fake quantizer: init_batches must be >= 1 (got " +
@@ -127,7 +135,61 @@ torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
   LOWBIT_CHECK(initialized(), "fake quantizer " + options_.spec.describe() +
                                   " has no quantization parameters yet: run a training-mode forward (calibration) "
                                   "before evaluating, or load them from a checkpoint");
+  if (is_training() && noise_.sigma > 0.0) return noisy_fake_quantize(x);
   return fake_quantize(x, scale, zero_point, options_.spec, options_.estimator);
+}
+
+void FakeQuantizeImpl::set_noise(const QuantizerNoise& noise) {
+  LOWBIT_CHECK(std::isfinite(noise.sigma) && noise.sigma >= 0.0,
+               "quantizer noise: sigma must be a finite number >= 0 (got " + std::to_string(noise.sigma) + ")");
+  noise_ = noise;
+}
+
+namespace {
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The scale each element of a tensor of `shape` uses (detached), shaped to broadcast against it.
+torch::Tensor scale_per_element(const torch::Tensor& s, const quant::QuantSpec& spec, at::IntArrayRef shape) {
+  switch (spec.granularity) {
+    case quant::Granularity::PerTensor: return s.reshape({});
+    case quant::Granularity::PerChannel: {
+      std::vector<int64_t> view(shape.size(), 1);
+      view[spec.axis] = -1;
+      return s.view(view);
+    }
+    case quant::Granularity::PerGroup: {
+      const int64_t c = shape[0];
+      int64_t numel = 1;
+      for (int64_t d : shape) numel *= d;
+      const int64_t k = c == 0 ? 0 : numel / c;
+      const int64_t groups = (k + spec.group_size - 1) / spec.group_size;
+      return s.view({c, groups}).repeat_interleave(spec.group_size, 1).narrow(1, 0, k).reshape(shape);
+    }
+  }
+  return s;
+}
+}  // namespace
+
+torch::Tensor FakeQuantizeImpl::noisy_fake_quantize(const torch::Tensor& x) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(splitmix64(noise_seed_ ^ splitmix64(++noise_draws_)));
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  torch::Tensor eps_x = torch::randn(x.sizes(), gen, opts);
+  torch::Tensor eps_s = torch::randn(scale.sizes(), gen, opts);
+  const float sigma = static_cast<float>(noise_.sigma);
+  if (noise_.mode == NoiseMode::Relative) {
+    const torch::Tensor s = scale.detach().clamp_min(quant::kMinScale);
+    eps_x.mul_(scale_per_element(s, options_.spec, x.sizes()) * sigma);
+    eps_s.mul_(s * sigma);
+  } else {
+    eps_x.mul_(sigma);
+    eps_s.mul_(sigma);
+  }
+  return fake_quantize(x + eps_x, scale + eps_s, zero_point, options_.spec, options_.estimator);
 }
 
 void FakeQuantizeImpl::set_fixed_qparams(const torch::Tensor& s, const torch::Tensor& z) {

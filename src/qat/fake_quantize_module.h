@@ -18,6 +18,13 @@
 //
 // Flags: enabled (false: forward returns x unchanged), observing (false: the observer is not
 // updated). Observation happens only in training mode (unless options.observe_in_eval).
+// Noise (WinQ's noise-injected gradients, docs/winq.md): with noise().sigma > 0, a training-mode
+// forward returns Q(x + sx * eps) computed with scales s + ss * eps', eps and eps' ~ N(0, 1) drawn
+// afresh for every forward; absolute mode: sx = ss = sigma; relative mode: sx = sigma * (the
+// element's scale), ss = sigma * s. Observers see the clean x. Evaluation-mode forwards, qparams()
+// and therefore convert never see noise. The draws come from a generator seeded with
+// mix(noise seed, forwards since set_noise_seed), so a caller that sets the seed from the
+// training step (qat::Winq does) gets noise that a resumed run reproduces exactly.
 // Buffers: scale, zero_point, initialized, observer_min / observer_max / observer_steps (the
 // observer state, so a resumed run continues its moving average and freeze count).
 #pragma once
@@ -44,6 +51,15 @@ struct FakeQuantizeOptions {
   bool observe_in_eval = false;
 };
 
+enum class NoiseMode { Absolute, Relative };
+NoiseMode noise_mode_from_string(const std::string& name);  // "abs" | "rel"
+std::string to_string(NoiseMode mode);
+
+struct QuantizerNoise {
+  double sigma = 0.0;  // 0: off
+  NoiseMode mode = NoiseMode::Absolute;
+};
+
 class FakeQuantizeImpl : public torch::nn::Module {
  public:
   explicit FakeQuantizeImpl(FakeQuantizeOptions options);
@@ -58,6 +74,14 @@ class FakeQuantizeImpl : public torch::nn::Module {
   // them, marks them initialised and stops observing; learned parameters stop requiring grad.
   void set_fixed_qparams(const torch::Tensor& scale, const torch::Tensor& zero_point);
   bool initialized() const { return initialized_.item<bool>(); }
+
+  // WinQ noise (see the header comment). Not part of the module state: set by qat::Winq.
+  void set_noise(const QuantizerNoise& noise);
+  const QuantizerNoise& noise() const { return noise_; }
+  void set_noise_seed(uint64_t seed) {
+    noise_seed_ = seed;
+    noise_draws_ = 0;
+  }
 
   // The parameters the forward uses: scale (clamped at quant::kMinScale) float32 [P] and the
   // integer zero point int32 [P]. What convert hands to the integer runtime.
@@ -75,6 +99,7 @@ class FakeQuantizeImpl : public torch::nn::Module {
  private:
   void resize_for(const torch::Tensor& x);
   void initialise_from_observed(const torch::Tensor& x);
+  torch::Tensor noisy_fake_quantize(const torch::Tensor& x);
 
   FakeQuantizeOptions options_;
   Observer observer_;
@@ -82,6 +107,9 @@ class FakeQuantizeImpl : public torch::nn::Module {
   bool enabled_ = true;
   bool observing_ = true;
   int64_t init_seen_ = 0;
+  QuantizerNoise noise_;
+  uint64_t noise_seed_ = 0;
+  uint64_t noise_draws_ = 0;
 };
 TORCH_MODULE(FakeQuantize);
 

@@ -230,6 +230,7 @@ json QatConfig::to_json() const {
     list.push_back(e);
   }
   j["overrides"] = list;
+  j["winq"] = winq.to_json();
   return j;
 }
 
@@ -240,6 +241,10 @@ QatConfig QatConfig::from_json(const json& j) {
   if (j.contains("bn_freeze_step")) {
     c.bn_freeze_step = get_as<int64_t>(j["bn_freeze_step"], "bn_freeze_step", "top level", "an integer");
     settings.erase("bn_freeze_step");
+  }
+  if (j.contains("winq")) {
+    c.winq = WinqConfig::from_json(j["winq"]);
+    settings.erase("winq");
   }
   if (j.contains("overrides")) {
     const json& list = j["overrides"];
@@ -289,7 +294,14 @@ QatConfig config_from_flags(const QatFlags& f) {
          {"weight_group_size", f.group_size}, {"weight_format", f.weight_format},
          {"weight_observer", f.observer},   {"freeze_steps", f.freeze_steps},
          {"bn_freeze_step", f.bn_freeze_step}};
-  return QatConfig::from_json(j);
+  QatConfig c = QatConfig::from_json(j);
+  c.winq.enabled = f.winq;
+  c.winq.period = f.winq_period;
+  c.winq.keep = f.winq_keep;
+  c.winq.noise = f.winq_noise;
+  c.winq.noise_mode = f.winq_noise_mode;
+  c.winq.validate();
+  return c;
 }
 
 }  // namespace lowbit::qat

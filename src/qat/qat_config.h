@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "qat/fake_quantize_module.h"
+#include "qat/winq.h"
 
 namespace lowbit::qat {
 
@@ -73,6 +74,8 @@ struct QatConfig {
   // without a zero level (binary, seq2) and measured worse at every bit width (docs/RESULTS.md).
   int64_t bn_freeze_step = 0;
   std::vector<LayerOverride> overrides;
+  // WinQ (qat/winq.h, docs/winq.md): key "winq", an object; absent in older checkpoints = off.
+  WinqConfig winq;
 
   // The settings of node `name`: defaults, then every matching override in order.
   QuantSettings settings_for(const std::string& name) const;
@@ -97,6 +100,12 @@ struct QatFlags {
   std::string observer = "minmax";
   int64_t freeze_steps = -1;
   int64_t bn_freeze_step = 0;
+  // WinQ: --winq turns it on with the defaults below; any --winq-* flag also turns it on.
+  bool winq = false;
+  int64_t winq_period = -1;  // -1 auto, 0 no reset
+  double winq_keep = 0.2;
+  double winq_noise = 1e-3;
+  std::string winq_noise_mode = "abs";
 };
 QatConfig config_from_flags(const QatFlags& flags);
 

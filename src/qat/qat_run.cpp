@@ -1,7 +1,10 @@
 #include "qat/qat_run.h"
 
+#include <memory>
+
 #include "base/error.h"
 #include "qat/quantized_layers.h"
+#include "qat/winq.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::qat {
@@ -14,11 +17,19 @@ void register_checkpoint_hook() {
 train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat, const QatRunOptions& options) {
   register_checkpoint_hook();
   config.extra["qat"] = qat.to_json();
+  // WinQ: its hooks reset and seed the noise from the trainer's step, so a resumed run continues
+  // as the uninterrupted one would.
+  train::TrainHooks hooks;
+  std::unique_ptr<Winq> winq;
+  if (qat.winq.enabled) {
+    winq = std::make_unique<Winq>(qat.winq, config.seed);
+    winq->install(hooks);
+  }
   train::RunOptions run;
   run.resume = options.resume;
   run.overwrite = options.overwrite;
   run.log = options.log;
-  if (options.resume) return train::run_training(config, run);
+  if (options.resume) return train::run_training(config, run, hooks);
 
   LOWBIT_CHECK(!options.from.empty(), "qat: --from names the checkpoint to start from (e.g. runs/cnn-fp32)");
   const train::CheckpointInfo source = train::load_checkpoint(options.from);
@@ -31,7 +42,7 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat, cons
   net->train();
   prepare(net, qat);
   run.initial_net = net;
-  return train::run_training(config, run);
+  return train::run_training(config, run, hooks);
 }
 
 }  // namespace lowbit::qat

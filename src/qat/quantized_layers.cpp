@@ -63,6 +63,30 @@ std::pair<torch::Tensor, torch::Tensor> QConvBnActImpl::folded_weight_and_bias()
   return {w.detach(), b.detach()};
 }
 
+namespace {
+torch::Tensor bn_factor(const torch::nn::BatchNorm2d& bn) {
+  return (bn->weight * torch::rsqrt(bn->running_var + bn->options.eps())).view({-1, 1, 1, 1});
+}
+}  // namespace
+
+torch::Tensor QConvBnActImpl::quantizer_input() {
+  torch::NoGradGuard no_grad;
+  if (!bn) return conv->weight.detach().clone();
+  return conv->weight * bn_factor(bn);  // the same expression as fold() and the training path
+}
+
+void QConvBnActImpl::set_quantizer_input(const torch::Tensor& target) {
+  torch::NoGradGuard no_grad;
+  LOWBIT_CHECK(target.sizes() == conv->weight.sizes(), "set_quantizer_input: shape " + c10::str(target.sizes()) +
+                                                          " differs from the conv weight's " +
+                                                          c10::str(conv->weight.sizes()));
+  if (!bn) {
+    conv->weight.copy_(target);
+  } else {
+    conv->weight.copy_(target / bn_factor(bn));
+  }
+}
+
 torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   const torch::Tensor& x = single_input(inputs, "conv");
   const auto& o = conv->options;
@@ -104,6 +128,14 @@ QLinearActImpl::QLinearActImpl(const models::LinearActImpl& fp, const FakeQuanti
   if (fp.linear->bias.defined()) linear->bias.copy_(fp.linear->bias);
   weight_quantizer = register_module("weight_quantizer", make_quantizer(weight));
   if (output) output_quantizer = register_module("output_quantizer", make_quantizer(*output));
+}
+
+void QLinearActImpl::set_quantizer_input(const torch::Tensor& target) {
+  torch::NoGradGuard no_grad;
+  LOWBIT_CHECK(target.sizes() == linear->weight.sizes(), "set_quantizer_input: shape " + c10::str(target.sizes()) +
+                                                            " differs from the linear weight's " +
+                                                            c10::str(linear->weight.sizes()));
+  linear->weight.copy_(target);
 }
 
 torch::Tensor QLinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {
@@ -160,6 +192,16 @@ QInputImpl::QInputImpl() {
 
 torch::Tensor QInputImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return quantizer->forward(single_input(inputs, "input quantizer"));
+}
+
+// ---- weight_quantized_layers ---------------------------------------------------------------
+
+std::vector<std::pair<std::string, WeightQuantizedLayer*>> weight_quantized_layers(torch::nn::Module& root) {
+  std::vector<std::pair<std::string, WeightQuantizedLayer*>> out;
+  for (const auto& item : root.named_modules("", /*include_self=*/true)) {
+    if (auto* w = dynamic_cast<WeightQuantizedLayer*>(item.value().get())) out.emplace_back(item.key(), w);
+  }
+  return out;
 }
 
 // ---- prepare ------------------------------------------------------------------------------

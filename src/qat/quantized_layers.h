@@ -27,10 +27,11 @@
 #include "models/net.h"
 #include "qat/fake_quantize_module.h"
 #include "qat/qat_config.h"
+#include "qat/weight_quantized_layer.h"
 
 namespace lowbit::qat {
 
-class QConvBnActImpl : public models::LayerImpl {
+class QConvBnActImpl : public models::LayerImpl, public WeightQuantizedLayer {
  public:
   // Copies the float layer's parameters and BN statistics. `output` empty: no output quantizer.
   QConvBnActImpl(const models::ConvBnActImpl& fp, const FakeQuantizeOptions& weight,
@@ -38,6 +39,13 @@ class QConvBnActImpl : public models::LayerImpl {
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   std::string kind() const override { return "conv"; }
   const models::ConvSpec& spec() const { return spec_; }
+
+  // WeightQuantizedLayer: the quantizer input is the BN-folded weight W * gamma / sqrt(var + eps)
+  // (running statistics), as in every forward path; without BN, W itself.
+  FakeQuantizeImpl& weight_fake_quant() override { return *weight_quantizer; }
+  torch::Tensor latent_weight() override { return conv->weight; }
+  torch::Tensor quantizer_input() override;
+  void set_quantizer_input(const torch::Tensor& target) override;
 
   // The folded float weight and bias (with running BN statistics): what convert quantizes.
   std::pair<torch::Tensor, torch::Tensor> folded_weight_and_bias() const;
@@ -58,13 +66,19 @@ class QConvBnActImpl : public models::LayerImpl {
 };
 TORCH_MODULE(QConvBnAct);
 
-class QLinearActImpl : public models::LayerImpl {
+class QLinearActImpl : public models::LayerImpl, public WeightQuantizedLayer {
  public:
   QLinearActImpl(const models::LinearActImpl& fp, const FakeQuantizeOptions& weight,
                  const std::optional<FakeQuantizeOptions>& output);
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   std::string kind() const override { return "linear"; }
   const models::LinearSpec& spec() const { return spec_; }
+
+  // WeightQuantizedLayer: the quantizer input is the weight itself.
+  FakeQuantizeImpl& weight_fake_quant() override { return *weight_quantizer; }
+  torch::Tensor latent_weight() override { return linear->weight; }
+  torch::Tensor quantizer_input() override { return linear->weight.detach().clone(); }
+  void set_quantizer_input(const torch::Tensor& target) override;
 
   torch::nn::Linear linear{nullptr};
   FakeQuantize weight_quantizer{nullptr};

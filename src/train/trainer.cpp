@@ -287,6 +287,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       set_learning_rate(factor);
       lr = config_.lr * factor;
 
+      if (hooks_.before_step) hooks_.before_step(net_, step_, total_steps);
       auto logits = net_->forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits, y);
       for (auto& p : params_) p.mutable_grad().reset();  // set_to_none: backward allocates fresh
@@ -295,6 +296,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       optimizer_->step();
       ++step_;
       if (hooks_.after_step) hooks_.after_step(net_, step_);
+      if (hooks_.on_loss) hooks_.on_loss(step_, loss.detach());
 
       {
         torch::NoGradGuard no_grad;

@@ -61,8 +61,14 @@ nlohmann::json to_json(const EpochMetrics& m);
 struct TrainHooks {
   // Builds the optimizer's parameter groups; default: default_param_groups.
   std::function<std::vector<ParamGroup>(models::Net&, const TrainConfig&)> param_groups;
+  // Called before every training step's forward with the 0-based index of that step (= optimizer
+  // steps taken so far, restored by resume) and the run's total number of steps.
+  std::function<void(models::Net&, int64_t step, int64_t total_steps)> before_step;
   // Called after every optimizer step with the number of steps taken so far.
   std::function<void(models::Net&, int64_t step)> after_step;
+  // Called after every optimizer step with that step's number (1-based) and its detached batch
+  // loss (a 0-dim tensor; reading it with .item() syncs, so collect and read later if speed matters).
+  std::function<void(int64_t step, const torch::Tensor& loss)> on_loss;
   // Called after each epoch's validation, before the checkpoint is written.
   std::function<void(models::Net&, const EpochMetrics&)> after_epoch;
 };

@@ -83,6 +83,36 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
   "$LOWBIT" qat --from "$TMP/run" --wbits 4 --abits 4 --epochs 1 --max-steps-per-epoch 10 --val-size 1000 \
     --data "$DATA" --out "$TMP/q" 2>"$TMP/qat.log" || { cat "$TMP/qat.log" >&2; fail "qat run failed"; }
   grep -q '"qat"' "$TMP/q/config.json" || fail "QAT config not stored in the run"
+  # WinQ: flags recorded in config.json, clear usage errors, resume keeps the settings.
+  expect_exit 2 "$LOWBIT" qat --from "$TMP/run" --out "$TMP/w" --winq-keep 1.5
+  grep -q -- "--winq-keep" "$TMP/err" || fail "bad --winq-keep not named: $(cat "$TMP/err")"
+  expect_exit 2 "$LOWBIT" qat --from "$TMP/run" --out "$TMP/w" --winq-noise-mode loud
+  grep -q -- "--winq-noise-mode" "$TMP/err" || fail "bad --winq-noise-mode not named: $(cat "$TMP/err")"
+  "$LOWBIT" qat --from "$TMP/run" --weight-format ternary --winq-period 3 --winq-noise 2e-3 --epochs 2 \
+    --max-steps-per-epoch 4 --val-size 500 --data "$DATA" --out "$TMP/w" 2>"$TMP/winq.log" \
+    || { cat "$TMP/winq.log" >&2; fail "qat --winq run failed"; }
+  python3 - "$TMP/w/config.json" <<'PY' || fail "WinQ settings not in config.json: $(cat "$TMP/w/config.json")"
+import json, sys
+w = json.load(open(sys.argv[1]))["qat"]["winq"]
+assert w == {"enabled": True, "period": 3, "keep": 0.2, "noise": 0.002, "noise_mode": "abs"}, w
+PY
+  expect_exit 2 "$LOWBIT" qat --out "$TMP/w" --resume --winq
+  # Hessian analysis of the WinQ run, tiny settings.
+  "$LOWBIT" analyze hessian --checkpoint "$TMP/w" --layers 'fc*' --batches 1 --batch-size 16 --probes 2 \
+    --lanczos-steps 4 --power-iterations 3 --data "$DATA" --out "$TMP/h" >"$TMP/h.out" 2>"$TMP/h.log" \
+    || { cat "$TMP/h.log" >&2; fail "analyze hessian failed"; }
+  [[ -s "$TMP/h/density.csv" && -s "$TMP/h/summary.json" && -s "$TMP/h/density.svg" ]] || fail "hessian files: $(ls "$TMP/h")"
+  grep -q '"near_zero_fraction"' "$TMP/h/summary.json" || fail "hessian summary lacks near_zero_fraction"
+  expect_exit 1 "$LOWBIT" analyze hessian --checkpoint "$TMP/w" --layers 'nope*' --data "$DATA" --out "$TMP/h2"
+  grep -q "nope" "$TMP/err" && grep -q "fc1" "$TMP/err" || fail "bad --layers message: $(cat "$TMP/err")"
+  # The WinQ study, test-sized.
+  "$LOWBIT" study winq --model cnn --from "$TMP/run" --bits 1 --seeds 1 --steps 4 --quick --hessian-probes 1 \
+    --hessian-lanczos-steps 3 --val-images 50 --data "$DATA" --out "$TMP/sw" >"$TMP/sw.out" 2>"$TMP/sw.log" \
+    || { cat "$TMP/sw.log" >&2; fail "study winq failed"; }
+  [[ -s "$TMP/sw/study.json" && -s "$TMP/sw/study.csv" && -s "$TMP/sw/loss_w1.svg" ]] || fail "study winq files: $(ls "$TMP/sw")"
+  grep -q "| 1 | winq |" "$TMP/sw.out" || fail "study winq table: $(cat "$TMP/sw.out")"
+  expect_exit 2 "$LOWBIT" study winq --from "$TMP/run" --bits 3
+
   "$LOWBIT" convert --from "$TMP/q" --out "$TMP/q.lbq" --check 100 --data "$DATA" >"$TMP/convert.out" \
     || fail "convert failed"
   grep -q "100/100" "$TMP/convert.out" || fail "convert check: $(cat "$TMP/convert.out")"
