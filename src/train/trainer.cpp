@@ -15,6 +15,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 
 namespace lowbit::train {
 namespace {
@@ -82,29 +83,6 @@ class Progress {
   bool tty_ = false;
 };
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups,
-                                                        std::vector<double>& base_lrs) {
-  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
-  for (const auto& g : groups) {
-    LOWBIT_CHECK(!g.params.empty(), "parameter group '" + g.name + "' is empty");
-    const double lr = c.lr * g.lr_scale;
-    const double wd = g.weight_decay.value_or(c.weight_decay);
-    base_lrs.push_back(lr);
-    if (c.optimizer == "adamw") {
-      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(
-                                              torch::optim::AdamWOptions(lr).weight_decay(wd)));
-    } else {
-      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::SGDOptions>(
-                                              torch::optim::SGDOptions(lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(wd)));
-    }
-  }
-  if (c.optimizer == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(torch_groups, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
-  }
-  return std::make_unique<torch::optim::SGD>(
-      torch_groups, torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weight_decay));
-}
-
 std::string metrics_path(const TrainConfig& c) { return c.out_dir + "/metrics.jsonl"; }
 
 // Lines of an existing metrics.jsonl up to `epoch` (a resumed run drops what came after its
@@ -139,6 +117,29 @@ void keep_freed_memory_for_reuse() {
 }
 
 }  // namespace
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups,
+                                                        std::vector<double>& base_lrs) {
+  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
+  for (const auto& g : groups) {
+    LOWBIT_CHECK(!g.params.empty(), "parameter group '" + g.name + "' is empty");
+    const double lr = c.lr * g.lr_scale;
+    const double wd = g.weight_decay.value_or(c.weight_decay);
+    base_lrs.push_back(lr);
+    if (c.optimizer == "adamw") {
+      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(
+                                              torch::optim::AdamWOptions(lr).weight_decay(wd)));
+    } else {
+      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::SGDOptions>(
+                                              torch::optim::SGDOptions(lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(wd)));
+    }
+  }
+  if (c.optimizer == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(torch_groups, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      torch_groups, torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weight_decay));
+}
 
 nlohmann::json to_json(const EpochMetrics& m) {
   nlohmann::json j = {{"epoch", m.epoch},           {"step", m.step},           {"lr", m.lr},
@@ -369,6 +370,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
 }
 
 TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
+  if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
   config.validate();
   const std::string ckpt = config.out_dir + "/checkpoint.pt";
   const bool exists = std::filesystem::exists(ckpt);
