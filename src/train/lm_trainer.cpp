@@ -164,7 +164,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   std::vector<torch::Tensor> params;
   for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
   std::vector<double> base_lrs;
-  auto optimizer = make_optimizer(config, groups, base_lrs);
+  auto optimizer = build_optimizer(config, groups, base_lrs);
   at::Generator windows_gen = at::make_generator<at::CPUGeneratorImpl>(config.seed);
   int64_t epoch = 0, step = 0;
   if (options.resume) {

@@ -83,6 +83,29 @@ class Progress {
   bool tty_ = false;
 };
 
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups,
+                                                        std::vector<double>& base_lrs) {
+  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
+  for (const auto& g : groups) {
+    LOWBIT_CHECK(!g.params.empty(), "parameter group '" + g.name + "' is empty");
+    const double lr = c.lr * g.lr_scale;
+    const double wd = g.weight_decay.value_or(c.weight_decay);
+    base_lrs.push_back(lr);
+    if (c.optimizer == "adamw") {
+      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(
+                                              torch::optim::AdamWOptions(lr).weight_decay(wd)));
+    } else {
+      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::SGDOptions>(
+                                              torch::optim::SGDOptions(lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(wd)));
+    }
+  }
+  if (c.optimizer == "adamw") {
+    return std::make_unique<torch::optim::AdamW>(torch_groups, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  }
+  return std::make_unique<torch::optim::SGD>(
+      torch_groups, torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weight_decay));
+}
+
 std::string metrics_path(const TrainConfig& c) { return c.out_dir + "/metrics.jsonl"; }
 
 // Lines of an existing metrics.jsonl up to `epoch` (a resumed run drops what came after its
@@ -118,27 +141,9 @@ void keep_freed_memory_for_reuse() {
 
 }  // namespace
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups,
-                                                        std::vector<double>& base_lrs) {
-  std::vector<torch::optim::OptimizerParamGroup> torch_groups;
-  for (const auto& g : groups) {
-    LOWBIT_CHECK(!g.params.empty(), "parameter group '" + g.name + "' is empty");
-    const double lr = c.lr * g.lr_scale;
-    const double wd = g.weight_decay.value_or(c.weight_decay);
-    base_lrs.push_back(lr);
-    if (c.optimizer == "adamw") {
-      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(
-                                              torch::optim::AdamWOptions(lr).weight_decay(wd)));
-    } else {
-      torch_groups.emplace_back(g.params, std::make_unique<torch::optim::SGDOptions>(
-                                              torch::optim::SGDOptions(lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(wd)));
-    }
-  }
-  if (c.optimizer == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(torch_groups, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
-  }
-  return std::make_unique<torch::optim::SGD>(
-      torch_groups, torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.nesterov).weight_decay(c.weight_decay));
+std::unique_ptr<torch::optim::Optimizer> build_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
+                                                         std::vector<double>& base_lrs) {
+  return make_optimizer(config, groups, base_lrs);
 }
 
 nlohmann::json to_json(const EpochMetrics& m) {

@@ -42,7 +42,7 @@ struct ParamGroup {
 std::vector<ParamGroup> default_param_groups(models::Net& net, const TrainConfig& config);
 
 // The optimizer of config.optimizer over `groups`; base_lrs receives each group's peak rate.
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
+std::unique_ptr<torch::optim::Optimizer> build_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
                                                         std::vector<double>& base_lrs);
 
 struct EpochMetrics {
