@@ -9,6 +9,7 @@ packages=(
   dataset-fashion-mnist
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev
+  fortunes  # plain English text for gpt-tiny's default corpus (docs/transformers.md)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)

@@ -9,6 +9,7 @@
 #include "runtime/model_file.h"
 #include "data/fashion_mnist.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 #include "train/trainer.h"
 
 namespace lowbit::cli {
@@ -22,7 +23,34 @@ struct EvalArgs {
   int64_t batch_size = 256;
   int64_t threads = 2;
   bool json = false;
+  std::string text;  // gpt-tiny: another text than the run's
 };
+
+// A gpt-tiny checkpoint: loss, bits per byte and perplexity on the validation split of its text
+// (or of --text: its last 10%), with the run's window count.
+void run_language_model(const EvalArgs& args, const train::CheckpointInfo& info) {
+  models::Net net = train::load_net(info.path);
+  train::LmSettings lm = train::LmSettings::from_json(info.config.value("lm", nlohmann::json::object()));
+  if (!args.text.empty()) lm.text = args.text;
+  const data::TextCorpus corpus = data::load_text_corpus(lm.text, lm.model.context, lm.val_fraction);
+  const train::LmEval r = train::evaluate_lm(net, train::lm_validation_windows(corpus, lm), args.batch_size);
+  if (args.json) {
+    nlohmann::json j = train::to_json(r);
+    j["model"] = info.model_name;
+    j["epoch"] = info.epoch;
+    j["step"] = info.step;
+    j["split"] = "validation";
+    j["checkpoint"] = info.path;
+    j["quantized"] = info.config.contains("qat");
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << info.model_name << " (step " << info.step << (info.config.contains("qat") ? ", QAT" : "") << ", "
+            << info.path << ")\n"
+            << "validation (" << r.bytes << " bytes): loss " << std::fixed << std::setprecision(4) << r.loss << ", "
+            << std::setprecision(3) << r.bits_per_byte << " bits/byte, perplexity " << std::setprecision(2)
+            << r.perplexity << ", next-byte accuracy " << 100.0 * r.accuracy << "%\n";
+}
 
 // `--model m.lbq`: the integer runtime's accuracy; with `--checkpoint` too, how it agrees with
 // the checkpoint's integer simulation (must be bit-exact) and with its fake quantization.
@@ -66,6 +94,7 @@ void run(const EvalArgs& args) {
   if (!args.model.empty()) return run_runtime(args);
   torch::set_num_threads(static_cast<int>(args.threads));
   const auto info = train::load_checkpoint(args.checkpoint);
+  if (info.model_name == "gpt-tiny") return run_language_model(args, info);
   models::Net net = train::load_net(info.path);
   const auto data = data::load_fashion_mnist(data::resolve_data_dir(args.data_dir), args.split);
   const auto r = train::evaluate(net, data, args.batch_size);
@@ -93,6 +122,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--split", args->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads for torch")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--text", args->text, "gpt-tiny: evaluate on the last 10% of this text instead of the run's");
   cmd->add_flag("--json", args->json, "Print one JSON object (accuracy, loss, count, ...) instead of a summary");
   cmd->callback([args] { run(*args); });
 }

@@ -16,7 +16,26 @@ struct QatArgs {
   std::string config_file;
   bool resume = false;
   bool overwrite = false;
+  nlohmann::json lm = nlohmann::json::object();  // gpt-tiny flags given (train/lm_trainer.h)
 };
+
+// gpt-tiny: its "lm" section from the FP32 run, the LM flags given here on top, and the
+// optimizer defaults of `lowbit train` for it where no flag was given.
+void apply_lm_settings(QatArgs& args, const CLI::App* cmd) {
+  const auto source = train::load_checkpoint(args.from);
+  if (source.model_name != "gpt-tiny") {
+    LOWBIT_CHECK(args.lm.empty(), "--" + (args.lm.empty() ? std::string() : args.lm.begin().key()) +
+                                      " is a gpt-tiny flag; '" + source.path + "' is model '" + source.model_name + "'");
+    return;
+  }
+  nlohmann::json lm = source.config.value("lm", nlohmann::json::object());
+  lm.update(args.lm);
+  args.config.extra["lm"] = lm;
+  auto given = [&](const char* flag) { return cmd->get_option(flag)->count() > 0; };
+  if (!given("--batch-size")) args.config.batch_size = source.config.value("batch_size", int64_t{32});
+  if (!given("--clip-grad")) args.config.clip_grad = 1.0;
+  if (!given("--epochs")) args.config.epochs = 1;
+}
 
 void run(QatArgs args) {
   if (args.resume) {
@@ -24,6 +43,11 @@ void run(QatArgs args) {
     LOWBIT_CHECK(info.config.contains("qat"), "'" + info.path + "' is not a QAT checkpoint; resume it with 'lowbit train --resume'");
     train::TrainConfig config = train::config_from_json(info.config);
     config.out_dir = args.config.out_dir;
+    if (config.model == "gpt-tiny" && !args.lm.empty()) {
+      nlohmann::json lm = config.extra.value("lm", nlohmann::json::object());
+      lm.update(args.lm);  // e.g. more --steps
+      config.extra["lm"] = lm;
+    }
     qat::QatRunOptions options;
     options.resume = true;
     qat::run_qat(config, qat::QatConfig::from_json(info.config["qat"]), options);
@@ -34,7 +58,7 @@ void run(QatArgs args) {
   qat::QatRunOptions options;
   options.from = args.from;
   options.overwrite = args.overwrite;
-  qat::run_qat(args.config, qat_config, options);
+  qat::run_qat(args.config, qat_config, options);  // gpt-tiny: run_qat keeps embed / head in float by default
 }
 
 }  // namespace
@@ -55,7 +79,7 @@ void add_qat_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "ste", "lsq", "lsqplus"}))->capture_default_str();
   cmd->add_option("--granularity", f.granularity, "Weight scales: tensor, channel, group")
       ->check(CLI::IsMember({"tensor", "channel", "group"}))->capture_default_str();
-  cmd->add_option("--group-size", f.group_size, "Group size for --granularity group")->capture_default_str();
+  cmd->add_option("--group-size", f.group_size, "Group size for --granularity group (given alone, it selects --granularity group)")->capture_default_str();
   cmd->add_option("--weight-format", f.weight_format, "int, ternary, binary or seq2")
       ->check(CLI::IsMember({"int", "ternary", "binary", "seq2"}))->capture_default_str();
   cmd->add_option("--observer", f.observer, "Range observer: minmax, ema, percentile, mse")->capture_default_str();
@@ -86,9 +110,15 @@ void add_qat_command(CLI::App& app) {
   cmd->add_option("--data", c.data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
   cmd->add_option("--val-size", c.val_size, "Training images held out for validation")->capture_default_str();
   cmd->add_option("--max-steps-per-epoch", c.max_steps_per_epoch, "Stop each epoch after this many steps (0: whole epoch)")->capture_default_str();
+  auto steps = std::make_shared<int64_t>(0);
+  auto eval_interval = std::make_shared<int64_t>(0);
+  auto eval_windows = std::make_shared<int64_t>(256);
+  CLI::Option* o_steps = cmd->add_option("--steps", *steps, "gpt-tiny: optimizer steps (0: --epochs passes over the text)")->capture_default_str();
+  CLI::Option* o_ei = cmd->add_option("--eval-interval", *eval_interval, "gpt-tiny: validate and checkpoint every this many steps (0: a tenth of the run)")->capture_default_str();
+  CLI::Option* o_ew = cmd->add_option("--eval-windows", *eval_windows, "gpt-tiny: validation windows measured (0: all)")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue the QAT run in --out from its checkpoint");
   cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out");
-  cmd->callback([args, cmd] {
+  cmd->callback([args, cmd, steps, eval_interval, eval_windows, o_steps, o_ei, o_ew] {
     for (const char* name : {"--winq-period", "--winq-keep", "--winq-noise", "--winq-noise-mode"}) {
       if (cmd->count(name) > 0) args->flags.winq = true;
     }
@@ -110,6 +140,13 @@ void add_qat_command(CLI::App& app) {
     if (!args->resume && args->from.empty()) {
       throw CLI::RequiredError("qat needs --from (the FP32 checkpoint to start from), unless --resume");
     }
+    // --group-size alone means group scales (it would otherwise be ignored by per-channel scales).
+    if (cmd->get_option("--group-size")->count() > 0 && cmd->get_option("--granularity")->count() == 0)
+      args->flags.granularity = "group";
+    if (o_steps->count() > 0) args->lm["steps"] = *steps;
+    if (o_ei->count() > 0) args->lm["eval_interval"] = *eval_interval;
+    if (o_ew->count() > 0) args->lm["eval_windows"] = *eval_windows;
+    if (!args->resume) apply_lm_settings(*args, cmd);
     run(*args);
   });
 }

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "models/net.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 #include "train/trainer.h"
 
 namespace lowbit::cli {
@@ -18,7 +19,26 @@ struct TrainArgs {
   // Options given on the command line, with how to copy each onto a config: on --resume the
   // checkpoint's config is the base and only these override it.
   std::vector<std::pair<CLI::Option*, std::function<void(train::TrainConfig&, const train::TrainConfig&)>>> overrides;
+  // Language-model flags (gpt-tiny), stored in the config's "lm" section: flag -> key.
+  struct LmOption {
+    CLI::Option* option;
+    std::string key;
+    std::function<nlohmann::json()> value;
+  };
+  std::vector<LmOption> lm_options;
 };
+
+// Defaults that suit gpt-tiny where the image models' defaults do not (RESEARCH.md section 8:
+// AdamW 3e-3, cosine, batch 32); flags given on the command line win.
+void apply_lm_defaults(train::TrainConfig& c, const CLI::App* cmd) {
+  auto given = [&](const char* flag) { return cmd->get_option(flag)->count() > 0; };
+  if (!given("--lr")) c.lr = 3e-3;
+  if (!given("--batch-size")) c.batch_size = 32;
+  if (!given("--weight-decay")) c.weight_decay = 0.1;
+  if (!given("--clip-grad")) c.clip_grad = 1.0;
+  if (!given("--warmup") && !given("--warmup-fraction")) c.warmup_fraction = 0.05;
+  if (!given("--epochs")) c.epochs = 1;
+}
 
 template <typename T>
 void option(CLI::App* cmd, TrainArgs& args, const std::string& name, T train::TrainConfig::*field,
@@ -27,8 +47,29 @@ void option(CLI::App* cmd, TrainArgs& args, const std::string& name, T train::Tr
   args.overrides.emplace_back(opt, [field](train::TrainConfig& dst, const train::TrainConfig& src) { dst.*field = src.*field; });
 }
 
-void run(const TrainArgs& args) {
+nlohmann::json given_lm_flags(const TrainArgs& args) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& o : args.lm_options) {
+    if (o.option->count() > 0) j[o.key] = o.value();
+  }
+  return j;
+}
+
+void run(const TrainArgs& args, const CLI::App* cmd) {
   train::TrainConfig config = args.config;
+  nlohmann::json lm_flags = given_lm_flags(args);
+  if (lm_flags.contains("text") && !lm_flags["text"].get<std::string>().empty())
+    lm_flags["text"] = std::filesystem::absolute(lm_flags["text"].get<std::string>()).string();
+  if (!args.resume && config.model == "gpt-tiny") {
+    apply_lm_defaults(config, cmd);
+    nlohmann::json lm = train::LmSettings{}.to_json();
+    lm.update(lm_flags);
+    train::LmSettings::from_json(lm).validate();
+    config.extra["lm"] = lm;
+  } else if (!args.resume && !lm_flags.empty()) {
+    throw Error("--" + std::string(lm_flags.begin().key()) + " is a gpt-tiny flag; model '" + config.model +
+                "' trains on Fashion-MNIST (use --model gpt-tiny for text)");
+  }
   if (args.resume) {
     const std::string path = config.out_dir + "/checkpoint.pt";
     if (!std::filesystem::exists(path)) {
@@ -40,6 +81,15 @@ void run(const TrainArgs& args) {
       if (opt->count() > 0) copy(config, args.config);
     }
     config.out_dir = args.config.out_dir;  // the folder may have moved since
+    if (config.model == "gpt-tiny") {
+      nlohmann::json lm = config.extra.value("lm", nlohmann::json::object());
+      for (const char* fixed : {"layers", "width", "heads", "context", "hidden", "text"}) {
+        if (lm_flags.contains(fixed) && lm_flags[fixed] != lm.value(fixed, lm_flags[fixed]))
+          throw Error(std::string("--resume: --") + fixed + " differs from the checkpoint's; start a new run to change it");
+      }
+      lm.update(lm_flags);  // e.g. more --steps
+      config.extra["lm"] = lm;
+    }
   }
   train::RunOptions options;
   options.resume = args.resume;
@@ -51,11 +101,11 @@ void run(const TrainArgs& args) {
 
 void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a model (FP32) on Fashion-MNIST");
+  CLI::App* cmd = app.add_subcommand("train", "Train a model (FP32) on Fashion-MNIST, or gpt-tiny on text");
   std::string models;
-  for (const auto& n : models::model_names()) models += (models.empty() ? "" : ", ") + n;
+  for (const auto& n : models::all_model_names()) models += (models.empty() ? "" : ", ") + n;
   option(cmd, *args, "--model", &train::TrainConfig::model, "Model: " + models);
-  cmd->get_option("--model")->check(CLI::IsMember(models::model_names()));
+  cmd->get_option("--model")->check(CLI::IsMember(models::all_model_names()));
   option(cmd, *args, "--epochs", &train::TrainConfig::epochs, "Number of epochs");
   option(cmd, *args, "--out", &train::TrainConfig::out_dir, "Output folder (checkpoint.pt, metrics.jsonl, config.json)");
   option(cmd, *args, "--batch-size", &train::TrainConfig::batch_size, "Training batch size");
@@ -74,9 +124,24 @@ void add_train_command(CLI::App& app) {
   option(cmd, *args, "--data", &train::TrainConfig::data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
   option(cmd, *args, "--val-size", &train::TrainConfig::val_size, "Training images held out for validation (the last ones)");
   option(cmd, *args, "--max-steps-per-epoch", &train::TrainConfig::max_steps_per_epoch, "Stop each epoch after this many steps (0: whole epoch), for quick runs");
+  auto lm_option = [&](const std::string& flag, const std::string& key, auto default_value, const std::string& help) {
+    using T = decltype(default_value);
+    auto value = std::make_shared<T>(default_value);
+    CLI::Option* opt = cmd->add_option(flag, *value, help)->capture_default_str();
+    args->lm_options.push_back({opt, key, [value] { return nlohmann::json(*value); }});
+  };
+  const train::LmSettings lm_defaults;
+  lm_option("--text", "text", std::string(), "gpt-tiny: UTF-8 text file or folder to train on (default: the Debian 'fortunes' texts, docs/transformers.md)");
+  lm_option("--steps", "steps", lm_defaults.steps, "gpt-tiny: optimizer steps (0: --epochs passes over the text)");
+  lm_option("--layers", "layers", lm_defaults.model.layers, "gpt-tiny: transformer blocks");
+  lm_option("--width", "width", lm_defaults.model.width, "gpt-tiny: model width");
+  lm_option("--heads", "heads", lm_defaults.model.heads, "gpt-tiny: attention heads (divide the width)");
+  lm_option("--context", "context", lm_defaults.model.context, "gpt-tiny: context length in bytes");
+  lm_option("--eval-interval", "eval_interval", lm_defaults.eval_interval, "gpt-tiny: validate and checkpoint every this many steps (0: a tenth of the run)");
+  lm_option("--eval-windows", "eval_windows", lm_defaults.eval_windows, "gpt-tiny: validation windows measured (0: the whole validation split)");
   cmd->add_flag("--resume", args->resume, "Continue the run in --out from its checkpoint");
   cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out with a fresh run");
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args, cmd] { run(*args, cmd); });
 }
 
 }  // namespace lowbit::cli

@@ -58,7 +58,7 @@ LinearActImpl::LinearActImpl(const LinearSpec& spec) : spec_(spec) {
   LOWBIT_CHECK(spec.in_features > 0 && spec.out_features > 0,
                "invalid linear spec: in " + std::to_string(spec.in_features) + ", out " +
                    std::to_string(spec.out_features));
-  linear = register_module("linear", torch::nn::Linear(spec.in_features, spec.out_features));  // default init, as conv
+  linear = register_module("linear", torch::nn::Linear(torch::nn::LinearOptions(spec.in_features, spec.out_features).bias(spec.bias)));  // default init, as conv
 }
 
 torch::Tensor LinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {

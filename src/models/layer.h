@@ -53,6 +53,7 @@ struct LinearSpec {
   int64_t in_features = 1;
   int64_t out_features = 1;
   Activation activation = Activation::None;
+  bool bias = true;  // false for the transformer projections (models/gpt.h)
 };
 
 class LinearActImpl : public LayerImpl {

@@ -56,7 +56,12 @@ TORCH_MODULE(Net);
 //   resnet8         stem conv, three residual stages (add + ReLU), global average pool, linear
 //   mobilenet-tiny  stem conv, depthwise-separable blocks (depthwise 3x3 + pointwise 1x1),
 //                   global average pool, linear
+//   gpt-tiny        byte-level language model (models/gpt.h): int64 bytes [N, T] -> logits
+//                   [N, T, 256]; make_model gives the default sizes, train::build_net the
+//                   sizes of a config's "lm" section
 Net make_model(const std::string& name);  // throws lowbit::Error listing the known names
-std::vector<std::string> model_names();
+std::vector<std::string> model_names();     // the image models above (Fashion-MNIST)
+std::vector<std::string> lm_model_names();  // {"gpt-tiny"}
+std::vector<std::string> all_model_names(); // both
 
 }  // namespace lowbit::models

@@ -1,6 +1,7 @@
 // The model zoo. Each builder writes the graph once with lowbit layers; QAT swaps layers by node
 // name, so node names are part of the interface (keep them stable).
 #include "base/error.h"
+#include "models/gpt.h"
 #include "models/net.h"
 
 namespace lowbit::models {
@@ -91,14 +92,21 @@ Net make_mobilenet_tiny() {
 }  // namespace
 
 std::vector<std::string> model_names() { return {"mlp", "cnn", "resnet8", "mobilenet-tiny"}; }
+std::vector<std::string> lm_model_names() { return {"gpt-tiny"}; }
+std::vector<std::string> all_model_names() {
+  auto names = model_names();
+  for (const auto& n : lm_model_names()) names.push_back(n);
+  return names;
+}
 
 Net make_model(const std::string& name) {
   if (name == "mlp") return make_mlp();
   if (name == "cnn") return make_cnn();
   if (name == "resnet8") return make_resnet8();
   if (name == "mobilenet-tiny") return make_mobilenet_tiny();
+  if (name == "gpt-tiny") return make_gpt(GptOptions{});  // sizes from the config: train::build_net
   std::string known;
-  for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
+  for (const auto& n : all_model_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown model '" + name + "' (known models: " + known + ")");
 }
 

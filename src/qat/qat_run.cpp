@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "qat/quantized_layers.h"
 #include "qat/winq.h"
+#include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::qat {
@@ -14,8 +15,12 @@ void register_checkpoint_hook() {
       [](models::Net& net, const nlohmann::json& section) { prepare(net, QatConfig::from_json(section)); });
 }
 
-train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat, const QatRunOptions& options) {
+train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, const QatRunOptions& options) {
   register_checkpoint_hook();
+  QatConfig qat = qat_in;
+  if (!options.resume && !options.from.empty() && train::load_checkpoint(options.from).model_name == "gpt-tiny") {
+    qat = with_language_model_defaults(qat);  // embedding and head stay float unless the config says otherwise
+  }
   config.extra["qat"] = qat.to_json();
   // WinQ: its hooks reset and seed the noise from the trainer's step, so a resumed run continues
   // as the uninterrupted one would.
@@ -34,6 +39,7 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat, cons
   LOWBIT_CHECK(!options.from.empty(), "qat: --from names the checkpoint to start from (e.g. runs/cnn-fp32)");
   const train::CheckpointInfo source = train::load_checkpoint(options.from);
   config.model = source.model_name;
+  if (source.config.contains("lm") && !config.extra.contains("lm")) config.extra["lm"] = source.config["lm"];
   config.validate();
   models::Net net = train::load_net(source.path);
   LOWBIT_CHECK(!source.config.contains("qat"),

@@ -1,6 +1,7 @@
 #include "qat/quantized_layers.h"
 
 #include "base/error.h"
+#include "qat/quantized_transformer.h"
 
 namespace lowbit::qat {
 namespace {
@@ -191,7 +192,9 @@ QInputImpl::QInputImpl() {
 }
 
 torch::Tensor QInputImpl::forward(const std::vector<torch::Tensor>& inputs) {
-  return quantizer->forward(single_input(inputs, "input quantizer"));
+  const torch::Tensor& x = single_input(inputs, "input quantizer");
+  if (!x.is_floating_point()) return x;  // token ids of a language model (models/gpt.h): exact already
+  return quantizer->forward(x);
 }
 
 // ---- weight_quantized_layers ---------------------------------------------------------------
@@ -299,6 +302,13 @@ void prepare(models::Net& net, const QatConfig& config) {
       LOWBIT_CHECK(fp, where + " is not a float MaxPool layer (already prepared?)");
       net->replace_layer(node.name, QMaxPool(fp->spec(), in_grid).ptr());
       grid[i + 1] = in_grid;
+    } else if (kind == "embedding") {
+      auto fp = std::dynamic_pointer_cast<models::EmbeddingImpl>(node.layer);
+      LOWBIT_CHECK(fp, where + " is not a float Embedding layer (already prepared?)");
+      net->replace_layer(node.name, QEmbedding(*fp, weight()).ptr());
+      grid[i + 1] = nullptr;  // a weight-only quantized lookup: its output is on no activation grid
+    } else if (is_float_transformer_kind(kind)) {
+      grid[i + 1] = nullptr;  // float in QAT (quantized_transformer.h)
     } else if (kind == "maxpool" || kind == "flatten") {
       grid[i + 1] = in_grid;  // max and reshape keep values on their input's grid
     } else {

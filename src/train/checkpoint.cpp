@@ -7,6 +7,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "models/gpt.h"
 
 namespace lowbit::train {
 namespace {
@@ -153,7 +154,9 @@ void set_qat_rebuild_hook(QatRebuildHook hook) {
 models::Net build_net(const nlohmann::json& config) {
   LOWBIT_CHECK(config.is_object() && config.contains("model") && config["model"].is_string(),
                "model config has no string key 'model': " + config.dump().substr(0, 120));
-  models::Net net = models::make_model(config["model"].get<std::string>());
+  const std::string name = config["model"].get<std::string>();
+  models::Net net = name == "gpt-tiny" ? models::make_gpt(models::GptOptions::from_json(config.value("lm", nlohmann::json::object())))
+                                       : models::make_model(name);
   if (config.contains("qat")) {
     QatRebuildHook hook;
     {

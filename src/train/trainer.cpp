@@ -15,6 +15,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 
 namespace lowbit::train {
 namespace {
@@ -139,6 +140,11 @@ void keep_freed_memory_for_reuse() {
 }
 
 }  // namespace
+
+std::unique_ptr<torch::optim::Optimizer> build_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
+                                                         std::vector<double>& base_lrs) {
+  return make_optimizer(config, groups, base_lrs);
+}
 
 nlohmann::json to_json(const EpochMetrics& m) {
   nlohmann::json j = {{"epoch", m.epoch},           {"step", m.step},           {"lr", m.lr},
@@ -371,6 +377,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
 }
 
 TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
+  if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
   config.validate();
   const std::string ckpt = config.out_dir + "/checkpoint.pt";
   const bool exists = std::filesystem::exists(ckpt);

@@ -41,6 +41,10 @@ struct ParamGroup {
 // batch-norm parameters, whose decay only hurts.
 std::vector<ParamGroup> default_param_groups(models::Net& net, const TrainConfig& config);
 
+// The optimizer of config.optimizer over `groups`; base_lrs receives each group's peak rate.
+std::unique_ptr<torch::optim::Optimizer> build_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
+                                                        std::vector<double>& base_lrs);
+
 struct EpochMetrics {
   int64_t epoch = 0;  // 1-based: the epoch just finished
   int64_t step = 0;   // optimizer steps so far
@@ -125,7 +129,8 @@ class Trainer {
   bool write_files_ = true;
 };
 
-// The whole `lowbit train` job: loads Fashion-MNIST (config.data_dir), splits off validation,
+// The whole `lowbit train` job (a language model, config.model "gpt-tiny", goes to
+// run_lm_training in train/lm_trainer.h): loads Fashion-MNIST (config.data_dir), splits off validation,
 // builds the model with build_net (so a "qat" section is honoured), trains and tests.
 struct RunOptions {
   bool resume = false;     // continue from <out_dir>/checkpoint.pt

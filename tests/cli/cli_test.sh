@@ -58,6 +58,31 @@ expect_exit 2 "$LOWBIT" study
 expect_exit 2 "$LOWBIT" analyze basin --wbits 2
 "$LOWBIT" analyze toy --steps 8 | grep -q "OUTSIDE the basin" || fail "analyze toy output"
 
+# gpt-tiny on a small generated text: train (--steps), eval --json, resume, QAT with groups.
+for i in $(seq 1 200); do echo "line $i: the quick brown fox jumps over the lazy dog."; done >"$TMP/text.txt"
+LM=(--model gpt-tiny --text "$TMP/text.txt" --layers 2 --width 32 --heads 4 --context 32 --batch-size 8)
+"$LOWBIT" train "${LM[@]}" --steps 20 --eval-interval 10 --eval-windows 16 --out "$TMP/lm" 2>"$TMP/lm.log" \
+  || { cat "$TMP/lm.log" >&2; fail "gpt-tiny train failed"; }
+grep -q "bits/byte" "$TMP/lm.log" || fail "gpt-tiny log lacks bits/byte: $(cat "$TMP/lm.log")"
+[[ $(wc -l <"$TMP/lm/metrics.jsonl") -eq 2 ]] || fail "gpt-tiny metrics.jsonl: $(cat "$TMP/lm/metrics.jsonl")"
+grep -q '"val_bits_per_byte"' "$TMP/lm/metrics.jsonl" || fail "metrics.jsonl lacks val_bits_per_byte"
+"$LOWBIT" eval --checkpoint "$TMP/lm" --json >"$TMP/lm_eval.json" || fail "gpt-tiny eval failed"
+grep -q '"bits_per_byte":' "$TMP/lm_eval.json" && grep -q '"perplexity":' "$TMP/lm_eval.json" \
+  && grep -q '"step":20' "$TMP/lm_eval.json" || fail "gpt-tiny eval --json: $(cat "$TMP/lm_eval.json")"
+"$LOWBIT" eval --checkpoint "$TMP/lm" | grep -q "bits/byte" || fail "gpt-tiny eval summary"
+"$LOWBIT" train --out "$TMP/lm" --resume --steps 30 2>"$TMP/lm_resume.log" || { cat "$TMP/lm_resume.log" >&2; fail "gpt-tiny resume"; }
+"$LOWBIT" eval --checkpoint "$TMP/lm" --json | grep -q '"step":30' || fail "gpt-tiny resume did not reach step 30"
+"$LOWBIT" qat --from "$TMP/lm" --wbits 4 --group-size 32 --steps 10 --out "$TMP/lmq" 2>"$TMP/lmq.log" \
+  || { cat "$TMP/lmq.log" >&2; fail "gpt-tiny qat failed"; }
+grep -q '"head"' "$TMP/lmq/config.json" || fail "gpt-tiny QAT config lacks the float head override"
+grep -q '"weight_granularity": "group"' "$TMP/lmq/config.json" || fail "--group-size alone did not select group scales"
+"$LOWBIT" eval --checkpoint "$TMP/lmq" --json | grep -q '"quantized":true' || fail "gpt-tiny QAT eval"
+echo "abc" >"$TMP/short.txt"
+expect_exit 1 "$LOWBIT" train --model gpt-tiny --text "$TMP/short.txt" --steps 2 --out "$TMP/lm_short"
+grep -q "short.txt" "$TMP/err" && grep -q "at least 258 bytes" "$TMP/err" || fail "short text message: $(cat "$TMP/err")"
+expect_exit 1 "$LOWBIT" train --model gpt-tiny --text "$TMP/none.txt" --steps 2 --out "$TMP/lm_none"
+grep -q "none.txt" "$TMP/err" || fail "missing text message: $(cat "$TMP/err")"
+
 # A short real run, if the dataset is installed.
 DATA="${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}"
 if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
