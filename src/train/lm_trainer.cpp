@@ -138,15 +138,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   config.validate();
   const LmSettings lm = LmSettings::from_json(config.extra.value("lm", nlohmann::json::object()));
   lm.validate();
-  const std::string ckpt = config.out_dir + "/checkpoint.pt";
-  const bool exists = std::filesystem::exists(ckpt);
-  if (options.resume) {
-    LOWBIT_CHECK(exists, "no checkpoint to resume in '" + config.out_dir + "' (run without --resume to start fresh)");
-  } else {
-    LOWBIT_CHECK(!exists || options.overwrite,
-                 "'" + ckpt + "' already exists; pass --resume to continue that run, --overwrite to replace it, "
-                 "or choose another --out folder");
-  }
+  const std::string ckpt = checked_checkpoint_path(config, options);
   const int64_t context = lm.model.context, window = context + 1;
   const data::TextCorpus corpus = data::load_text_corpus(lm.text, context, lm.val_fraction);
   const int64_t train_bytes = corpus.train.size(0);

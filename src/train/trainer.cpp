@@ -376,9 +376,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
   return result;
 }
 
-TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
-  if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
-  config.validate();
+std::string checked_checkpoint_path(const TrainConfig& config, const RunOptions& options) {
   const std::string ckpt = config.out_dir + "/checkpoint.pt";
   const bool exists = std::filesystem::exists(ckpt);
   if (options.resume) {
@@ -388,6 +386,13 @@ TrainResult run_training(const TrainConfig& config, const RunOptions& options, c
                  "'" + ckpt + "' already exists; pass --resume to continue that run, --overwrite to replace it, "
                  "or choose another --out folder");
   }
+  return ckpt;
+}
+
+TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
+  if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
+  config.validate();
+  const std::string ckpt = checked_checkpoint_path(config, options);
   const std::string dir = data::resolve_data_dir(config.data_dir);
   const auto full = data::load_fashion_mnist(dir, "train");
   const auto split = data::split_train_validation(full, config.val_size);

@@ -141,4 +141,8 @@ struct RunOptions {
 };
 TrainResult run_training(const TrainConfig& config, const RunOptions& options = {}, const TrainHooks& hooks = {});
 
+// The run folder's checkpoint path, after checking that --resume finds one and that a fresh run
+// does not replace one without --overwrite (throws lowbit::Error saying which flag to pass).
+std::string checked_checkpoint_path(const TrainConfig& config, const RunOptions& options);
+
 }  // namespace lowbit::train
