@@ -3,12 +3,17 @@
 #   make demo   installs what is missing, builds, runs the main job
 #   make test-isa   runtime and end-to-end tests again with each kernel level forced (LOWBIT_ISA)
 #   make test-aarch64   cross-builds the runtime for aarch64, runs its tests under qemu per NEON level
+#   make sanitize   numerics + runtime tests under ASan/UBSan, threaded ones under TSan
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60)
+#   make bench      the benchmarks (BENCH_SET=quick|full), results in bench/results/
 BUILD ?= build
 AARCH64_BUILD ?= build-aarch64
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup configure build test test-isa test-aarch64 demo bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all setup configure build test test-isa test-aarch64 sanitize fuzz demo bench clean
 
 all: build
 
@@ -30,6 +35,13 @@ test-isa: build
 test-aarch64:
 	@JOBS=$(JOBS) bash scripts/test_aarch64.sh $(AARCH64_BUILD)
 
+sanitize: setup
+	@JOBS=$(JOBS) bash scripts/sanitize.sh build-asan build-tsan
+
+fuzz:
+	@bash scripts/setup.sh --fuzz
+	@JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh build-fuzz
+
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
@@ -37,4 +49,4 @@ bench: build
 	@bash bench/run_all.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lowbit needs, only those that are missing (idempotent).
-# Usage: scripts/setup.sh [--bench]   (--bench also installs python3-torch for the anchor runs)
+# Usage: scripts/setup.sh [--bench] [--fuzz]
+#   --bench  also python3-torch for the anchor runs
+#   --fuzz   also clang-14 and its runtime libraries (libFuzzer, sanitizers) for make fuzz / sanitize
 set -euo pipefail
 
 packages=(
@@ -11,9 +13,13 @@ packages=(
   nlohmann-json3-dev libcli11-dev zlib1g-dev
   fortunes  # plain English text for gpt-tiny's default corpus (docs/transformers.md)
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(python3-torch) ;;
+    --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "setup: unknown option '$arg' (use --bench and/or --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 # ONNX Runtime for Node.js, which the ONNX export tests and bench/export_agreement.sh run exported
 # models in: installed into third_party/node (project-local, git-ignored), skipped if present.

@@ -1,4 +1,5 @@
 // `lowbit eval`: accuracy and loss of a checkpoint on a Fashion-MNIST split.
+#include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -26,6 +27,12 @@ struct EvalArgs {
   std::string text;  // gpt-tiny: another text than the run's
 };
 
+std::string crc_hex(uint32_t crc) {
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", crc);
+  return hex;
+}
+
 // A gpt-tiny checkpoint: loss, bits per byte and perplexity on the validation split of its text
 // (or of --text: its last 10%), with the run's window count.
 void run_language_model(const EvalArgs& args, const train::CheckpointInfo& info) {
@@ -42,6 +49,7 @@ void run_language_model(const EvalArgs& args, const train::CheckpointInfo& info)
     j["split"] = "validation";
     j["checkpoint"] = info.path;
     j["quantized"] = info.config.contains("qat");
+    j["weights_crc32"] = crc_hex(train::weights_crc32(net));
     std::cout << j.dump() << "\n";
     return;
   }
@@ -101,7 +109,7 @@ void run(const EvalArgs& args) {
   if (args.json) {
     nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},       {"count", r.count},
                         {"model", info.model_name}, {"epoch", info.epoch}, {"split", args.split},
-                        {"checkpoint", info.path}};
+                        {"checkpoint", info.path}, {"weights_crc32", crc_hex(train::weights_crc32(net))}};
     std::cout << j.dump() << "\n";
   } else {
     const auto correct = static_cast<int64_t>(std::llround(r.accuracy * static_cast<double>(r.count)));

@@ -4,7 +4,9 @@
 // any extra sections such as "qat"), the epoch and step, the model's parameters and buffers, the
 // optimizer state, and the RNG states (torch's default generator and the shuffle generator), so
 // that a resumed run continues exactly where it stopped. It is written atomically; a file that is
-// not a lowbit checkpoint gives a lowbit::Error "<path> is not a lowbit checkpoint: ...".
+// not a lowbit checkpoint gives a lowbit::Error "<path> is not a lowbit checkpoint: ...". After the
+// archive comes a 24-byte trailer with its length and CRC-32 (v2): a flipped byte anywhere gives
+// "<path> is damaged: ..." on load.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,7 +18,7 @@
 
 namespace lowbit::train {
 
-constexpr const char* kCheckpointFormat = "lowbit-checkpoint-v1";
+constexpr const char* kCheckpointFormat = "lowbit-checkpoint-v2";
 
 // A folder means <folder>/checkpoint.pt; anything else is taken as the file itself.
 std::string checkpoint_path(const std::string& path_or_dir);
@@ -53,6 +55,11 @@ void restore_checkpoint(const std::string& path_or_dir, models::Net& net, Traini
 using QatRebuildHook = std::function<void(models::Net& net, const nlohmann::json& qat_section)>;
 void set_qat_rebuild_hook(QatRebuildHook hook);
 models::Net build_net(const nlohmann::json& config);
+
+// CRC-32 over every parameter's and buffer's name, shape and bytes, in the net's order: two nets
+// with the same value have bitwise identical weights (`lowbit eval --json` prints it as
+// "weights_crc32", e.g. to check that a resumed run equals an uninterrupted one).
+uint32_t weights_crc32(models::Net& net);
 
 // build_net + the checkpoint's weights, in eval mode.
 models::Net load_net(const std::string& path_or_dir);

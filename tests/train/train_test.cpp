@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -280,7 +282,7 @@ TEST(Checkpoint, ForeignAndCorruptFilesAreRejectedAndLeftUntouched) {
     other.save_to(dir + "/other.pt");
   }
   msg = error_of([&] { load_checkpoint(dir + "/other.pt"); });
-  EXPECT_NE(msg.find("is not a lowbit checkpoint: it has no lowbit format tag"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("is not a lowbit checkpoint: it has no lowbit checksum trailer"), std::string::npos) << msg;
 
   // A real checkpoint with a flipped byte in the middle, and one cut short.
   auto net = models::make_model("mlp");
@@ -293,6 +295,24 @@ TEST(Checkpoint, ForeignAndCorruptFilesAreRejectedAndLeftUntouched) {
   EXPECT_NE(msg.find("is not a lowbit checkpoint"), std::string::npos) << msg;
   EXPECT_EQ(read_whole_file(dir + "/short.pt"), bytes.substr(0, bytes.size() / 2));
   EXPECT_NE(error_of([&] { load_checkpoint(dir + "/missing.pt"); }).find("missing.pt"), std::string::npos);
+
+  // A flipped byte anywhere (archive, weights, trailer) is reported, never loaded: 96 positions
+  // spread over the file and each of the last 32 bytes (the trailer).
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < 96; ++i) positions.push_back(i * (bytes.size() - 1) / 95);
+  for (size_t at = bytes.size() - 32; at < bytes.size(); ++at) positions.push_back(at);
+  int flips = 0;
+  for (const size_t at : positions) {
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x10);
+    std::ofstream(dir + "/flipped.pt", std::ios::binary | std::ios::trunc).write(bad.data(), static_cast<std::streamsize>(bad.size()));
+    msg = error_of([&] { load_checkpoint(dir + "/flipped.pt"); });
+    ASSERT_TRUE(msg.find("is damaged") != std::string::npos || msg.find("is not a lowbit checkpoint") != std::string::npos)
+        << "byte " << at << ": " << msg;
+    EXPECT_NE(msg.find("flipped.pt"), std::string::npos) << msg;
+    ++flips;
+  }
+  EXPECT_GT(flips, 32);
 
   // A checkpoint of another model.
   auto cnn = models::make_model("cnn");
@@ -311,16 +331,38 @@ TEST(Checkpoint, FailedWriteKeepsThePreviousFile) {
   state.epoch = 1;
   save_checkpoint(path, net, state);
   const std::string good = read_whole_file(path);
-  // Block the temporary file's name with a folder, so that the next write fails.
-  std::filesystem::create_directories(path + ".tmp." + std::to_string(::getpid()));
   {
     torch::NoGradGuard g;
     for (auto& p : net->parameters()) p.fill_(0.25);
   }
   state.epoch = 2;
-  EXPECT_THROW(save_checkpoint(path, net, state), Error);
+  // A full disk, simulated with a file-size limit below the checkpoint's size (SIGXFSZ ignored so
+  // that write() fails with EFBIG instead of killing the process).
+  {
+    struct rlimit old {};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+    auto* old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old;
+    small.rlim_cur = good.size() / 2;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    const std::string msg = error_of([&] { save_checkpoint(path, net, state); });
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_NE(msg.find("checkpoint.pt"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ulimit -f"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unchanged"), std::string::npos) << msg;
+  }
   EXPECT_EQ(read_whole_file(path), good);
   EXPECT_EQ(load_checkpoint(path).epoch, 1);
+  // A folder that cannot be written: the same promise.
+  EXPECT_THROW(save_checkpoint(dir + "/no/such/folder/checkpoint.pt", net, state), Error);
+  // No temporary files are left behind.
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  }
+  // It still writes normally afterwards.
+  save_checkpoint(path, net, state);
+  EXPECT_EQ(load_checkpoint(path).epoch, 2);
 }
 
 TEST(Checkpoint, QatSectionNeedsTheRebuildHook) {

@@ -1,0 +1,151 @@
+// Writes the fuzzers' seed corpora, so that mutations start from real files:
+//   OUT_DIR/lbq_model_fuzz: small models (8x8 input) built and serialized by the runtime's own
+//     builder, using every op kind (conv, depthwise conv, max / average / global pool, add,
+//     flatten, linear) at every weight format; a parsed model runs in microseconds;
+//   OUT_DIR/idx_file_fuzz: IDX image and label files in the Fashion-MNIST layout, plain and gzip.
+//   make_fuzz_seeds OUT_DIR
+#include <zlib.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "runtime/model.h"
+#include "runtime/model_file.h"
+
+namespace {
+
+using lowbit::runtime::ActQParams;
+using lowbit::runtime::Model;
+using lowbit::runtime::Op;
+
+// Random codes of the format and per-channel scales; hidden layers requantize to [0, 255].
+void fill(std::mt19937& rng, Op& op, int bits, lowbit::quant::Grid grid, float s_x, bool output_layer) {
+  const bool odd = grid == lowbit::quant::Grid::Odd;
+  const int32_t lo = odd ? -(1 << (bits - 1)) : -(1 << (bits - 1)) + (bits == 2 ? 1 : 0);
+  const int32_t hi = (1 << (bits - 1)) - 1;
+  std::uniform_int_distribution<int32_t> code(lo, hi);
+  std::vector<int32_t> w(static_cast<size_t>(op.weight_count()));
+  for (auto& v : w) v = odd ? 2 * code(rng) + 1 : code(rng);
+  lowbit::runtime::set_weight_values(op.weight, bits, grid, w);
+  std::uniform_real_distribution<float> u(0.01f, 0.1f), b(-0.1f, 0.1f);
+  std::vector<float> s_w(op.out_channels), bias(op.out_channels);
+  for (int32_t o = 0; o < op.out_channels; ++o) {
+    s_w[o] = u(rng);
+    bias[o] = b(rng);
+  }
+  if (output_layer) {
+    lowbit::runtime::set_output_layer(op, s_x, s_w, bias);
+  } else {
+    lowbit::runtime::set_requantization(op, s_x, s_w, bias, ActQParams{0.05f, 0, 0, 255});
+  }
+}
+
+Model small_model(uint32_t seed, int bits, lowbit::quant::Grid grid) {
+  namespace rt = lowbit::runtime;
+  std::mt19937 rng(seed);
+  Model m;
+  m.name = "fuzz seed " + std::to_string(bits) + "-bit";
+  m.in_channels = 1;
+  m.in_height = m.in_width = 8;
+  m.input = {1.0f / 255.0f, 0, 0, 255};
+  Op c1 = rt::make_conv2d(0, 1, 4, 3, 1, 1);
+  fill(rng, c1, bits, grid, m.input.scale, false);
+  const int32_t a = m.add(c1);
+  Op dw = rt::make_conv2d(a, 4, 4, 3, 1, 1, /*groups=*/4);
+  fill(rng, dw, bits, grid, m.ops.back().out.scale, false);
+  const int32_t b = m.add(dw);
+  Op add = rt::make_add(a, b);
+  add.out = ActQParams{0.1f, 0, 0, 255};
+  int32_t v = m.add(add);
+  Op mp = rt::make_max_pool(v, 2, 2);
+  mp.out = m.ops.back().out;
+  v = m.add(mp);
+  Op ap = rt::make_avg_pool(v, 2, 1, 1);
+  ap.out = m.ops.back().out;
+  v = m.add(ap);
+  if (seed % 2 == 0) {
+    Op gp = rt::make_global_avg_pool(v);
+    gp.out = m.ops.back().out;
+    v = m.add(gp);
+  }
+  Op fl = rt::make_flatten(v);
+  fl.out = m.ops.back().out;
+  v = m.add(fl);
+  const int32_t features = seed % 2 == 0 ? 4 : 4 * 5 * 5;
+  Op f = rt::make_linear(v, features, 10);
+  fill(rng, f, bits, grid, m.ops.back().out.scale, true);
+  m.add(f);
+  return m;
+}
+
+void put_be32(std::string& s, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) s.push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+
+// An IDX images file (magic 2051, count, rows, cols, pixels) or labels file (2049, count, labels).
+std::string idx_bytes(bool images, uint32_t count, uint32_t rows, uint32_t cols, uint32_t seed) {
+  std::string s;
+  put_be32(s, images ? 2051 : 2049);
+  put_be32(s, count);
+  if (images) {
+    put_be32(s, rows);
+    put_be32(s, cols);
+  }
+  std::mt19937 rng(seed);
+  const uint32_t n = images ? count * rows * cols : count;
+  for (uint32_t i = 0; i < n; ++i) s.push_back(static_cast<char>(images ? rng() % 256 : rng() % 10));
+  return s;
+}
+
+bool write_file(const std::string& path, const std::string& bytes, bool gzip) {
+  if (gzip) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    if (f == nullptr) return false;
+    const int wrote = gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    return gzclose(f) == Z_OK && wrote == static_cast<int>(bytes.size());
+  }
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return false;
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  return std::fclose(f) == 0 && ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
+    return 2;
+  }
+  const std::string dir = argv[1];
+  const std::string lbq_dir = dir + "/lbq_model_fuzz", idx_dir = dir + "/idx_file_fuzz";
+  struct Format {
+    const char* name;
+    int bits;
+    lowbit::quant::Grid grid;
+  };
+  const Format formats[] = {{"int8", 8, lowbit::quant::Grid::Integer}, {"int4", 4, lowbit::quant::Grid::Integer},
+                            {"ternary", 2, lowbit::quant::Grid::Integer}, {"binary", 1, lowbit::quant::Grid::Odd},
+                            {"seq2", 2, lowbit::quant::Grid::Odd}};
+  int written = 0;
+  for (const Format& f : formats) {
+    for (uint32_t seed = 1; seed <= 2; ++seed) {
+      lowbit::runtime::save_model(small_model(seed, f.bits, f.grid), lbq_dir + "/" + f.name + "_" + std::to_string(seed) + ".lbq");
+      ++written;
+    }
+  }
+  for (const bool gzip : {false, true}) {
+    const std::string ext = gzip ? ".gz" : "";
+    bool ok = write_file(idx_dir + "/images_3x28x28" + ext, idx_bytes(true, 3, 28, 28, 1), gzip) &&
+              write_file(idx_dir + "/images_2x5x7" + ext, idx_bytes(true, 2, 5, 7, 2), gzip) &&
+              write_file(idx_dir + "/labels_8" + ext, idx_bytes(false, 8, 0, 0, 3), gzip);
+    if (!ok) {
+      std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", idx_dir.c_str());
+      return 1;
+    }
+    written += 3;
+  }
+  std::printf("make_fuzz_seeds: %d seed files in %s\n", written, dir.c_str());
+  return 0;
+}
