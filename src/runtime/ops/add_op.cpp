@@ -8,13 +8,13 @@ class AddOp final : public PreparedOp {
   AddOp(const OpGraph& g, int32_t index)
       : PreparedOp(g, index),
         kernel_(g.kernels.add.add),
-        qa_(*g.qparams[g.model.ops[index].inputs[0]]),
-        qb_(*g.qparams[g.model.ops[index].inputs[1]]) {}
+        qa_(g.input_qparams(index)),
+        qb_(g.input_qparams(index, 1)) {}
   std::string kernel_name() const override { return kernel_.name; }
   void run(const OpRunContext& ctx, int64_t batch) const override {
-    const uint8_t* a = ctx.values[op().inputs[0]];
-    const uint8_t* b = ctx.values[op().inputs[1]];
-    uint8_t* y = ctx.values[index() + 1];
+    const uint8_t* a = input(ctx);
+    const uint8_t* b = input(ctx, 1);
+    uint8_t* y = output(ctx);
     const int64_t n_item = in_shape().size();  // == the output's
     ctx.over_batch(batch, [&](int64_t b0, int64_t n) {
       kernel_.fn(op(), a + b0 * n_item, qa_, b + b0 * n_item, qb_, n * n_item, y + b0 * n_item);

@@ -13,13 +13,13 @@ class DirectConvOp final : public PreparedOp {
       : PreparedOp(g, index),
         conv2d_(g.kernels.direct_conv.conv2d),
         linear_(g.kernels.direct_conv.linear),
-        zx_(g.qparams[g.model.ops[index].inputs[0]]->zero_point) {}
+        zx_(g.input_qparams(index).zero_point) {}
   std::string kernel_name() const override { return op().kind == OpKind::Conv2d ? conv2d_.name : linear_.name; }
   void run(const OpRunContext& ctx, int64_t batch) const override {
     const Op& o = op();
     const ValueShape in = in_shape(), out = out_shape();
-    const uint8_t* x = ctx.values[o.inputs[0]];
-    uint8_t* y = o.output_layer ? nullptr : ctx.values[index() + 1];
+    const uint8_t* x = input(ctx);
+    uint8_t* y = o.output_layer ? nullptr : output(ctx);
     int32_t* y32 = o.output_layer ? ctx.logits : nullptr;
     const int64_t is = in.size(), os = out.size();
     ctx.over_batch(batch, [&](int64_t b0, int64_t n) {

@@ -6,7 +6,7 @@ namespace {
 class DepthwiseOp final : public PreparedOp {
  public:
   DepthwiseOp(const OpGraph& g, int32_t index)
-      : PreparedOp(g, index), kernel_(g.kernels.depthwise.depthwise), zx_(g.qparams[g.model.ops[index].inputs[0]]->zero_point) {
+      : PreparedOp(g, index), kernel_(g.kernels.depthwise.depthwise), zx_(g.input_qparams(index).zero_point) {
     const Op& o = op();
     // Weights unpacked once into a tap-major table [KH * KW][C].
     const int32_t taps = o.kernel_h * o.kernel_w, C = o.out_channels;
@@ -22,7 +22,7 @@ class DepthwiseOp final : public PreparedOp {
   void run(const OpRunContext& ctx, int64_t batch) const override {
     const Op& o = op();
     const ValueShape in = in_shape(), out = out_shape();
-    const uint8_t* x = ctx.values[o.inputs[0]];
+    const uint8_t* x = input(ctx);
     const int64_t is = in.size(), os = out.size();
     ctx.over_batch(batch, [&](int64_t b0, int64_t n) {
       GemmOutput stage;
@@ -36,7 +36,7 @@ class DepthwiseOp final : public PreparedOp {
         stage.zero_point = o.out.zero_point;
         stage.qmin = o.out.qmin;
         stage.qmax = o.out.qmax;
-        stage.y_u8 = ctx.values[index() + 1] + b0 * os;
+        stage.y_u8 = output(ctx) + b0 * os;
       }
       kernel_.fn(o, w_.data(), x + b0 * is, n, in, zx_, out, stage);
     });

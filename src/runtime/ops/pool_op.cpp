@@ -6,7 +6,7 @@ namespace {
 // MaxPool2d (max_pool set) or AvgPool2d / GlobalAvgPool (avg_pool set).
 class PoolOp final : public PreparedOp {
  public:
-  PoolOp(const OpGraph& g, int32_t index) : PreparedOp(g, index), in_q_(*g.qparams[g.model.ops[index].inputs[0]]) {
+  PoolOp(const OpGraph& g, int32_t index) : PreparedOp(g, index), in_q_(g.input_qparams(index)) {
     if (op().kind == OpKind::MaxPool2d) {
       max_pool_ = g.kernels.pool.max_pool;
     } else {
@@ -15,8 +15,8 @@ class PoolOp final : public PreparedOp {
   }
   std::string kernel_name() const override { return max_pool_.fn ? max_pool_.name : avg_pool_.name; }
   void run(const OpRunContext& ctx, int64_t batch) const override {
-    const uint8_t* x = ctx.values[op().inputs[0]];
-    uint8_t* y = ctx.values[index() + 1];
+    const uint8_t* x = input(ctx);
+    uint8_t* y = output(ctx);
     const ValueShape in = in_shape(), out = out_shape();
     ctx.over_batch(batch, [&](int64_t b0, int64_t n) {
       if (max_pool_.fn) {

@@ -27,6 +27,8 @@ struct OpGraph {
 
   // Number of ops that list value v among their inputs.
   int readers(int32_t v) const;
+  // Quantization of input k of op `index`.
+  const ActQParams& input_qparams(int32_t index, size_t k = 0) const { return *qparams[model.ops[index].inputs[k]]; }
 };
 
 // Buffers an op needs besides the values, for a slice of `items` items: `workspace` bytes per
@@ -92,6 +94,9 @@ class PreparedOp {
   virtual std::string elided_note() const { return "not run: no op reads its output"; }
 
  protected:
+  // The op's input k and its output in the run's values.
+  const uint8_t* input(const OpRunContext& ctx, size_t k = 0) const { return ctx.values[op_->inputs[k]]; }
+  uint8_t* output(const OpRunContext& ctx) const { return ctx.values[index_ + 1]; }
   const ValueShape& in_shape() const { return in_; }
   const ValueShape& out_shape() const { return out_; }
 
