@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "base/error.h"
+#include "runtime/weight_format.h"
 
 namespace lowbit::onnx {
 namespace {
@@ -104,15 +105,21 @@ ValueTensors QdqBuilder::quantize_output(const std::string& x, const std::string
 
 std::string QdqBuilder::weight_tensor(size_t i, const runtime::Op& op) {
   const runtime::WeightTensor& w = op.weight;
-  LOWBIT_CHECK(w.grid == quant::Grid::Integer,
+  const runtime::WeightFormat* format = runtime::find_weight_format(w.bits, w.grid);  // validate_model admitted it
+  LOWBIT_CHECK(w.grid == quant::Grid::Integer || format->qdq_type != runtime::QdqWeightType::None,
                where(i) + ": its weights are on the odd grid (binary or SEQ: values 2c+1); ONNX QDQ weights are int8 or "
                           "int4 codes with zero point 0, so this format cannot be exported (train with --weight-format int)");
-  LOWBIT_CHECK(w.bits == 8 || w.bits == 4,
-               where(i) + ": " + std::to_string(w.bits) + "-bit weights (ternary or int2) cannot be exported: ONNX has no " +
-                   std::to_string(w.bits) + "-bit integer type (QDQ takes int8, and int4 from opset 21)");
-  LOWBIT_CHECK(w.bits == 8 || options_.opset >= 21,
-               where(i) + ": int4 weights need the ONNX INT4 type, which DequantizeLinear accepts from opset 21; "
-                          "export with --opset 21 (this export asked for opset " + std::to_string(options_.opset) + ")");
+  LOWBIT_CHECK(format->qdq_type != runtime::QdqWeightType::None,
+               where(i) + ": " + std::to_string(w.bits) + "-bit weights (" + format->name +
+                   (*format->also ? std::string(" or ") + format->also : std::string()) +
+                   ") cannot be exported: ONNX has no " + std::to_string(w.bits) +
+                   "-bit integer type (QDQ takes int8, and int4 from opset 21)");
+  LOWBIT_CHECK(options_.opset >= format->qdq_min_opset,
+               where(i) + ": " + format->name + " weights need the ONNX " +
+                   (format->qdq_type == runtime::QdqWeightType::Int4 ? "INT4" : "INT8") +
+                   " type, which DequantizeLinear accepts from opset " + std::to_string(format->qdq_min_opset) +
+                   "; export with --opset " + std::to_string(format->qdq_min_opset) + " (this export asked for opset " +
+                   std::to_string(options_.opset) + ")");
   const std::vector<float>& scales = record_[i].weight_scales;
   LOWBIT_CHECK(static_cast<int32_t>(scales.size()) == op.out_channels,
                where(i) + ": conversion recorded " + std::to_string(scales.size()) + " weight scales for " +
@@ -124,9 +131,11 @@ std::string QdqBuilder::weight_tensor(size_t i, const runtime::Op& op) {
     largest = std::max(largest, std::abs(codes[k]));
   }
   // 8-bit codes as UINT8 + 128 where int8 could saturate ONNX Runtime's u8s8 kernels (header).
-  const bool as_uint8 = w.bits == 8 && (options_.weight_encoding == WeightEncoding::Uint8 ||
+  const bool as_uint8 = format->qdq_type == runtime::QdqWeightType::Int8 && (options_.weight_encoding == WeightEncoding::Uint8 ||
                                         (options_.weight_encoding == WeightEncoding::Auto && largest > kSaturationFreeWeightCode));
-  const DataType type = w.bits == 4 ? DataType::Int4 : as_uint8 ? DataType::Uint8 : DataType::Int8;
+  const DataType type = format->qdq_type == runtime::QdqWeightType::Int4 ? DataType::Int4
+                        : as_uint8                                        ? DataType::Uint8
+                                                                          : DataType::Int8;
   const int32_t zero_point = as_uint8 ? 128 : 0;
   if (as_uint8)
     for (int32_t& c : codes) c += zero_point;

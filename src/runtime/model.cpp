@@ -10,6 +10,7 @@
 #include "quant/bit_packing.h"
 #include "quant/quantize.h"
 #include "quant/rounding.h"
+#include "runtime/weight_format.h"
 
 namespace lowbit::runtime {
 
@@ -80,8 +81,10 @@ void check_weights(const Checker& check, const Op& op) {
   const WeightTensor& w = op.weight;
   const bool odd = w.grid == quant::Grid::Odd;
   check(w.grid == quant::Grid::Integer || odd, "weight grid " + std::to_string(static_cast<int>(w.grid)) + " is unknown");
-  check(odd ? (w.bits == 1 || w.bits == 2 || w.bits == 4) : (w.bits == 2 || w.bits == 4 || w.bits == 8),
-        "weight bits " + std::to_string(w.bits) + (odd ? " with the Odd grid must be 1, 2 or 4" : " with the Integer grid must be 2, 4 or 8"));
+  const WeightFormat* format = find_weight_format(w.bits, w.grid);
+  check(format != nullptr && format->runtime_kernels, "weight bits " + std::to_string(w.bits) + " with the " +
+                                                          (odd ? "Odd" : "Integer") + " grid must be " +
+                                                          weight_bits_list(w.grid));
   const int64_t n = op.weight_count();
   check(static_cast<int64_t>(w.packed.size()) == static_cast<int64_t>(quant::packed_size(static_cast<size_t>(n), w.bits)),
         "weight holds " + std::to_string(w.packed.size()) + " bytes, expected " +

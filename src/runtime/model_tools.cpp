@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "runtime/model_file.h"
+#include "runtime/weight_format.h"
 
 namespace lowbit::runtime {
 
@@ -34,9 +35,7 @@ std::string describe_model(const Model& model) {
     std::string w = "-";
     int64_t p = 0, bytes = 0, mac = 0;
     if (op.has_weights()) {
-      const bool odd = op.weight.grid == quant::Grid::Odd;
-      w = odd ? (op.weight.bits == 1 ? "binary" : (op.weight.bits == 2 ? "seq2" : "odd" + std::to_string(op.weight.bits)))
-              : "int" + std::to_string(op.weight.bits);
+      w = find_weight_format(op.weight.bits, op.weight.grid)->name;  // validate_model admitted it
       p = op.weight_count() + op.out_channels;  // weights + biases
       bytes = static_cast<int64_t>(op.weight.packed.size() + op.bias_q.size() * 4 + op.multipliers.size() * 8 +
                                    op.out_scale.size() * 4);

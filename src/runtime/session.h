@@ -52,7 +52,8 @@ class Session {
   const Model& model() const;
   Isa isa() const;
   int threads() const;
-  // One line per op: the kernel that runs it (e.g. "s16_w8_gemm_fxp_6x16__avx2" or "ref").
+  // One line per op: "<op kind>: <kernel symbol>", e.g. "conv2d: s16_w8_gemm_fxp_4x16__avx2 + max pool" or
+  // "add: ref::add"; an op done by another or elided says so instead (docs/runtime.md, "Ops").
   std::vector<std::string> kernel_names() const;
   // With SessionOptions::profile: process CPU milliseconds (summed over threads) spent in each op
   // during the last run, plus a last entry for input quantization and output conversion together.

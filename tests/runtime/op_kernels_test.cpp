@@ -199,7 +199,7 @@ TEST(OpKernels, InputQuantizationMatchesScalar) {
         const int32_t z = std::min(zp, qmax);
         for (int64_t stride : {1, 3}) {
           for (const std::string& isa : rtest::optimized_isas()) {
-            const Kernel<QuantizeInputFn> k = isa_kernels(parse_isa(isa)).quantize_input;
+            const Kernel<QuantizeInputFn> k = isa_kernels(parse_isa(isa)).quantize.quantize_input;
             std::vector<uint8_t> got(x.size() * stride, 0xEE);
             k.fn(x.data(), static_cast<int64_t>(x.size()), scale, z, 0, qmax, got.data(), stride);
             for (size_t i = 0; i < x.size(); ++i)

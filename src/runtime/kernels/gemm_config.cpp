@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "runtime/weight_format.h"
+
 namespace lowbit::runtime {
 
 #if defined(LOWBIT_ARCH_X86_64)
@@ -56,7 +58,7 @@ const GemmConfig* find_gemm_config(Isa isa, int32_t bits, quant::Grid grid) {
   // On the levels whose int8 kernel packs the weight values themselves (not codes), other widths
   // whose values fit in int8 (Integer codes of <= 8 bits, Odd values 2c + 1 of <= 7 bits) run it.
   const bool values_kernel = isa == Isa::Avx512Vnni || isa == Isa::Neon || isa == Isa::NeonDot;
-  const bool fits_int8 = bits >= 1 && (grid == quant::Grid::Integer ? bits <= 8 : bits <= 7);
+  const bool fits_int8 = bits >= 1 && bits <= 8 && weight_value_min(bits, grid) >= -128 && weight_value_max(bits, grid) <= 127;
   if (values_kernel && fits_int8) return find_exact(table, count, 8, quant::Grid::Integer);
   // VNNI kernels exist for every kind a model may hold; anything else falls back to AVX2's.
   if (isa == Isa::Avx512Vnni) return find_gemm_config(Isa::Avx2, bits, grid);

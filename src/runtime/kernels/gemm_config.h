@@ -44,6 +44,17 @@ using GemmFn = void (*)(int64_t M, int32_t N, int32_t K, const void* A, int64_t 
 // out[i] = x[i] - zero_point for i < n (widening uint8 activations for the s16 kernels).
 using WidenFn = void (*)(const uint8_t* x, int64_t n, int32_t zero_point, int16_t* out);
 
+// A kernel's name is its symbol, stringified here so the two cannot drift.
+#define LOWBIT_KERNEL_NAME(fn) #fn
+
+// Defines the kernel `name` as the instantiation that implements it (a template's arguments are in
+// the name), so that a config's name, #name, is the symbol the profiler shows.
+#define LOWBIT_DEFINE_GEMM_KERNEL(name, ...)                                                                   \
+  void name(int64_t M, int32_t N, int32_t K, const void* A, int64_t lda, const uint8_t* packed_w,             \
+            const GemmOutput& out) {                                                                             \
+    __VA_ARGS__(M, N, K, A, lda, packed_w, out);                                                                 \
+  }
+
 enum class GemmInput { S16, U8 };
 
 struct GemmConfig {

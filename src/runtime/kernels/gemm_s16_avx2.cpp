@@ -17,6 +17,7 @@
 #include "quant/bit_packing.h"
 #include "quant/requantize.h"
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/gemm_kernels.h"
 #include "runtime/kernels/gemm_output_avx2.h"
 
 namespace lowbit::runtime {
@@ -197,16 +198,28 @@ void widen_u8_to_s16(const uint8_t* x, int64_t n, int32_t zero_point, int16_t* o
 constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
-#define LOWBIT_S16_CONFIG(name, bits, grid, odd) \
-  {name, Isa::Avx2, bits, grid, GemmInput::S16, 2, 4, kNR, pack_weights<bits, odd>, gemm_s16<bits, odd>, widen_u8_to_s16, 4}
+}  // namespace
+
+// The kernels (gemm_kernels.h): external symbols named as their configs.
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w8_gemm_fxp_4x16__avx2, gemm_s16<8, false>)
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w4_gemm_fxp_4x16__avx2, gemm_s16<4, false>)
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w2_gemm_fxp_4x16__avx2, gemm_s16<2, false>)
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w4odd_gemm_fxp_4x16__avx2, gemm_s16<4, true>)
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w2odd_gemm_fxp_4x16__avx2, gemm_s16<2, true>)
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w1odd_gemm_fxp_4x16__avx2, gemm_s16<1, true>)
+
+namespace {
+
+#define LOWBIT_S16_CONFIG(kernel, bits, grid, odd) \
+  {LOWBIT_KERNEL_NAME(kernel), Isa::Avx2, bits, grid, GemmInput::S16, 2, 4, kNR, pack_weights<bits, odd>, kernel, widen_u8_to_s16, 4}
 
 const GemmConfig kConfigs[] = {
-    LOWBIT_S16_CONFIG("s16_w8_gemm_fxp_4x16__avx2", 8, kInt, false),
-    LOWBIT_S16_CONFIG("s16_w4_gemm_fxp_4x16__avx2", 4, kInt, false),
-    LOWBIT_S16_CONFIG("s16_w2_gemm_fxp_4x16__avx2", 2, kInt, false),
-    LOWBIT_S16_CONFIG("s16_w4odd_gemm_fxp_4x16__avx2", 4, kOdd, true),
-    LOWBIT_S16_CONFIG("s16_w2odd_gemm_fxp_4x16__avx2", 2, kOdd, true),
-    LOWBIT_S16_CONFIG("s16_w1odd_gemm_fxp_4x16__avx2", 1, kOdd, true),
+    LOWBIT_S16_CONFIG(s16_w8_gemm_fxp_4x16__avx2, 8, kInt, false),
+    LOWBIT_S16_CONFIG(s16_w4_gemm_fxp_4x16__avx2, 4, kInt, false),
+    LOWBIT_S16_CONFIG(s16_w2_gemm_fxp_4x16__avx2, 2, kInt, false),
+    LOWBIT_S16_CONFIG(s16_w4odd_gemm_fxp_4x16__avx2, 4, kOdd, true),
+    LOWBIT_S16_CONFIG(s16_w2odd_gemm_fxp_4x16__avx2, 2, kOdd, true),
+    LOWBIT_S16_CONFIG(s16_w1odd_gemm_fxp_4x16__avx2, 1, kOdd, true),
 };
 
 #undef LOWBIT_S16_CONFIG

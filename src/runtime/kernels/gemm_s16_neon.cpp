@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/gemm_kernels.h"
 #include "runtime/kernels/gemm_output_neon.h"
 
 namespace lowbit::runtime {
@@ -103,9 +104,16 @@ void widen_u8_to_s16(const uint8_t* x, int64_t n, int32_t zero_point, int16_t* o
   for (; i < n; ++i) out[i] = static_cast<int16_t>(x[i] - zero_point);
 }
 
+}  // namespace
+
+// The kernel (gemm_kernels.h): an external symbol named as its config.
+LOWBIT_DEFINE_GEMM_KERNEL(s16_w8_gemm_fxp_8x8__neon, gemm_s16_w8)
+
+namespace {
+
 const GemmConfig kConfigs[] = {
-    {"s16_w8_gemm_fxp_8x8__neon", Isa::Neon, 8, quant::Grid::Integer, GemmInput::S16, 4, kMR, kNR, pack_w8,
-     gemm_s16_w8, widen_u8_to_s16, 4},
+    {LOWBIT_KERNEL_NAME(s16_w8_gemm_fxp_8x8__neon), Isa::Neon, 8, quant::Grid::Integer, GemmInput::S16, 4, kMR, kNR, pack_w8,
+     s16_w8_gemm_fxp_8x8__neon, widen_u8_to_s16, 4},
 };
 
 }  // namespace

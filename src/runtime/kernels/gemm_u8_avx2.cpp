@@ -30,6 +30,7 @@
 
 #include "quant/requantize.h"
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/gemm_kernels.h"
 #include "runtime/kernels/gemm_output_avx2.h"
 
 namespace lowbit::runtime {
@@ -256,17 +257,29 @@ void gemm_u8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const
 constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
-#define LOWBIT_U8_CONFIG(name, bits, grid, odd, pair_bounded) \
-  {name, Isa::Avx2, bits, grid, GemmInput::U8, 4, 4, kNR, pack_weights<bits, odd>, gemm_u8<bits, odd>, nullptr, 4, pair_bounded}
+}  // namespace
+
+// The kernels (gemm_kernels.h): external symbols named as their configs.
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w4_gemm_fxp_4x16__avx2, gemm_u8<4, false>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w2_gemm_fxp_4x16__avx2, gemm_u8<2, false>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w4odd_gemm_fxp_4x16__avx2, gemm_u8<4, true>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w2odd_gemm_fxp_4x16__avx2, gemm_u8<2, true>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w1odd_gemm_fxp_4x16__avx2, gemm_u8<1, true>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w8p_gemm_fxp_4x16__avx2, gemm_u8<8, false>)
+
+namespace {
+
+#define LOWBIT_U8_CONFIG(kernel, bits, grid, odd, pair_bounded) \
+  {LOWBIT_KERNEL_NAME(kernel), Isa::Avx2, bits, grid, GemmInput::U8, 4, 4, kNR, pack_weights<bits, odd>, kernel, nullptr, 4, pair_bounded}
 
 const GemmConfig kConfigs[] = {
-    LOWBIT_U8_CONFIG("u8_w4_gemm_fxp_4x16__avx2", 4, kInt, false, false),
-    LOWBIT_U8_CONFIG("u8_w2_gemm_fxp_4x16__avx2", 2, kInt, false, false),
-    LOWBIT_U8_CONFIG("u8_w4odd_gemm_fxp_4x16__avx2", 4, kOdd, true, false),
-    LOWBIT_U8_CONFIG("u8_w2odd_gemm_fxp_4x16__avx2", 2, kOdd, true, false),
-    LOWBIT_U8_CONFIG("u8_w1odd_gemm_fxp_4x16__avx2", 1, kOdd, true, false),
-    // int8 weights whose pair sums fit in int16 (pair_bounded: the session proves it per layer)
-    LOWBIT_U8_CONFIG("u8_w8p_gemm_fxp_4x16__avx2", 8, kInt, false, true),
+    LOWBIT_U8_CONFIG(u8_w4_gemm_fxp_4x16__avx2, 4, kInt, false, false),
+    LOWBIT_U8_CONFIG(u8_w2_gemm_fxp_4x16__avx2, 2, kInt, false, false),
+    LOWBIT_U8_CONFIG(u8_w4odd_gemm_fxp_4x16__avx2, 4, kOdd, true, false),
+    LOWBIT_U8_CONFIG(u8_w2odd_gemm_fxp_4x16__avx2, 2, kOdd, true, false),
+    LOWBIT_U8_CONFIG(u8_w1odd_gemm_fxp_4x16__avx2, 1, kOdd, true, false),
+    // int8 weights whose pair sums fit in int16 (pair_bounded: the GEMM op proves it per layer)
+    LOWBIT_U8_CONFIG(u8_w8p_gemm_fxp_4x16__avx2, 8, kInt, false, true),
 };
 
 #undef LOWBIT_U8_CONFIG

@@ -35,6 +35,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/gemm_kernels.h"
 #include "runtime/kernels/gemm_output_avx512.h"
 
 namespace lowbit::runtime {
@@ -289,16 +290,28 @@ void gemm_u8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, const
 constexpr quant::Grid kInt = quant::Grid::Integer;
 constexpr quant::Grid kOdd = quant::Grid::Odd;
 
-#define LOWBIT_VNNI_CONFIG(name, bits, grid, Dec) \
-  {name, Isa::Avx512Vnni, bits, grid, GemmInput::U8, 4, kMR, kNR, pack_weights<Dec>, gemm_u8<Dec>, nullptr, 4}
+}  // namespace
+
+// The kernels (gemm_kernels.h): external symbols named as their configs.
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w8_gemm_fxp_12x32__avx512vnni, gemm_u8<W8>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w4_gemm_fxp_12x32__avx512vnni, gemm_u8<W4<false>>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w2_gemm_fxp_12x32__avx512vnni, gemm_u8<W2<false>>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w4odd_gemm_fxp_12x32__avx512vnni, gemm_u8<W4<true>>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w2odd_gemm_fxp_12x32__avx512vnni, gemm_u8<W2<true>>)
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w1odd_gemm_fxp_12x32__avx512vnni, gemm_u8<W1Odd>)
+
+namespace {
+
+#define LOWBIT_VNNI_CONFIG(kernel, bits, grid, Dec) \
+  {LOWBIT_KERNEL_NAME(kernel), Isa::Avx512Vnni, bits, grid, GemmInput::U8, 4, kMR, kNR, pack_weights<Dec>, kernel, nullptr, 4}
 
 const GemmConfig kConfigs[] = {
-    LOWBIT_VNNI_CONFIG("u8_w8_gemm_fxp_12x32__avx512vnni", 8, kInt, W8),
-    LOWBIT_VNNI_CONFIG("u8_w4_gemm_fxp_12x32__avx512vnni", 4, kInt, W4<false>),
-    LOWBIT_VNNI_CONFIG("u8_w2_gemm_fxp_12x32__avx512vnni", 2, kInt, W2<false>),
-    LOWBIT_VNNI_CONFIG("u8_w4odd_gemm_fxp_12x32__avx512vnni", 4, kOdd, W4<true>),
-    LOWBIT_VNNI_CONFIG("u8_w2odd_gemm_fxp_12x32__avx512vnni", 2, kOdd, W2<true>),
-    LOWBIT_VNNI_CONFIG("u8_w1odd_gemm_fxp_12x32__avx512vnni", 1, kOdd, W1Odd),
+    LOWBIT_VNNI_CONFIG(u8_w8_gemm_fxp_12x32__avx512vnni, 8, kInt, W8),
+    LOWBIT_VNNI_CONFIG(u8_w4_gemm_fxp_12x32__avx512vnni, 4, kInt, W4<false>),
+    LOWBIT_VNNI_CONFIG(u8_w2_gemm_fxp_12x32__avx512vnni, 2, kInt, W2<false>),
+    LOWBIT_VNNI_CONFIG(u8_w4odd_gemm_fxp_12x32__avx512vnni, 4, kOdd, W4<true>),
+    LOWBIT_VNNI_CONFIG(u8_w2odd_gemm_fxp_12x32__avx512vnni, 2, kOdd, W2<true>),
+    LOWBIT_VNNI_CONFIG(u8_w1odd_gemm_fxp_12x32__avx512vnni, 1, kOdd, W1Odd),
 };
 
 #undef LOWBIT_VNNI_CONFIG

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "runtime/kernels/gemm_config.h"
+#include "runtime/kernels/gemm_kernels.h"
 #include "runtime/kernels/gemm_output_neon.h"
 
 namespace lowbit::runtime {
@@ -137,9 +138,16 @@ void gemm_u8_w8(int64_t M, int32_t N, int32_t K, const void* A_, int64_t lda, co
   }
 }
 
+}  // namespace
+
+// The kernel (gemm_kernels.h): an external symbol named as its config.
+LOWBIT_DEFINE_GEMM_KERNEL(u8_w8_gemm_fxp_8x8__neondot, gemm_u8_w8)
+
+namespace {
+
 const GemmConfig kConfigs[] = {
-    {"u8_w8_gemm_fxp_8x8__neondot", Isa::NeonDot, 8, quant::Grid::Integer, GemmInput::U8, 4, kMR, kNR, pack_w8,
-     gemm_u8_w8, nullptr, 4},
+    {LOWBIT_KERNEL_NAME(u8_w8_gemm_fxp_8x8__neondot), Isa::NeonDot, 8, quant::Grid::Integer, GemmInput::U8, 4, kMR, kNR, pack_w8,
+     u8_w8_gemm_fxp_8x8__neondot, nullptr, 4},
 };
 
 }  // namespace

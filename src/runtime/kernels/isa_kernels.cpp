@@ -3,16 +3,23 @@
 #include "runtime/kernels/ref_kernels.h"
 
 namespace lowbit::runtime {
+
 namespace {
 
-const IsaKernels kRef = {
-    Isa::Ref,
-    {"ref", ref::quantize_input},
-    {"ref", ref::max_pool},
-    {},
-    {},
-    {},
-};
+const IsaKernels& isa_kernels_ref() {
+  static const IsaKernels k = {
+      Isa::Ref,
+      false,
+      {LOWBIT_KERNEL(ref::quantize_input)},
+      {LOWBIT_KERNEL(ref::max_pool), LOWBIT_KERNEL(ref::avg_pool)},
+      {LOWBIT_KERNEL(ref::add)},
+      {LOWBIT_KERNEL(ref::flatten)},
+      {LOWBIT_KERNEL(ref::conv2d), LOWBIT_KERNEL(ref::linear)},
+      {},
+      {},
+  };
+  return k;
+}
 
 }  // namespace
 
@@ -25,8 +32,25 @@ const IsaKernels& isa_kernels(Isa isa) {
     case Isa::Neon:
     case Isa::NeonDot: return isa_kernels_neon();
 #endif
-    default: return kRef;
+    default: return isa_kernels_ref();
   }
+}
+
+std::vector<std::string> isa_kernel_names(Isa isa) {
+  const IsaKernels& k = isa_kernels(isa);
+  std::vector<std::string> names;
+  for (const char* n : {k.quantize.quantize_input.name, k.pool.max_pool.name, k.pool.avg_pool.name, k.add.add.name,
+                        k.flatten.flatten.name, k.direct_conv.conv2d.name, k.direct_conv.linear.name,
+                        k.depthwise.depthwise.name, k.im2col.gather_rows.name, k.im2col.stack_rows_c1.name})
+    if (n != nullptr) names.push_back(n);
+  std::vector<Isa> gemm_levels{isa};
+  if (isa == Isa::Avx512Vnni) gemm_levels.push_back(Isa::Avx2);  // find_gemm_config's fallback
+  for (Isa level : gemm_levels) {
+    int count = 0;
+    const GemmConfig* table = gemm_configs(level, &count);
+    for (int i = 0; i < count; ++i) names.push_back(table[i].name);
+  }
+  return names;
 }
 
 }  // namespace lowbit::runtime

@@ -1,28 +1,46 @@
-// The non-GEMM kernels of an ISA level in one record (the GemmConfig idea for the other kernel
-// families): a Session takes its level's record once when it is created and calls through it, so
-// that no op has to ask which instruction set is running. Each name is the kernel's symbol name,
-// following the grammar of gemm_config.h (<input>_..._<tile>__<isa>), or "ref" for the reference
-// kernels of ref_kernels.h, and is what Session::kernel_names() reports.
+// The non-GEMM kernels of an ISA level: one config record per kernel family (the GemmConfig idea
+// for the other families), gathered in one row per level. An op takes its family's record from its
+// level's row when it is prepared and calls through it, so no op asks which instruction set runs.
+//
+// Every entry is made with LOWBIT_KERNEL(fn): its name is the stringified symbol of the function it
+// points to, so the names Session::kernel_names() prints are the real symbols and cannot drift.
+// Optimized kernels follow the grammar of gemm_config.h (<input>_<op>_..._<tile>__<isa>); the
+// reference kernels are named by their qualified name (ref::max_pool, ref_kernels.h).
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "runtime/cpu_features.h"
 #include "runtime/kernels/gemm_config.h"
 #include "runtime/model.h"
+
+// {"fn", fn}: a kernel record whose name is the function's own symbol.
+#define LOWBIT_KERNEL(fn) \
+  { LOWBIT_KERNEL_NAME(fn), fn }
 
 namespace lowbit::runtime {
 
 template <class Fn>
 struct Kernel {
   const char* name = nullptr;
-  Fn fn = nullptr;  // nullptr where the level has no kernel of this family (see IsaKernels)
+  Fn fn = nullptr;  // nullptr where the level has no kernel of this family (see the family's record)
 };
 
 // y[i * y_stride] = quant::quantize_integer(x[i], scale, zero_point, qmin, qmax) for i < n, exactly.
 using QuantizeInputFn = void (*)(const float* x, int64_t n, float scale, int32_t zero_point, int32_t qmin, int32_t qmax,
                                  uint8_t* y, int64_t y_stride);
-// ref::max_pool's contract.
+// The contracts of ref::max_pool, ref::avg_pool, ref::add and ref::flatten (ref_kernels.h).
 using MaxPoolFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, ValueShape out, uint8_t* y);
+using AvgPoolFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, const ActQParams& in_q,
+                           ValueShape out, uint8_t* y);
+using AddFn = void (*)(const Op& op, const uint8_t* a, const ActQParams& qa, const uint8_t* b, const ActQParams& qb,
+                       int64_t n, uint8_t* y);
+using FlattenFn = void (*)(const uint8_t* x, int64_t batch, ValueShape in, uint8_t* y);
+// The contracts of ref::conv2d and ref::linear: conv / linear layers without a GEMM kernel.
+using Conv2dFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, int32_t zx, ValueShape out,
+                          uint8_t* y_u8, int32_t* y_i32);
+using LinearFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, int32_t zx, uint8_t* y_u8, int32_t* y_i32);
 // Depthwise conv (groups = in_channels = out_channels) on tap-major weight values [KH * KW][C]
 // (depthwise_kernels.h).
 using DepthwiseFn = void (*)(const Op& op, const int32_t* w, const uint8_t* x, int64_t batch, ValueShape in, int32_t zx,
@@ -33,21 +51,62 @@ using GatherRowsFn = void (*)(const uint8_t* src, const int64_t* offsets, int64_
 // Stacked-rows image of a 1-channel conv, rows of n >= 16 bytes (im2col_kernels.h).
 using StackRowsC1Fn = void (*)(const uint8_t* const* row, int32_t rows, int64_t n, uint8_t* out);
 
-struct IsaKernels {
-  Isa isa;                                 // the level whose instructions these kernels use
-  Kernel<QuantizeInputFn> quantize_input;  // always set
-  Kernel<MaxPoolFn> max_pool;              // always set (unless fused into a conv's GEMM)
-  Kernel<DepthwiseFn> depthwise;           // nullptr: depthwise convs run as grouped convs
-  Kernel<GatherRowsFn> gather_rows;        // nullptr: the session copies each run in 16-byte blocks
-  Kernel<StackRowsC1Fn> stack_rows_c1;     // nullptr: the session builds the image with scalar code
+// Input quantization (float NCHW -> uint8 NHWC codes); always set.
+struct QuantizeConfig {
+  Kernel<QuantizeInputFn> quantize_input;
+};
+// MaxPool2d, AvgPool2d and GlobalAvgPool; always set.
+struct PoolConfig {
+  Kernel<MaxPoolFn> max_pool;
+  Kernel<AvgPoolFn> avg_pool;  // AvgPool2d and GlobalAvgPool
+};
+// Residual add; always set.
+struct AddConfig {
+  Kernel<AddFn> add;
+};
+// Flatten to PyTorch's C-major order; always set (optimized levels usually fold it, flatten_op.h).
+struct FlattenConfig {
+  Kernel<FlattenFn> flatten;
+};
+// Conv2d / Linear for layers no GEMM config covers (the reference level; grouped convs whose
+// groups have fewer than 4 output channels); always set.
+struct DirectConvConfig {
+  Kernel<Conv2dFn> conv2d;
+  Kernel<LinearFn> linear;
+};
+// Depthwise conv; depthwise.fn == nullptr: depthwise convs run as grouped convs.
+struct DepthwiseConfig {
+  Kernel<DepthwiseFn> depthwise;
+};
+// im2col row builders for uint8-input GEMMs; nullptr entries: the GEMM op's portable loops.
+struct Im2colConfig {
+  Kernel<GatherRowsFn> gather_rows;     // nullptr: runs copied in 16-byte blocks
+  Kernel<StackRowsC1Fn> stack_rows_c1;  // nullptr: the stacked-rows image built with scalar code
 };
 
-// The record of `isa`; levels this build lacks get the reference record (callers check
-// cpu_supports / require_isa first).
+// One row of the table: every non-GEMM kernel family of a level.
+struct IsaKernels {
+  Isa isa;          // the level whose instructions these kernels use
+  bool split_work;  // false (the reference level, the specification): every op on the calling thread
+  QuantizeConfig quantize;
+  PoolConfig pool;
+  AddConfig add;
+  FlattenConfig flatten;
+  DirectConvConfig direct_conv;
+  DepthwiseConfig depthwise;
+  Im2colConfig im2col;
+};
+
+// The row of `isa`; levels this build lacks get the reference row (callers check cpu_supports /
+// require_isa first).
 const IsaKernels& isa_kernels(Isa isa);
 
-// Per-architecture records, defined in the levels' own files (compiled for their architecture only).
+// Per-architecture rows, defined in the levels' own files (compiled for their architecture only).
 const IsaKernels& isa_kernels_avx2();  // avx2 and avx512vnni
 const IsaKernels& isa_kernels_neon();  // neon and neondot
+
+// Every kernel name `isa` can report: its row's non-null entries and its GEMM configs (including
+// those find_gemm_config falls back to), for tests and documentation.
+std::vector<std::string> isa_kernel_names(Isa isa);
 
 }  // namespace lowbit::runtime
