@@ -13,7 +13,9 @@ TMP="${TMPDIR:-/tmp}/lm_decoder_bench.$$"
 mkdir -p "$TMP"
 trap 'rm -rf "$TMP"' EXIT
 "$LOWBIT" train --model gpt-tiny --steps 2 --eval-interval 2 --eval-windows 2 --out "$TMP/fp32" >/dev/null 2>&1
-"$LOWBIT" convert --checkpoint "$TMP/fp32" --out "$TMP/w4g32.lbq" --wbits 4 --group-size 32 | head -1
+"$LOWBIT" convert --checkpoint "$TMP/fp32" --out "$TMP/w4g32.lbq" --wbits 4 --group-size 32 >"$TMP/convert.log"
+head -1 "$TMP/convert.log"
+"$LOWBIT" inspect "$TMP/w4g32.lbq" | tail -2
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); cpu: $(lscpu | sed -n 's/^Model name: *//p'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$LOWBIT" bench "$TMP/w4g32.lbq" --threads "$THREADS" --prompt-tokens "$PROMPT" --decode-tokens "$DECODE" --iterations 5
 LOWBIT_ISA=ref "$LOWBIT" bench "$TMP/w4g32.lbq" --threads "$THREADS" --prompt-tokens "$PROMPT" --decode-tokens "$DECODE" --iterations 5
