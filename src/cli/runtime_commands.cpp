@@ -1,6 +1,7 @@
 // Commands on integer runtime model files (.lbq): `lowbit run`, `lowbit bench`, `lowbit inspect`.
 // They use lowbit_runtime only (plus the IDX reader for `run`), except `bench --checkpoint`,
 // which times LibTorch's evaluation of a checkpoint as the float anchor.
+#include <algorithm>
 #include <chrono>
 #include <iomanip>
 #include <optional>
@@ -13,8 +14,11 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "data/fashion_mnist.h"
+#include "models/gpt.h"
+#include "runtime/decoder_model_file.h"
 #include "runtime/model_file.h"
 #include "runtime/model_tools.h"
+#include "runtime/text_generation.h"
 #include "runtime/session.h"
 #include "train/checkpoint.h"
 
@@ -66,7 +70,62 @@ struct BenchArgs {
   int threads = 2;
   int iterations = 50;
   bool json = false;
+  int64_t prompt_tokens = 0;  // decoder models: 0 = half the context
+  int64_t decode_tokens = 0;  // decoder models: 0 = the rest of the context
 };
+
+// Prompt / decode lengths of a decoder benchmark: the flags, or half the context each.
+std::pair<int64_t, int64_t> lm_bench_lengths(const BenchArgs& a, int64_t context) {
+  const int64_t p = a.prompt_tokens > 0 ? a.prompt_tokens : std::max<int64_t>(1, context / 2);
+  const int64_t d = a.decode_tokens > 0 ? a.decode_tokens : std::max<int64_t>(1, context - p);
+  return {p, d};
+}
+
+void print_lm_bench(const BenchArgs& a, const std::string& what, const runtime::DecoderBenchmark& b) {
+  if (a.json) {
+    std::cout << nlohmann::json{{"model", what}, {"batch", 1}, {"threads", b.threads}, {"isa", b.isa},
+                                {"prompt_tokens", b.prompt_tokens}, {"decode_tokens", b.decode_tokens},
+                                {"prefill_tokens_per_s", b.prefill_tokens_per_s},
+                                {"decode_tokens_per_s", b.decode_tokens_per_s}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << what << ": " << b.to_string() << "\n";
+  }
+}
+
+// The float anchor for a language model: LibTorch's evaluation of a gpt-tiny checkpoint, batch 1.
+// Prefill: one forward of the prompt. Decode: the model has no KV cache on the LibTorch side, so
+// each new token is one forward of the whole text so far (what `lowbit eval` and QAT compute).
+runtime::DecoderBenchmark benchmark_lm_checkpoint(models::Net& net, int64_t context, const BenchArgs& a) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  const auto [p, d] = lm_bench_lengths(a, context);
+  LOWBIT_CHECK(p + d <= context, "bench: prompt + decode tokens exceed the context of " + std::to_string(context));
+  const torch::Tensor text = torch::randint(0, 256, {1, p + d}, torch::kLong);
+  std::vector<double> prefill, decode;
+  for (int it = 0; it < std::max(1, a.iterations) + 1; ++it) {
+    auto t0 = std::chrono::steady_clock::now();
+    net->forward(text.narrow(1, 0, p));
+    const double tp = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 1; i <= d; ++i) net->forward(text.narrow(1, 0, p + i));
+    const double td = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (it == 0) continue;
+    prefill.push_back(static_cast<double>(p) / tp);
+    decode.push_back(static_cast<double>(d) / td);
+  }
+  std::sort(prefill.begin(), prefill.end());
+  std::sort(decode.begin(), decode.end());
+  runtime::DecoderBenchmark b;
+  b.prompt_tokens = p;
+  b.decode_tokens = d;
+  b.threads = a.threads;
+  b.isa = "libtorch";
+  b.prefill_tokens_per_s = prefill[prefill.size() / 2];
+  b.decode_tokens_per_s = decode[decode.size() / 2];
+  return b;
+}
 
 // LibTorch evaluation of a checkpoint (FP32, or QAT in its fake-quantized evaluation mode) on
 // random inputs in [0, 1], with the same warm-up and statistics as the runtime's benchmark.
@@ -96,6 +155,19 @@ void bench_model(const BenchArgs& args) {
   if (!args.checkpoint.empty()) {
     net = train::load_net(args.checkpoint);
     torch::set_num_threads(args.threads);
+    if ((*net)->model_name() == "gpt-tiny") {
+      const train::CheckpointInfo info = train::load_checkpoint(args.checkpoint);
+      const int64_t context = models::GptOptions::from_json(info.config.value("lm", nlohmann::json::object())).context;
+      print_lm_bench(args, args.checkpoint, benchmark_lm_checkpoint(*net, context, args));
+      return;
+    }
+  } else if (runtime::is_decoder_model_file(args.model)) {
+    runtime::DecoderOptions o;
+    o.threads = args.threads;
+    runtime::DecoderSession session = runtime::DecoderSession::load(args.model, o);
+    const auto [p, d] = lm_bench_lengths(args, session.model().context);
+    print_lm_bench(args, args.model, runtime::benchmark_decoder(session, p, d, args.iterations));
+    return;
   }
   nlohmann::json results = nlohmann::json::array();
   for (int64_t batch : args.batches) {
@@ -141,12 +213,24 @@ void add_runtime_commands(CLI::App& app) {
   bench->add_option("--threads", bench_args->threads, "Threads")->check(CLI::PositiveNumber)->capture_default_str();
   bench->add_option("--iterations", bench_args->iterations, "Timed runs per batch size")->check(CLI::PositiveNumber)->capture_default_str();
   bench->add_flag("--json", bench_args->json, "One JSON object with batch, ms_median, items_per_s per entry");
+  bench->add_option("--prompt-tokens", bench_args->prompt_tokens,
+                    "Decoder models: prompt length for the prefill timing (default: half the context)");
+  bench->add_option("--decode-tokens", bench_args->decode_tokens,
+                    "Decoder models: tokens decoded one at a time after the prompt (default: the rest of the context)");
   bench->callback([bench_args] { bench_model(*bench_args); });
 
   auto inspect_model = std::make_shared<std::string>();
   CLI::App* inspect = app.add_subcommand("inspect", "Layers, shapes, bits, size and bits per parameter of a model file");
   inspect->add_option("model", *inspect_model, "Model file (.lbq)")->required();
   inspect->callback([inspect_model] {
+    if (runtime::is_decoder_model_file(*inspect_model)) {
+      runtime::DecoderSession session = runtime::DecoderSession::load(*inspect_model);
+      const std::vector<std::string> kernels = session.kernel_names();
+      std::cout << *inspect_model << ": " << session.model().name << "\n"
+                << runtime::describe_decoder_model(session.model(), kernels) << "kernels (isa "
+                << runtime::isa_name(session.isa()) << "): integer " << kernels[0] << "; float ops run in scalar float\n";
+      return;
+    }
     const runtime::Model m = runtime::load_model(*inspect_model);
     std::cout << *inspect_model << ": " << m.name << "\n" << runtime::describe_model(m);
   });

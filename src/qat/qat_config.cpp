@@ -133,7 +133,8 @@ FakeQuantizeOptions QuantSettings::activation_options() const {
       o.spec.granularity = quant::Granularity::PerChannel;
       o.spec.axis = 1;  // NCHW
     } else {
-      throw Error("act_granularity must be tensor or channel (got '" + act_granularity + "')");
+      throw Error("act_granularity must be tensor, channel or token (got '" + act_granularity +
+                  "'); token (per-token dynamic int8) has no static quantizer and applies to language models");
     }
     o.spec.validate();
     o.estimator = estimator_from_string(act_estimator);
@@ -148,6 +149,13 @@ FakeQuantizeOptions QuantSettings::activation_options() const {
 
 void QuantSettings::validate() const {
   weight_options();
+  if (act_granularity == "token") {
+    // Per-token dynamic activations (language models, quant/per_token.h): symmetric int8, no
+    // static quantizer to build.
+    LOWBIT_CHECK(act_bits == 8, "act_granularity 'token' quantizes activations to int8 per token; act_bits must be 8 (got " +
+                                    std::to_string(act_bits) + ")");
+    return;
+  }
   activation_options();
 }
 

@@ -12,7 +12,9 @@
 //   weight_observer ("minmax" | "ema" | "percentile" | "mse"), weight_init ("auto" | "observer" |
 //   "lsq" | "meanabs"),
 //   act_bits (int), act_signed (bool), act_symmetric (bool), act_granularity ("tensor" |
-//   "channel"), act_estimator, act_observer, act_init,
+//   "channel" | "token": per-token dynamic int8 inputs of linear layers and no static activation
+//   quantizers, the language-model setting, qat/quantized_transformer.h), act_estimator,
+//   act_observer, act_init,
 //   observer_momentum, observer_percentile, freeze_steps (observers stop after this many
 //   training batches; -1 never), quantize (bool: false leaves the layer in float).
 // Weight observers see the current weights each step (minmax, percentile, mse use only the

@@ -280,6 +280,13 @@ void prepare(models::Net& net, const QatConfig& config) {
       QConvBnAct q(*fp, weight(), output(), config.bn_freeze_step);
       grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
       net->replace_layer(node.name, q.ptr());
+    } else if (kind == "linear" && uses_token_activations(s)) {
+      auto fp = std::dynamic_pointer_cast<models::LinearActImpl>(node.layer);
+      LOWBIT_CHECK(fp, where + " is not a float LinearAct layer (already prepared?)");
+      net->replace_layer(node.name, std::make_shared<QTokenLinearImpl>(*fp, weight()));
+      grid[i + 1] = nullptr;  // float output; the consumer quantizes per token if it is a linear
+    } else if (kind == "add" && uses_token_activations(s)) {
+      grid[i + 1] = nullptr;  // float residual stream (no static activation quantizer)
     } else if (kind == "linear") {
       auto fp = std::dynamic_pointer_cast<models::LinearActImpl>(node.layer);
       LOWBIT_CHECK(fp, where + " is not a float LinearAct layer (already prepared?)");

@@ -1,6 +1,7 @@
 #include "qat/quantized_transformer.h"
 
 #include "base/error.h"
+#include "quant/per_token.h"
 
 namespace lowbit::qat {
 
@@ -14,6 +15,50 @@ torch::Tensor QEmbeddingImpl::forward(const std::vector<torch::Tensor>& inputs) 
   return torch::embedding(weight_quantizer->forward(weight), inputs[0]);
 }
 
+namespace {
+
+struct PerTokenFakeQuant : public torch::autograd::Function<PerTokenFakeQuant> {
+  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x_in) {
+    LOWBIT_CHECK(x_in.scalar_type() == torch::kFloat32 && x_in.device().is_cpu() && x_in.dim() >= 1,
+                 "per-token fake quantization takes a CPU float32 tensor [..., features], got " +
+                     std::string(x_in.toString()) + " of " + std::to_string(x_in.dim()) + " dims");
+    const torch::Tensor x = x_in.contiguous();
+    torch::Tensor y = torch::empty_like(x);
+    const int64_t k = x.size(-1);
+    if (k == 0) return y;
+    const int64_t rows = x.numel() / k;
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      std::vector<int8_t> q(static_cast<size_t>(k));
+      for (int64_t r = begin; r < end; ++r) {
+        const float s = quant::quantize_token_row(xp + r * k, k, q.data());
+        for (int64_t i = 0; i < k; ++i) yp[r * k + i] = s * static_cast<float>(q[static_cast<size_t>(i)]);
+      }
+    });
+    return y;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext*, torch::autograd::tensor_list g) {
+    return {g[0]};
+  }
+};
+
+}  // namespace
+
+torch::Tensor fake_quantize_per_token(const torch::Tensor& x) { return PerTokenFakeQuant::apply(x); }
+
+QTokenLinearImpl::QTokenLinearImpl(const models::LinearActImpl& fp, const FakeQuantizeOptions& weight)
+    : QLinearActImpl(fp, weight, std::nullopt) {}
+
+torch::Tensor QTokenLinearImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  LOWBIT_CHECK(inputs.size() == 1, "linear layer takes 1 input, got " + std::to_string(inputs.size()));
+  const torch::Tensor y = torch::nn::functional::linear(fake_quantize_per_token(inputs[0]),
+                                                        weight_quantizer->forward(linear->weight), linear->bias);
+  return models::apply_activation(y, spec().activation);
+}
+
+bool uses_token_activations(const QuantSettings& settings) { return settings.act_granularity == "token"; }
+
 bool is_float_transformer_kind(const std::string& kind) {
   return kind == "rmsnorm" || kind == "attention" || kind == "swiglu";
 }
@@ -25,6 +70,7 @@ QatConfig with_language_model_defaults(QatConfig config) {
     if (!ours) overrides.push_back(o);  // idempotent: applying twice adds nothing
   }
   config.overrides = std::move(overrides);
+  config.defaults.act_granularity = "token";  // what the decoder runtime computes (quant/per_token.h)
   return config;
 }
 

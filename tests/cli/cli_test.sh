@@ -77,6 +77,35 @@ grep -q '"bits_per_byte":' "$TMP/lm_eval.json" && grep -q '"perplexity":' "$TMP/
 grep -q '"head"' "$TMP/lmq/config.json" || fail "gpt-tiny QAT config lacks the float head override"
 grep -q '"weight_granularity": "group"' "$TMP/lmq/config.json" || fail "--group-size alone did not select group scales"
 "$LOWBIT" eval --checkpoint "$TMP/lmq" --json | grep -q '"quantized":true' || fail "gpt-tiny QAT eval"
+# gpt-tiny on the integer runtime: convert -> inspect -> generate -> bench, and clear errors.
+"$LOWBIT" convert --checkpoint "$TMP/lmq" --out "$TMP/lm.lbq" >"$TMP/lmc.log" || fail "gpt-tiny convert failed"
+grep -q "checked: 32 positions" "$TMP/lmc.log" || fail "gpt-tiny convert did not check: $(cat "$TMP/lmc.log")"
+"$LOWBIT" inspect "$TMP/lm.lbq" >"$TMP/lmi.log" || fail "inspect of a decoder model failed"
+grep -q "attention" "$TMP/lmi.log" && grep -q "integer" "$TMP/lmi.log" && grep -q "s8_w8_gemm_grpacc" "$TMP/lmi.log" \
+  && grep -q "int4 group32" "$TMP/lmi.log" || fail "inspect does not name float / integer ops and kernels: $(cat "$TMP/lmi.log")"
+"$LOWBIT" generate "$TMP/lm.lbq" --prompt "the " --tokens 40 >"$TMP/gen1.txt" || fail "generate failed"
+[[ $(head -c 4 "$TMP/gen1.txt") == "the " && $(wc -c <"$TMP/gen1.txt") -ge 45 ]] || fail "generate output: $(cat "$TMP/gen1.txt")"
+"$LOWBIT" generate "$TMP/lm.lbq" --prompt "the " --tokens 40 --isa ref >"$TMP/gen2.txt"
+cmp -s "$TMP/gen1.txt" "$TMP/gen2.txt" || fail "greedy text differs between kernel levels"
+"$LOWBIT" generate "$TMP/lm.lbq" --prompt "the " --tokens 30 --temperature 0.8 --top-k 5 --seed 3 --threads 2 >"$TMP/gen3.txt"
+"$LOWBIT" generate "$TMP/lm.lbq" --prompt "the " --tokens 30 --temperature 0.8 --top-k 5 --seed 3 >"$TMP/gen4.txt"
+cmp -s "$TMP/gen3.txt" "$TMP/gen4.txt" || fail "sampling with a seed is not reproducible"
+"$LOWBIT" bench "$TMP/lm.lbq" --iterations 2 | grep -q "decode .* tokens/s" || fail "bench of a decoder model"
+"$LOWBIT" bench --checkpoint "$TMP/lm" --iterations 1 --prompt-tokens 8 --decode-tokens 4 | grep -q "libtorch" \
+  || fail "bench --checkpoint of gpt-tiny"
+"$LOWBIT" convert --checkpoint "$TMP/lm" --out "$TMP/lm_rtn.lbq" --weight-format ternary --group-size 0 >/dev/null \
+  || fail "round-to-nearest conversion of an FP32 gpt-tiny"
+"$LOWBIT" inspect "$TMP/lm_rtn.lbq" | grep -q "ternary per-channel" || fail "RTN ternary model"
+expect_exit 1 "$LOWBIT" generate "$TMP/lm.lbq" --prompt "$(printf 'x%.0s' {1..40})" --tokens 2
+grep -q "context of 32" "$TMP/err" || fail "long prompt message: $(cat "$TMP/err")"
+expect_exit 1 "$LOWBIT" generate "$TMP/lm.lbq" --prompt "a" --tokens 0
+grep -q -- "--tokens 0" "$TMP/err" || fail "--tokens 0 message: $(cat "$TMP/err")"
+echo "abc" >"$TMP/short.txt"
+expect_exit 1 "$LOWBIT" generate "$TMP/short.txt" --prompt "a" --tokens 2
+grep -q "not a decoder language model" "$TMP/err" || fail "non-decoder model message: $(cat "$TMP/err")"
+head -c 3000 "$TMP/lm.lbq" >"$TMP/lm_cut.lbq"
+expect_exit 1 "$LOWBIT" generate "$TMP/lm_cut.lbq" --prompt "a" --tokens 2
+grep -q "lm_cut.lbq" "$TMP/err" || fail "truncated model message: $(cat "$TMP/err")"
 echo "abc" >"$TMP/short.txt"
 expect_exit 1 "$LOWBIT" train --model gpt-tiny --text "$TMP/short.txt" --steps 2 --out "$TMP/lm_short"
 grep -q "short.txt" "$TMP/err" && grep -q "at least 258 bytes" "$TMP/err" || fail "short text message: $(cat "$TMP/err")"

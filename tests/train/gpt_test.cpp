@@ -232,6 +232,11 @@ TEST(LmQat, PrepareQuantizesBlockLinearsButNotEmbeddingOrHead) {
   auto q = std::dynamic_pointer_cast<qat::QLinearActImpl>(net->node("block0_attn_q").layer);
   ASSERT_TRUE(q);
   EXPECT_EQ(q->weight_quantizer->options().spec.group_size, 32);
+  // Per-token dynamic int8 inputs (qat::QTokenLinear) and no static activation quantizers: the
+  // residual adds stay float, as in the decoder runtime.
+  EXPECT_TRUE(std::dynamic_pointer_cast<qat::QTokenLinearImpl>(net->node("block1_mlp_down").layer));
+  EXPECT_FALSE(q->output_quantizer);
+  EXPECT_TRUE(std::dynamic_pointer_cast<models::AddActImpl>(net->node("block0_add1").layer));
   // Trains and runs on byte ids.
   net->train();
   const auto x = torch::randint(0, 256, {2, 16}, torch::kInt64);

@@ -1,0 +1,81 @@
+#include "runtime/ops/attention_op.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace lowbit::runtime::ops {
+
+RopeTable::RopeTable(int32_t context_, int32_t head_size, double base) : context(context_), half(head_size / 2) {
+  cos.resize(static_cast<size_t>(context) * half);
+  sin.resize(cos.size());
+  for (int32_t i = 0; i < half; ++i) {
+    const double inv_freq = std::pow(base, -static_cast<double>(2 * i) / static_cast<double>(head_size));
+    for (int32_t p = 0; p < context; ++p) {
+      const double angle = static_cast<double>(p) * inv_freq;
+      cos[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(angle));
+      sin[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(angle));
+    }
+  }
+}
+
+KvCache::KvCache(int32_t layers_, int32_t context_, int32_t width_)
+    : layers(layers_), context(context_), width(width_) {
+  const size_t n = static_cast<size_t>(layers) * context * width;
+  k.assign(n, 0.0f);
+  v.assign(n, 0.0f);
+}
+
+void apply_rope(float* x, int64_t rows, int64_t pos0, int32_t heads, int32_t hd, const RopeTable& rope) {
+  const int32_t half = hd / 2;
+  for (int64_t t = 0; t < rows; ++t) {
+    const float* c = rope.cos.data() + (pos0 + t) * half;
+    const float* s = rope.sin.data() + (pos0 + t) * half;
+    for (int32_t h = 0; h < heads; ++h) {
+      float* xh = x + t * int64_t{heads} * hd + int64_t{h} * hd;
+      for (int32_t i = 0; i < half; ++i) {
+        const float a = xh[2 * i], b = xh[2 * i + 1];
+        const float ac = a * c[i], bs = b * s[i], as = a * s[i], bc = b * c[i];
+        xh[2 * i] = ac - bs;
+        xh[2 * i + 1] = as + bc;
+      }
+    }
+  }
+}
+
+void causal_attention(const float* q, const float* k, const float* v, int64_t rows, int64_t pos0, int32_t heads,
+                      int32_t hd, float* k_cache, float* v_cache, float* scores, float* out) {
+  const int64_t d = int64_t{heads} * hd;
+  std::memcpy(k_cache + pos0 * d, k, static_cast<size_t>(rows * d) * sizeof(float));
+  std::memcpy(v_cache + pos0 * d, v, static_cast<size_t>(rows * d) * sizeof(float));
+  const float inv_scale = static_cast<float>(std::sqrt(static_cast<double>(hd)));  // scores / sqrt(hd), as LibTorch
+  for (int64_t t = 0; t < rows; ++t) {
+    const int64_t p = pos0 + t;  // attends to positions 0..p
+    for (int32_t h = 0; h < heads; ++h) {
+      const float* qh = q + t * d + int64_t{h} * hd;
+      float m = -INFINITY;
+      for (int64_t j = 0; j <= p; ++j) {
+        const float* kj = k_cache + j * d + int64_t{h} * hd;
+        float s = 0.0f;
+        for (int32_t i = 0; i < hd; ++i) s += qh[i] * kj[i];
+        s = s / inv_scale;
+        scores[j] = s;
+        m = std::max(m, s);
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j <= p; ++j) {
+        scores[j] = std::exp(scores[j] - m);
+        sum += scores[j];
+      }
+      float* oh = out + t * d + int64_t{h} * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int64_t j = 0; j <= p; ++j) {
+        const float w = scores[j] / sum;
+        const float* vj = v_cache + j * d + int64_t{h} * hd;
+        for (int32_t i = 0; i < hd; ++i) oh[i] += w * vj[i];
+      }
+    }
+  }
+}
+
+}  // namespace lowbit::runtime::ops

@@ -1,0 +1,43 @@
+// Causal multi-head attention with rotary position embedding and a KV cache, in float, as
+// models/gpt.h's CausalAttentionImpl and apply_rope:
+//   RoPE: pair (x[2i], x[2i+1]) of each head at position p is rotated by angle
+//         p * base^(-2i / hd), the angle, cos and sin computed in double and rounded to float,
+//         then (a cos - b sin, a sin + b cos) in float;
+//   scores[j] = (q . k_j) / sqrt(hd) for cached positions j <= p, softmax (max subtracted),
+//   out = sum_j softmax_j * v_j, heads concatenated.
+// Rows of one call are consecutive positions; each row only reads the cache up to its own
+// position, so a prefill of T tokens and T single-token decodes give identical numbers.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace lowbit::runtime::ops {
+
+// cos / sin of every (position < context, pair < hd / 2).
+struct RopeTable {
+  int32_t context = 0, half = 0;
+  std::vector<float> cos, sin;  // [context, half]
+  RopeTable() = default;
+  RopeTable(int32_t context, int32_t head_size, double base);
+};
+
+// Keys (after RoPE) and values of every layer: [layers, context, width] each.
+struct KvCache {
+  int32_t layers = 0, context = 0, width = 0;
+  std::vector<float> k, v;
+  KvCache() = default;
+  KvCache(int32_t layers, int32_t context, int32_t width);
+  float* k_layer(int32_t l) { return k.data() + static_cast<size_t>(l) * context * width; }
+  float* v_layer(int32_t l) { return v.data() + static_cast<size_t>(l) * context * width; }
+};
+
+// Rotates x [rows, heads * hd] (rows at positions pos0, pos0 + 1, ...) in place.
+void apply_rope(float* x, int64_t rows, int64_t pos0, int32_t heads, int32_t hd, const RopeTable& rope);
+
+// q, k, v: [rows, width] at positions pos0.. (k already rotated, q too); writes k, v into the
+// layer's cache rows pos0.., then out [rows, width]. `scores`: scratch of at least pos0 + rows floats.
+void causal_attention(const float* q, const float* k, const float* v, int64_t rows, int64_t pos0, int32_t heads,
+                      int32_t hd, float* k_cache, float* v_cache, float* scores, float* out);
+
+}  // namespace lowbit::runtime::ops
