@@ -2,6 +2,7 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "cli/commands.h"
 #include "ptq/ptq_run.h"
@@ -25,9 +26,18 @@ void run(PtqArgs args) {
               << std::setprecision(4) << l.relative_error << " (round-to-nearest " << l.rtn_relative_error << ")\n"
               << std::setprecision(2);
   }
-  std::cout << "test accuracy: FP32 " << 100.0 * r.fp_accuracy << "% -> " << args.method << " W"
-            << args.options.wbits << "A" << args.options.abits << " " << 100.0 * r.ptq_accuracy << "%\n"
-            << "wrote " << r.checkpoint << "\n";
+  const std::string what = args.method + " W" + std::to_string(args.options.wbits) + "A" +
+                           std::to_string(args.options.abits) +
+                           (args.options.group_size > 0 ? " g" + std::to_string(args.options.group_size) : "");
+  if (r.language_model) {
+    std::cout << std::setprecision(3) << "validation bits/byte: FP32 " << r.fp_bits_per_byte << " -> " << what << " "
+              << r.ptq_bits_per_byte << std::setprecision(2) << " (next-byte accuracy " << 100.0 * r.fp_accuracy
+              << "% -> " << 100.0 * r.ptq_accuracy << "%)\n";
+  } else {
+    std::cout << "test accuracy: FP32 " << 100.0 * r.fp_accuracy << "% -> " << what << " " << 100.0 * r.ptq_accuracy
+              << "%\n";
+  }
+  std::cout << "wrote " << r.checkpoint << "\n";
 }
 
 }  // namespace
@@ -35,16 +45,19 @@ void run(PtqArgs args) {
 void add_ptq_command(CLI::App& app) {
   auto args = std::make_shared<PtqArgs>();
   auto& o = args->options;
-  CLI::App* cmd = app.add_subcommand("ptq", "Post-training quantization (round-to-nearest or GPTQ) of an FP32 checkpoint");
+  CLI::App* cmd = app.add_subcommand("ptq", "Post-training quantization (round-to-nearest or GPTQ) of an FP32 checkpoint (image models, vit-tiny, gpt-tiny)");
   cmd->add_option("--from", o.from, "FP32 checkpoint (file or run folder) to quantize");
   cmd->add_option("--out", o.out, "Output folder (checkpoint.pt, ptq.json)")->required();
   cmd->add_option("--wbits", o.wbits, "Weight bits (2-8)")->check(CLI::Range(2, 8))->capture_default_str();
   cmd->add_option("--abits", o.abits, "Activation bits (2-8)")->check(CLI::Range(2, 8))->capture_default_str();
+  cmd->add_option("--group-size", o.group_size, "Per-group weight scales of this many inputs (e.g. 32, 64, 128; 0: per output channel)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--method", args->method, "rtn or gptq")->check(CLI::IsMember({"rtn", "gptq"}))->capture_default_str();
-  cmd->add_option("--calib-batches", o.calib_batches, "Calibration batches (first training images)")
+  cmd->add_option("--calib-batches", o.calib_batches, "Calibration batches (first training images; gpt-tiny: random training windows)")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--calib-batch-size", o.calib_batch_size, "Images per calibration batch")
+  cmd->add_option("--calib-batch-size", o.calib_batch_size, "Images (gpt-tiny: windows of the run's context) per calibration batch")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--seed", o.seed, "gpt-tiny: seed of the random calibration windows")->capture_default_str();
   cmd->add_option("--observer", o.observer, "Range observer for weights and activations: minmax, ema, percentile, mse")
       ->check(CLI::IsMember({"minmax", "ema", "percentile", "mse"}))->capture_default_str();
   cmd->add_flag("--bn-reestimate", o.ptq.bn_reestimate, "Re-estimate batch-norm statistics with the quantized weights");

@@ -1,10 +1,12 @@
 // `lowbit train`: FP32 training of a zoo model on Fashion-MNIST (see train/trainer.h).
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
 #include "base/error.h"
 #include "cli/commands.h"
 #include "models/net.h"
+#include "models/vit.h"
 #include "train/checkpoint.h"
 #include "train/lm_trainer.h"
 #include "train/trainer.h"
@@ -30,6 +32,32 @@ struct TrainArgs {
 
 // Defaults that suit gpt-tiny where the image models' defaults do not (RESEARCH.md section 8:
 // AdamW 3e-3, cosine, batch 32); flags given on the command line win.
+// vit-tiny: the usual transformer recipe (AdamW with some weight decay, warm-up, clipping) on the
+// image models' batch size and learning rate; flags given on the command line win.
+void apply_vit_defaults(train::TrainConfig& c, const CLI::App* cmd) {
+  auto given = [&](const char* flag) { return cmd->get_option(flag)->count() > 0; };
+  if (!given("--weight-decay")) c.weight_decay = 0.05;
+  if (!given("--clip-grad")) c.clip_grad = 1.0;
+  if (!given("--warmup") && !given("--warmup-fraction")) c.warmup_fraction = 0.05;
+}
+
+// The model-size flags vit-tiny takes (its "vit" section); the other --text ... flags are gpt-tiny's.
+const std::vector<std::string>& vit_keys() {
+  static const std::vector<std::string> keys{"layers", "width", "heads", "patch"};
+  return keys;
+}
+
+// The "vit" section from the defaults (or `base`) and the flags given; throws for a gpt-tiny flag.
+nlohmann::json vit_section(nlohmann::json base, const nlohmann::json& flags) {
+  for (auto it = flags.begin(); it != flags.end(); ++it) {
+    const bool ok = std::find(vit_keys().begin(), vit_keys().end(), it.key()) != vit_keys().end();
+    LOWBIT_CHECK(ok, "--" + it.key() + " is a gpt-tiny flag; vit-tiny takes --layers, --width, --heads and --patch");
+    base[it.key()] = it.value();
+  }
+  models::VitOptions::from_json(base).validate();
+  return base;
+}
+
 void apply_lm_defaults(train::TrainConfig& c, const CLI::App* cmd) {
   auto given = [&](const char* flag) { return cmd->get_option(flag)->count() > 0; };
   if (!given("--lr")) c.lr = 3e-3;
@@ -60,15 +88,19 @@ void run(const TrainArgs& args, const CLI::App* cmd) {
   nlohmann::json lm_flags = given_lm_flags(args);
   if (lm_flags.contains("text") && !lm_flags["text"].get<std::string>().empty())
     lm_flags["text"] = std::filesystem::absolute(lm_flags["text"].get<std::string>()).string();
-  if (!args.resume && config.model == "gpt-tiny") {
+  if (!args.resume && config.model == "vit-tiny") {
+    apply_vit_defaults(config, cmd);
+    config.extra["vit"] = vit_section(models::VitOptions{}.to_json(), lm_flags);
+  } else if (!args.resume && config.model == "gpt-tiny") {
+    LOWBIT_CHECK(!lm_flags.contains("patch"), "--patch is a vit-tiny flag; gpt-tiny reads bytes, not image patches");
     apply_lm_defaults(config, cmd);
     nlohmann::json lm = train::LmSettings{}.to_json();
     lm.update(lm_flags);
     train::LmSettings::from_json(lm).validate();
     config.extra["lm"] = lm;
   } else if (!args.resume && !lm_flags.empty()) {
-    throw Error("--" + std::string(lm_flags.begin().key()) + " is a gpt-tiny flag; model '" + config.model +
-                "' trains on Fashion-MNIST (use --model gpt-tiny for text)");
+    throw Error("--" + std::string(lm_flags.begin().key()) + " is a gpt-tiny / vit-tiny flag; model '" + config.model +
+                "' has fixed sizes (use --model gpt-tiny for text, --model vit-tiny for a sized image transformer)");
   }
   if (args.resume) {
     const std::string path = config.out_dir + "/checkpoint.pt";
@@ -81,6 +113,11 @@ void run(const TrainArgs& args, const CLI::App* cmd) {
       if (opt->count() > 0) copy(config, args.config);
     }
     config.out_dir = args.config.out_dir;  // the folder may have moved since
+    if (config.model == "vit-tiny") {
+      const nlohmann::json vit = config.extra.value("vit", nlohmann::json::object());
+      if (vit_section(vit, lm_flags) != vit)  // also rejects gpt-tiny flags
+        throw Error("--resume: --layers, --width, --heads and --patch must equal the checkpoint's; start a new run to change them");
+    }
     if (config.model == "gpt-tiny") {
       nlohmann::json lm = config.extra.value("lm", nlohmann::json::object());
       for (const char* fixed : {"layers", "width", "heads", "context", "hidden", "text"}) {
@@ -101,7 +138,7 @@ void run(const TrainArgs& args, const CLI::App* cmd) {
 
 void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a model (FP32) on Fashion-MNIST, or gpt-tiny on text");
+  CLI::App* cmd = app.add_subcommand("train", "Train a model (FP32) on Fashion-MNIST (CNNs, vit-tiny), or gpt-tiny on text");
   std::string models;
   for (const auto& n : models::all_model_names()) models += (models.empty() ? "" : ", ") + n;
   option(cmd, *args, "--model", &train::TrainConfig::model, "Model: " + models);
@@ -133,9 +170,14 @@ void add_train_command(CLI::App& app) {
   const train::LmSettings lm_defaults;
   lm_option("--text", "text", std::string(), "gpt-tiny: UTF-8 text file or folder to train on (default: the Debian 'fortunes' texts, docs/transformers.md)");
   lm_option("--steps", "steps", lm_defaults.steps, "gpt-tiny: optimizer steps (0: --epochs passes over the text)");
-  lm_option("--layers", "layers", lm_defaults.model.layers, "gpt-tiny: transformer blocks");
-  lm_option("--width", "width", lm_defaults.model.width, "gpt-tiny: model width");
-  lm_option("--heads", "heads", lm_defaults.model.heads, "gpt-tiny: attention heads (divide the width)");
+  const models::VitOptions vit_defaults;
+  lm_option("--layers", "layers", lm_defaults.model.layers,
+            "gpt-tiny, vit-tiny: transformer blocks (vit-tiny default " + std::to_string(vit_defaults.layers) + ")");
+  lm_option("--width", "width", lm_defaults.model.width,
+            "gpt-tiny, vit-tiny: model width (vit-tiny default " + std::to_string(vit_defaults.width) + ")");
+  lm_option("--heads", "heads", lm_defaults.model.heads,
+            "gpt-tiny, vit-tiny: attention heads, dividing the width (vit-tiny default " + std::to_string(vit_defaults.heads) + ")");
+  lm_option("--patch", "patch", vit_defaults.patch, "vit-tiny: patch size, a divisor of 28 (4: 7 x 7 = 49 tokens)");
   lm_option("--context", "context", lm_defaults.model.context, "gpt-tiny: context length in bytes");
   lm_option("--eval-interval", "eval_interval", lm_defaults.eval_interval, "gpt-tiny: validate and checkpoint every this many steps (0: a tenth of the run)");
   lm_option("--eval-windows", "eval_windows", lm_defaults.eval_windows, "gpt-tiny: validation windows measured (0: the whole validation split)");

@@ -105,17 +105,22 @@ torch::Tensor RMSNormImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
 }
 
-torch::Tensor CausalAttentionImpl::forward(const std::vector<torch::Tensor>& inputs) {
+torch::Tensor AttentionImpl::forward(const std::vector<torch::Tensor>& inputs) {
   check_inputs(inputs, 3, "attention");
   const int64_t N = inputs[0].size(0), T = inputs[0].size(1), d = inputs[0].size(2);
+  LOWBIT_CHECK(d % heads_ == 0, "attention: width " + std::to_string(d) + " is not a multiple of " +
+                                    std::to_string(heads_) + " heads");
   const int64_t hd = d / heads_;
   auto split = [&](const torch::Tensor& t) { return t.view({N, T, heads_, hd}).transpose(1, 2); };  // [N, H, T, hd]
-  const auto q = apply_rope(split(inputs[0]), rope_base_);
-  const auto k = apply_rope(split(inputs[1]), rope_base_);
+  auto rotate = [&](const torch::Tensor& t) { return rope_base_ > 0 ? apply_rope(t, rope_base_) : t; };
+  const auto q = rotate(split(inputs[0]));
+  const auto k = rotate(split(inputs[1]));
   const auto v = split(inputs[2]);
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [N, H, T, T]
-  const auto future = torch::ones({T, T}, torch::kBool).triu(1);
-  scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  if (causal_) {
+    const auto future = torch::ones({T, T}, torch::kBool).triu(1);
+    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  }
   const auto y = torch::matmul(torch::softmax(scores, -1), v);  // [N, H, T, hd]
   return y.transpose(1, 2).reshape({N, T, d});
 }
@@ -136,7 +141,7 @@ Net make_gpt(const GptOptions& o) {
     const int q = net->add(p + "attn_q", proj(d, d), {n1});
     const int k = net->add(p + "attn_k", proj(d, d), {n1});
     const int v = net->add(p + "attn_v", proj(d, d), {n1});
-    const int a = net->add(p + "attn", std::make_shared<CausalAttentionImpl>(o.heads, o.rope_base), {q, k, v});
+    const int a = net->add(p + "attn", std::make_shared<AttentionImpl>(o.heads, o.rope_base, /*causal=*/true), {q, k, v});
     const int ao = net->add(p + "attn_o", proj(d, d), {a});
     x = net->add(p + "add1", std::make_shared<AddActImpl>(Activation::None), {x, ao});
     const int n2 = net->add(p + "norm2", std::make_shared<RMSNormImpl>(d), {x});

@@ -6,6 +6,7 @@
 //   block<b>_norm1  RMSNorm                      block<b>_norm2  RMSNorm
 //   block<b>_attn_q / _attn_k / _attn_v  linear d->d (no bias)
 //   block<b>_attn   causal multi-head attention of (q, k, v) with rotary position embedding
+//                   (AttentionImpl, shared with vit-tiny's non-causal attention)
 //   block<b>_attn_o linear d->d              block<b>_add1  residual add
 //   block<b>_mlp_gate / _mlp_up  linear d->h     block<b>_swiglu  silu(gate) * up
 //   block<b>_mlp_down  linear h->d           block<b>_add2  residual add
@@ -57,19 +58,27 @@ class RMSNormImpl : public LayerImpl {
   double eps;
 };
 
-// Inputs q, k, v: [N, T, d]; output [N, T, d] (heads concatenated). Causal: position t attends
-// to positions <= t only.
-class CausalAttentionImpl : public LayerImpl {
+// Multi-head scaled dot-product attention. Inputs q, k, v: [N, T, d]; output [N, T, d] (heads
+// concatenated). Causal (gpt-tiny): position t attends to positions <= t only; non-causal
+// (vit-tiny, models/vit.h): every position attends to every position. rope_base > 0 rotates q and
+// k by the rotary position embedding first (gpt-tiny); rope_base 0: no RoPE (vit-tiny has a
+// learned position embedding).
+class AttentionImpl : public LayerImpl {
  public:
-  CausalAttentionImpl(int64_t heads, double rope_base) : heads_(heads), rope_base_(rope_base) {}
+  AttentionImpl(int64_t heads, double rope_base, bool causal = true)
+      : heads_(heads), rope_base_(rope_base), causal_(causal) {}
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
   std::string kind() const override { return "attention"; }
   int64_t heads() const { return heads_; }
+  double rope_base() const { return rope_base_; }  // 0: no RoPE
+  bool causal() const { return causal_; }
 
  private:
   int64_t heads_;
   double rope_base_;
+  bool causal_;
 };
+using CausalAttentionImpl = AttentionImpl;  // the name gpt-tiny's code was written with
 
 // silu(gate) * up; inputs gate, up.
 class SwiGLUImpl : public LayerImpl {

@@ -17,6 +17,7 @@ std::string activation_name(Activation a) {
     case Activation::None: return "none";
     case Activation::ReLU: return "relu";
     case Activation::ReLU6: return "relu6";
+    case Activation::GELU: return "gelu";
   }
   return "unknown";
 }
@@ -26,6 +27,7 @@ torch::Tensor apply_activation(const torch::Tensor& x, Activation a) {
     case Activation::None: return x;
     case Activation::ReLU: return torch::relu(x);
     case Activation::ReLU6: return torch::hardtanh(x, 0.0, 6.0);
+    case Activation::GELU: return torch::gelu(x);
   }
   return x;
 }

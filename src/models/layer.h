@@ -11,7 +11,9 @@
 
 namespace lowbit::models {
 
-enum class Activation { None, ReLU, ReLU6 };
+// GELU (exact, erf form) is for the transformers' MLPs (models/vit.h); the integer runtime and the
+// exporters handle None, ReLU and ReLU6 only.
+enum class Activation { None, ReLU, ReLU6, GELU };
 std::string activation_name(Activation a);
 torch::Tensor apply_activation(const torch::Tensor& x, Activation a);
 

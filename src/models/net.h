@@ -59,9 +59,14 @@ TORCH_MODULE(Net);
 //   gpt-tiny        byte-level language model (models/gpt.h): int64 bytes [N, T] -> logits
 //                   [N, T, 256]; make_model gives the default sizes, train::build_net the
 //                   sizes of a config's "lm" section
+//   vit-tiny        Vision Transformer on 4x4 patches (models/vit.h): images -> 10 logits; float
+//                   only kinds (layernorm, attention), so no integer runtime / ONNX export yet;
+//                   make_model gives the default sizes, train::build_net those of a config's
+//                   "vit" section
 Net make_model(const std::string& name);  // throws lowbit::Error listing the known names
-std::vector<std::string> model_names();     // the image models above (Fashion-MNIST)
-std::vector<std::string> lm_model_names();  // {"gpt-tiny"}
-std::vector<std::string> all_model_names(); // both
+std::vector<std::string> model_names();      // the CNN / MLP image models (Fashion-MNIST, convertible)
+std::vector<std::string> vit_model_names();  // {"vit-tiny"} (Fashion-MNIST, QAT / PTQ, not convertible yet)
+std::vector<std::string> lm_model_names();   // {"gpt-tiny"}
+std::vector<std::string> all_model_names();  // all of the above
 
 }  // namespace lowbit::models

@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "models/gpt.h"
 #include "models/net.h"
+#include "models/vit.h"
 
 namespace lowbit::models {
 namespace {
@@ -92,9 +93,11 @@ Net make_mobilenet_tiny() {
 }  // namespace
 
 std::vector<std::string> model_names() { return {"mlp", "cnn", "resnet8", "mobilenet-tiny"}; }
+std::vector<std::string> vit_model_names() { return {"vit-tiny"}; }
 std::vector<std::string> lm_model_names() { return {"gpt-tiny"}; }
 std::vector<std::string> all_model_names() {
   auto names = model_names();
+  for (const auto& n : vit_model_names()) names.push_back(n);
   for (const auto& n : lm_model_names()) names.push_back(n);
   return names;
 }
@@ -105,6 +108,7 @@ Net make_model(const std::string& name) {
   if (name == "resnet8") return make_resnet8();
   if (name == "mobilenet-tiny") return make_mobilenet_tiny();
   if (name == "gpt-tiny") return make_gpt(GptOptions{});  // sizes from the config: train::build_net
+  if (name == "vit-tiny") return make_vit(VitOptions{});  // likewise
   std::string known;
   for (const auto& n : all_model_names()) known += (known.empty() ? "" : ", ") + n;
   throw Error("unknown model '" + name + "' (known models: " + known + ")");

@@ -16,6 +16,16 @@ std::vector<torch::Tensor> calibration_batches(const data::Dataset& data, int64_
   return out;
 }
 
+std::vector<torch::Tensor> text_calibration_batches(const torch::Tensor& train_bytes, int64_t batches,
+                                                    int64_t batch_size, int64_t context, uint64_t seed) {
+  LOWBIT_CHECK(batches >= 1 && batch_size >= 1, "calibration needs at least one batch of at least one window (got " +
+                                                     std::to_string(batches) + " x " + std::to_string(batch_size) + ")");
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<torch::Tensor> out;
+  for (int64_t b = 0; b < batches; ++b) out.push_back(data::random_windows(train_bytes, batch_size, context, generator));
+  return out;
+}
+
 namespace {
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

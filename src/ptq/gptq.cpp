@@ -23,6 +23,12 @@ torch::Tensor HessianAccumulator::hessian() const {
 
 torch::Tensor gptq_quantize(const torch::Tensor& weight, const torch::Tensor& hessian, const ColumnQuantizer& quantize,
                             const GptqOptions& options) {
+  return gptq_quantize(weight, hessian, IndexedColumnQuantizer([&](const torch::Tensor& c, int64_t) { return quantize(c); }),
+                       options);
+}
+
+torch::Tensor gptq_quantize(const torch::Tensor& weight, const torch::Tensor& hessian,
+                            const IndexedColumnQuantizer& quantize, const GptqOptions& options) {
   LOWBIT_CHECK(weight.dim() == 2, "GPTQ: weight must be a matrix [rows, K], got " + c10::str(weight.sizes()));
   const int64_t rows = weight.size(0);
   const int64_t k = weight.size(1);
@@ -68,7 +74,8 @@ torch::Tensor gptq_quantize(const torch::Tensor& weight, const torch::Tensor& he
     const torch::Tensor ub = u.index({Slice(b0, b1), Slice(b0, b1)});
     for (int64_t j = 0; j < b1 - b0; ++j) {
       const torch::Tensor col = wb.index({Slice(), j});
-      const torch::Tensor qcol = quantize(col.to(torch::kFloat32).contiguous()).to(torch::kFloat64).reshape({rows});
+      const int64_t original = options.act_order ? perm[b0 + j].item<int64_t>() : b0 + j;
+      const torch::Tensor qcol = quantize(col.to(torch::kFloat32).contiguous(), original).to(torch::kFloat64).reshape({rows});
       q.index_put_({Slice(), b0 + j}, qcol);
       const torch::Tensor err = (col - qcol) / ub[j][j];
       // Within the block: update the remaining columns right away.

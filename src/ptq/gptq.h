@@ -44,12 +44,21 @@ class HessianAccumulator {
 // Maps a float32 column [rows] to its dequantized grid values [rows] (the weight quantizer's
 // own arithmetic, so the codes GPTQ picks are the ones fake quantization reproduces).
 using ColumnQuantizer = std::function<torch::Tensor(const torch::Tensor&)>;
+// The same for quantizers whose scales depend on the column: `index` is the column's index in
+// the original (not activation-ordered) weight, e.g. to pick its group's scales (per-group
+// weights: column k uses group k / group_size of each row).
+using IndexedColumnQuantizer = std::function<torch::Tensor(const torch::Tensor& column, int64_t index)>;
 
 // Returns Q [rows, K] float32. W: [rows, K] float; H: [K, K] (as from HessianAccumulator).
 // Throws lowbit::Error naming the shapes if they disagree, or if H is not positive definite
 // after damping (give a larger percdamp).
 torch::Tensor gptq_quantize(const torch::Tensor& weight, const torch::Tensor& hessian, const ColumnQuantizer& quantize,
                             const GptqOptions& options = {});
+// Grouped weights ("static groups"): the scales are fixed before GPTQ runs (from the original
+// weights, as round-to-nearest uses), so every group's scale is known when its columns are
+// quantized, activation order works unchanged, and the stored scales are exactly the ones used.
+torch::Tensor gptq_quantize(const torch::Tensor& weight, const torch::Tensor& hessian,
+                            const IndexedColumnQuantizer& quantize, const GptqOptions& options = {});
 
 // The layer-output error GPTQ minimises, from H: ||(W - Q) X||_F^2 / n = tr((W-Q) H (W-Q)^T) / 2.
 double reconstruction_error(const torch::Tensor& weight, const torch::Tensor& quantized, const torch::Tensor& hessian);

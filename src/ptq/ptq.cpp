@@ -27,12 +27,13 @@ nlohmann::json PtqReport::to_json() const {
   return j;
 }
 
-qat::QatConfig ptq_config(int wbits, int abits, int64_t calib_batches, const std::string& observer) {
+qat::QatConfig ptq_config(int wbits, int abits, int64_t calib_batches, const std::string& observer, int group_size) {
   qat::QatFlags flags;
   flags.wbits = wbits;
   flags.abits = abits;
   flags.quantizer = "lsq";  // the scale is a parameter: stored, and never re-observed in eval
-  flags.granularity = "channel";
+  flags.granularity = group_size > 0 ? "group" : "channel";
+  if (group_size > 0) flags.group_size = group_size;
   flags.observer = observer;
   flags.freeze_steps = calib_batches;
   return qat::config_from_flags(flags);
@@ -47,21 +48,26 @@ qat::QParamTensors weight_qparams(const qat::FakeQuantizeImpl& wq, const torch::
   return observer.qparams();
 }
 
-// Quantizes a column [rows] of a [rows, K] matrix with per-row (or one) scale, by the fake
-// quantizer's arithmetic.
-ColumnQuantizer column_quantizer(const quant::QuantSpec& weight_spec, const qat::QParamTensors& qp) {
-  LOWBIT_CHECK(weight_spec.granularity != quant::Granularity::PerGroup,
-               "GPTQ supports per-tensor and per-channel weight scales, not per-group");
+// Quantizes column `index` [rows] of a [rows, K] matrix with its per-row scales (one scale, a
+// scale per row, or per row the scale of the column's group), by the fake quantizer's arithmetic.
+IndexedColumnQuantizer column_quantizer(const quant::QuantSpec& weight_spec, const qat::QParamTensors& qp) {
   quant::QuantSpec spec = weight_spec;
   spec.granularity = quant::Granularity::PerChannel;
   spec.axis = 0;
-  const torch::Tensor scale = qp.scale.to(torch::kFloat32);
-  const torch::Tensor zp = qp.zero_point.to(torch::kFloat32);
-  return [spec, scale, zp](const torch::Tensor& col) {
+  const bool grouped = weight_spec.granularity == quant::Granularity::PerGroup;
+  const int64_t group = grouped ? weight_spec.group_size : 0;
+  const torch::Tensor scale = qp.scale.to(torch::kFloat32).reshape({-1});
+  const torch::Tensor zp = qp.zero_point.to(torch::kFloat32).reshape({-1});
+  return [spec, group, scale, zp](const torch::Tensor& col, int64_t index) {
     const int64_t rows = col.numel();
-    const torch::Tensor s = scale.numel() == rows ? scale : scale.expand({rows}).contiguous();
-    const torch::Tensor z = zp.numel() == rows ? zp : zp.expand({rows}).contiguous();
-    return qat::fake_quantize_forward(col.reshape({rows, 1}).contiguous(), s, z, spec).reshape({rows});
+    auto for_column = [&](const torch::Tensor& t) {
+      if (t.numel() == 1) return t.expand({rows}).contiguous();
+      if (group == 0) return t;  // per channel: one per row
+      const int64_t groups_per_row = t.numel() / rows;
+      return t.view({rows, groups_per_row}).select(1, index / group).contiguous();
+    };
+    return qat::fake_quantize_forward(col.reshape({rows, 1}).contiguous(), for_column(scale), for_column(zp), spec)
+        .reshape({rows});
   };
 }
 
@@ -135,7 +141,7 @@ PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,
     const qat::QParamTensors qp = weight_qparams(wq, w);
     const int64_t out = w.size(0);
     const torch::Tensor w2 = w.reshape({out, -1});
-    const ColumnQuantizer quantize_column = column_quantizer(wq.options().spec, qp);
+    const IndexedColumnQuantizer quantize_column = column_quantizer(wq.options().spec, qp);
     const torch::Tensor rtn = qat::fake_quantize_forward(w.contiguous(), qp.scale, qp.zero_point.to(torch::kFloat32),
                                                          wq.options().spec).reshape({out, -1});
 
@@ -168,7 +174,8 @@ PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,
       const torch::Tensor bd = layer.effective_bias();
       std::vector<torch::Tensor> diffs;
       for (size_t i = 0; i < inputs.size(); ++i) {
-        diffs.push_back(layer.pre_activation(fp_inputs[i], w, b) - layer.pre_activation(inputs[i], wd, bd));
+        const torch::Tensor d = layer.pre_activation(fp_inputs[i], w, b) - layer.pre_activation(inputs[i], wd, bd);
+        diffs.push_back(layer.is_conv() ? d : d.reshape({-1, d.size(-1)}));  // tokens [N, T, out]: rows
       }
       layer.shift_bias(channel_moments(diffs).first);
     }

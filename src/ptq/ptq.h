@@ -50,10 +50,13 @@ struct PtqReport {
   nlohmann::json to_json() const;
 };
 
-// The QAT config PTQ uses for given bit widths: per-channel symmetric weights whose scale is a
-// stored parameter ("lsq": after loading it is never re-observed), activations as QAT's
-// defaults, observers frozen after the calibration batches.
-qat::QatConfig ptq_config(int wbits, int abits, int64_t calib_batches, const std::string& observer = "minmax");
+// The QAT config PTQ uses for given bit widths: per-channel (group_size 0) or per-group
+// (group_size inputs of each output row) symmetric weights whose scale is a stored parameter
+// ("lsq": after loading it is never re-observed), activations as QAT's defaults, observers
+// frozen after the calibration batches. GPTQ works with either (grouped: static group scales,
+// see gptq.h).
+qat::QatConfig ptq_config(int wbits, int abits, int64_t calib_batches, const std::string& observer = "minmax",
+                          int group_size = 0);
 
 // Quantizes the FP32 `net` in place (it must not be prepared yet). `calibration`: input batches.
 PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,

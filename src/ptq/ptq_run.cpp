@@ -1,30 +1,39 @@
 #include "ptq/ptq_run.h"
 
 #include <filesystem>
+#include <functional>
 #include <ostream>
 
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "ptq/calibration.h"
 #include "qat/qat_run.h"
+#include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
 namespace lowbit::ptq {
 
-models::Net quantize_checkpoint(const std::string& from, const qat::QatConfig& config, const data::Dataset& train,
-                                int64_t calib_batches, int64_t calib_batch_size, const PtqOptions& options,
+models::Net quantize_checkpoint(const std::string& from, const qat::QatConfig& config,
+                                const std::vector<torch::Tensor>& calibration, const PtqOptions& options,
                                 PtqReport* report) {
   qat::register_checkpoint_hook();
   const train::CheckpointInfo info = train::load_checkpoint(from);
   LOWBIT_CHECK(!info.config.contains("qat"), "ptq: '" + info.path +
                                                  "' is already a quantized (QAT/PTQ) checkpoint; start from an FP32 checkpoint");
   models::Net net = train::load_net(info.path);
-  const auto calibration = calibration_batches(train, calib_batches, calib_batch_size);
   PtqReport r = quantize_post_training(net, config, calibration, options);
   if (report) *report = r;
   return net;
+}
+
+models::Net quantize_checkpoint(const std::string& from, const qat::QatConfig& config, const data::Dataset& train,
+                                int64_t calib_batches, int64_t calib_batch_size, const PtqOptions& options,
+                                PtqReport* report) {
+  train::load_checkpoint(from);  // a bad checkpoint is reported before the calibration set is cut
+  return quantize_checkpoint(from, config, calibration_batches(train, calib_batches, calib_batch_size), options, report);
 }
 
 void save_ptq_checkpoint(const std::string& out_dir, models::Net& net, const std::string& from,
@@ -46,6 +55,16 @@ void save_ptq_checkpoint(const std::string& out_dir, models::Net& net, const std
   write_file_atomically(out_dir + "/config.json", state.config.dump(2) + "\n");
 }
 
+namespace {
+
+// What run_ptq measures before and after: accuracy and loss on the test set (image models), or
+// next-byte accuracy, loss and bits per byte on the run's validation windows (gpt-tiny).
+struct Score {
+  double accuracy = 0.0, loss = 0.0, bits_per_byte = 0.0;
+};
+
+}  // namespace
+
 PtqRunResult run_ptq(const PtqRunOptions& o) {
   LOWBIT_CHECK(!o.from.empty(), "ptq: --from names the FP32 checkpoint to quantize (e.g. runs/cnn-fp32)");
   LOWBIT_CHECK(!o.out.empty(), "ptq: --out names the output folder");
@@ -53,30 +72,56 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
                "'" + o.out + "/checkpoint.pt' already exists; pass --overwrite to replace it");
   torch::set_num_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
-  train::load_checkpoint(o.from);  // a bad --from is reported before the data is read
-  const std::string dir = data::resolve_data_dir(o.data_dir);
-  const data::Dataset train = data::load_fashion_mnist(dir, "train");
-  const data::Dataset test = data::load_fashion_mnist(dir, "test");
+  const train::CheckpointInfo info = train::load_checkpoint(o.from);  // a bad --from is reported before the data is read
 
   PtqRunResult result;
+  result.language_model = info.model_name == "gpt-tiny";
+  qat::QatConfig config = ptq_config(o.wbits, o.abits, o.calib_batches, o.observer, o.group_size);
+  std::vector<torch::Tensor> calibration;
+  std::function<Score(models::Net&)> score;
+  torch::Tensor val_windows;
+  data::Dataset test;
+  if (result.language_model) {
+    config = qat::with_language_model_defaults(config);  // embedding and head stay float
+    const train::LmSettings lm = train::LmSettings::from_json(info.config.value("lm", nlohmann::json::object()));
+    const data::TextCorpus corpus = data::load_text_corpus(lm.text, lm.model.context, lm.val_fraction);
+    calibration = text_calibration_batches(corpus.train, o.calib_batches, o.calib_batch_size, lm.model.context, o.seed);
+    val_windows = train::lm_validation_windows(corpus, lm);
+    score = [&](models::Net& net) {
+      const train::LmEval e = train::evaluate_lm(net, val_windows);
+      return Score{e.accuracy, e.loss, e.bits_per_byte};
+    };
+  } else {
+    const std::string dir = data::resolve_data_dir(o.data_dir);
+    calibration = calibration_batches(data::load_fashion_mnist(dir, "train"), o.calib_batches, o.calib_batch_size);
+    test = data::load_fashion_mnist(dir, "test");
+    score = [&](models::Net& net) {
+      const train::EvalResult e = train::evaluate(net, test);
+      return Score{e.accuracy, e.loss, 0.0};
+    };
+  }
   {
     models::Net fp = train::load_net(o.from);
-    const auto e = train::evaluate(fp, test);
-    result.fp_accuracy = e.accuracy;
-    result.fp_loss = e.loss;
+    const Score s = score(fp);
+    result.fp_accuracy = s.accuracy;
+    result.fp_loss = s.loss;
+    result.fp_bits_per_byte = s.bits_per_byte;
   }
-  const qat::QatConfig config = ptq_config(o.wbits, o.abits, o.calib_batches, o.observer);
-  if (o.log) *o.log << "ptq: " << to_string(o.ptq.method) << " W" << o.wbits << "A" << o.abits << ", "
-                    << o.calib_batches << " calibration batches of " << o.calib_batch_size << "\n";
-  models::Net net = quantize_checkpoint(o.from, config, train, o.calib_batches, o.calib_batch_size, o.ptq, &result.report);
-  const auto e = train::evaluate(net, test);
-  result.ptq_accuracy = e.accuracy;
-  result.ptq_loss = e.loss;
+  if (o.log) *o.log << "ptq: " << to_string(o.ptq.method) << " W" << o.wbits << "A" << o.abits
+                    << (o.group_size > 0 ? " g" + std::to_string(o.group_size) : std::string()) << ", "
+                    << o.calib_batches << " calibration batches of " << o.calib_batch_size
+                    << (result.language_model ? " windows" : " images") << "\n";
+  models::Net net = quantize_checkpoint(o.from, config, calibration, o.ptq, &result.report);
+  const Score after = score(net);
+  result.ptq_accuracy = after.accuracy;
+  result.ptq_loss = after.loss;
+  result.ptq_bits_per_byte = after.bits_per_byte;
 
   nlohmann::json section = {{"method", to_string(o.ptq.method)},
                             {"from", train::checkpoint_path(o.from)},
                             {"weight_bits", o.wbits},
                             {"act_bits", o.abits},
+                            {"group_size", o.group_size},
                             {"calib_batches", o.calib_batches},
                             {"calib_batch_size", o.calib_batch_size},
                             {"bn_reestimate", o.ptq.bn_reestimate},
@@ -84,13 +129,23 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
                             {"act_order", o.ptq.gptq.act_order},
                             {"percdamp", o.ptq.gptq.percdamp},
                             {"block_size", o.ptq.gptq.block_size}};
+  if (result.language_model) section["calib_seed"] = o.seed;
   save_ptq_checkpoint(o.out, net, o.from, config, section, o.overwrite);
   result.checkpoint = o.out + "/checkpoint.pt";
   nlohmann::json summary = section;
-  summary["fp32_test_accuracy"] = result.fp_accuracy;
-  summary["ptq_test_accuracy"] = result.ptq_accuracy;
-  summary["fp32_test_loss"] = result.fp_loss;
-  summary["ptq_test_loss"] = result.ptq_loss;
+  if (result.language_model) {
+    summary["fp32_val_bits_per_byte"] = result.fp_bits_per_byte;
+    summary["ptq_val_bits_per_byte"] = result.ptq_bits_per_byte;
+    summary["fp32_val_loss"] = result.fp_loss;
+    summary["ptq_val_loss"] = result.ptq_loss;
+    summary["fp32_val_accuracy"] = result.fp_accuracy;
+    summary["ptq_val_accuracy"] = result.ptq_accuracy;
+  } else {
+    summary["fp32_test_accuracy"] = result.fp_accuracy;
+    summary["ptq_test_accuracy"] = result.ptq_accuracy;
+    summary["fp32_test_loss"] = result.fp_loss;
+    summary["ptq_test_loss"] = result.ptq_loss;
+  }
   summary["layers"] = result.report.to_json();
   write_file_atomically(o.out + "/ptq.json", summary.dump(2) + "\n");
   return result;

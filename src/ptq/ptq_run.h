@@ -1,5 +1,8 @@
 // `lowbit ptq` as a job: FP32 checkpoint in, quantized checkpoint (a QAT-style checkpoint with
-// "qat" and "ptq" sections) out, with the test accuracy before and after.
+// "qat" and "ptq" sections) out, with the test accuracy before and after (image models, vit-tiny
+// included), or for gpt-tiny the validation bits per byte of its text before and after.
+// gpt-tiny calibrates on random windows of its training text (seeded) and keeps the embedding
+// and the output head in float, as its QAT does (qat::with_language_model_defaults).
 #pragma once
 #include <cstdint>
 #include <iosfwd>
@@ -15,9 +18,11 @@ struct PtqRunOptions {
   std::string out;   // folder: checkpoint.pt, ptq.json
   int wbits = 4;
   int abits = 8;
+  int group_size = 0;  // > 0: per-group weight scales of this many inputs; 0: per output channel
   std::string observer = "minmax";
   int64_t calib_batches = 8;
-  int64_t calib_batch_size = 128;
+  int64_t calib_batch_size = 128;  // images, or gpt-tiny byte windows (of the run's context)
+  uint64_t seed = 0;               // gpt-tiny: which random training windows calibrate
   PtqOptions ptq;
   std::string data_dir;  // empty: the default Fashion-MNIST folder
   int64_t threads = 2;
@@ -26,16 +31,23 @@ struct PtqRunOptions {
 };
 
 struct PtqRunResult {
+  bool language_model = false;  // gpt-tiny: validation split of its text, next-byte accuracy
   double fp_accuracy = 0.0;   // test accuracy of the FP32 checkpoint
   double ptq_accuracy = 0.0;  // test accuracy of the quantized checkpoint (fake quantization)
   double fp_loss = 0.0;
   double ptq_loss = 0.0;
+  double fp_bits_per_byte = 0.0;   // gpt-tiny only
+  double ptq_bits_per_byte = 0.0;  // gpt-tiny only
   PtqReport report;
   std::string checkpoint;     // path written
 };
 
-// Loads `from` (must be FP32), quantizes a copy with `config` and `options`, returns the net.
-// `train` supplies the calibration batches (its first images).
+// Loads `from` (must be FP32), quantizes a copy with `config` and `options` on the calibration
+// batches, returns the net.
+models::Net quantize_checkpoint(const std::string& from, const qat::QatConfig& config,
+                                const std::vector<torch::Tensor>& calibration, const PtqOptions& options,
+                                PtqReport* report = nullptr);
+// The same with the first calib_batches x calib_batch_size images of `train`.
 models::Net quantize_checkpoint(const std::string& from, const qat::QatConfig& config, const data::Dataset& train,
                                 int64_t calib_batches, int64_t calib_batch_size, const PtqOptions& options,
                                 PtqReport* report = nullptr);

@@ -63,7 +63,7 @@ torch::Tensor WeightLayer::pre_activation(const torch::Tensor& x, const torch::T
 }
 
 torch::Tensor WeightLayer::input_rows(const torch::Tensor& x) const {
-  if (!conv_) return x.reshape({x.size(0), -1});
+  if (!conv_) return x.reshape({-1, x.size(-1)});  // [N, K] or tokens [N, T, K]
   LOWBIT_CHECK(groups() == 1, "layer '" + name_ + "': input rows need an ungrouped convolution");
   const models::ConvSpec& s = conv_->spec();
   const torch::Tensor cols = F::unfold(x, F::UnfoldFuncOptions({s.kernel, s.kernel}).padding(s.padding).stride(s.stride));

@@ -39,7 +39,9 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, c
   LOWBIT_CHECK(!options.from.empty(), "qat: --from names the checkpoint to start from (e.g. runs/cnn-fp32)");
   const train::CheckpointInfo source = train::load_checkpoint(options.from);
   config.model = source.model_name;
-  if (source.config.contains("lm") && !config.extra.contains("lm")) config.extra["lm"] = source.config["lm"];
+  for (const char* sizes : {"lm", "vit"}) {  // the model's sizes (gpt-tiny, vit-tiny)
+    if (source.config.contains(sizes) && !config.extra.contains(sizes)) config.extra[sizes] = source.config[sizes];
+  }
   config.validate();
   models::Net net = train::load_net(source.path);
   LOWBIT_CHECK(!source.config.contains("qat"),

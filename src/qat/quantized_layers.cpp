@@ -314,8 +314,8 @@ void prepare(models::Net& net, const QatConfig& config) {
       LOWBIT_CHECK(fp, where + " is not a float Embedding layer (already prepared?)");
       net->replace_layer(node.name, QEmbedding(*fp, weight()).ptr());
       grid[i + 1] = nullptr;  // a weight-only quantized lookup: its output is on no activation grid
-    } else if (is_float_transformer_kind(kind)) {
-      grid[i + 1] = nullptr;  // float in QAT (quantized_transformer.h)
+    } else if (is_float_transformer_kind(kind) || kind == "layernorm" || kind == "tokens" || kind == "token_mean") {
+      grid[i + 1] = nullptr;  // float in QAT (quantized_transformer.h; vit-tiny's kinds, models/vit.h)
     } else if (kind == "maxpool" || kind == "flatten") {
       grid[i + 1] = in_grid;  // max and reshape keep values on their input's grid
     } else {

@@ -10,6 +10,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "models/gpt.h"
+#include "models/vit.h"
 
 namespace lowbit::train {
 namespace {
@@ -246,8 +247,9 @@ models::Net build_net(const nlohmann::json& config) {
   LOWBIT_CHECK(config.is_object() && config.contains("model") && config["model"].is_string(),
                "model config has no string key 'model': " + config.dump().substr(0, 120));
   const std::string name = config["model"].get<std::string>();
-  models::Net net = name == "gpt-tiny" ? models::make_gpt(models::GptOptions::from_json(config.value("lm", nlohmann::json::object())))
-                                       : models::make_model(name);
+  models::Net net = name == "gpt-tiny"   ? models::make_gpt(models::GptOptions::from_json(config.value("lm", nlohmann::json::object())))
+                    : name == "vit-tiny" ? models::make_vit(models::VitOptions::from_json(config.value("vit", nlohmann::json::object())))
+                                         : models::make_model(name);
   if (config.contains("qat")) {
     QatRebuildHook hook;
     {

@@ -43,7 +43,7 @@ nlohmann::json to_json(const TrainConfig& config);
 TrainConfig config_from_json(const nlohmann::json& j);
 
 // Lets another part of lowbit own a top-level section of the config (qat/ registers "qat").
-// "qat", "ptq" and "export" are registered already.
+// "qat", "ptq", "export", "lm" (gpt-tiny) and "vit" (vit-tiny sizes) are registered already.
 void register_config_section(const std::string& name);
 
 // Total optimizer steps of a run and the warm-up length it implies.

@@ -106,6 +106,18 @@ grep -q "not a decoder language model" "$TMP/err" || fail "non-decoder model mes
 head -c 3000 "$TMP/lm.lbq" >"$TMP/lm_cut.lbq"
 expect_exit 1 "$LOWBIT" generate "$TMP/lm_cut.lbq" --prompt "a" --tokens 2
 grep -q "lm_cut.lbq" "$TMP/err" || fail "truncated model message: $(cat "$TMP/err")"
+# PTQ of gpt-tiny: GPTQ with groups, calibrated on random windows of its text; eval reads it.
+"$LOWBIT" ptq --from "$TMP/lm" --method gptq --wbits 4 --group-size 16 --calib-batches 2 --calib-batch-size 4 \
+  --out "$TMP/lmp" >"$TMP/lmp.out" 2>"$TMP/lmp.log" || { cat "$TMP/lmp.log" >&2; fail "gpt-tiny ptq failed"; }
+grep -q "validation bits/byte: FP32" "$TMP/lmp.out" || fail "gpt-tiny ptq output: $(cat "$TMP/lmp.out")"
+grep -q '"calib_seed"' "$TMP/lmp/ptq.json" && grep -q '"ptq_val_bits_per_byte"' "$TMP/lmp/ptq.json" || fail "gpt-tiny ptq.json"
+"$LOWBIT" eval --checkpoint "$TMP/lmp" --json | grep -q '"quantized":true' || fail "gpt-tiny PTQ eval"
+expect_exit 1 "$LOWBIT" train --model gpt-tiny --patch 4 --steps 2 --out "$TMP/lm_patch"
+grep -q "vit-tiny flag" "$TMP/err" || fail "--patch for gpt-tiny: $(cat "$TMP/err")"
+expect_exit 1 "$LOWBIT" train --model vit-tiny --text "$TMP/text.txt" --out "$TMP/vit_text"
+grep -q "gpt-tiny flag" "$TMP/err" || fail "--text for vit-tiny: $(cat "$TMP/err")"
+expect_exit 1 "$LOWBIT" train --model vit-tiny --heads 3 --out "$TMP/vit_heads"
+grep -q -- "--heads" "$TMP/err" || fail "bad --heads for vit-tiny: $(cat "$TMP/err")"
 echo "abc" >"$TMP/short.txt"
 expect_exit 1 "$LOWBIT" train --model gpt-tiny --text "$TMP/short.txt" --steps 2 --out "$TMP/lm_short"
 grep -q "short.txt" "$TMP/err" && grep -q "at least 258 bytes" "$TMP/err" || fail "short text message: $(cat "$TMP/err")"
@@ -128,6 +140,19 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
   grep -q '"accuracy":' "$TMP/eval.json" || fail "eval --json lacks accuracy: $(cat "$TMP/eval.json")"
   grep -q '"count":10000' "$TMP/eval.json" || fail "eval --json count: $(cat "$TMP/eval.json")"
   "$LOWBIT" eval --checkpoint "$TMP/run/checkpoint.pt" --data "$DATA" | grep -q "accuracy" || fail "eval summary"
+
+  # vit-tiny, tiny sizes: train, QAT W4A4, PTQ GPTQ with groups; eval reads every checkpoint.
+  VIT=(--layers 1 --width 16 --heads 2 --patch 7)
+  "$LOWBIT" train --model vit-tiny "${VIT[@]}" --epochs 1 --max-steps-per-epoch 5 --val-size 500 --data "$DATA" \
+    --out "$TMP/vit" 2>"$TMP/vit.log" || { cat "$TMP/vit.log" >&2; fail "vit-tiny train failed"; }
+  grep -q '"vit"' "$TMP/vit/config.json" || fail "vit-tiny sizes not in config.json"
+  "$LOWBIT" qat --from "$TMP/vit" --wbits 4 --abits 4 --epochs 1 --max-steps-per-epoch 3 --val-size 500 --data "$DATA" \
+    --out "$TMP/vitq" 2>"$TMP/vitq.log" || { cat "$TMP/vitq.log" >&2; fail "vit-tiny qat failed"; }
+  "$LOWBIT" eval --checkpoint "$TMP/vitq" --json --data "$DATA" | grep -q '"model":"vit-tiny"' || fail "vit-tiny QAT eval"
+  "$LOWBIT" ptq --from "$TMP/vit" --method gptq --group-size 16 --calib-batches 1 --calib-batch-size 32 --data "$DATA" \
+    --out "$TMP/vitp" >"$TMP/vitp.out" 2>"$TMP/vitp.log" || { cat "$TMP/vitp.log" >&2; fail "vit-tiny ptq failed"; }
+  grep -q "test accuracy: FP32" "$TMP/vitp.out" && grep -q "block0_attn_q" "$TMP/vitp.out" || fail "vit-tiny ptq: $(cat "$TMP/vitp.out")"
+  "$LOWBIT" eval --checkpoint "$TMP/vitp" --json --data "$DATA" | grep -q '"accuracy":' || fail "vit-tiny PTQ eval"
 
   # QAT -> convert -> runtime, briefly.
   expect_exit 2 "$LOWBIT" qat --out "$TMP/q"

@@ -104,6 +104,44 @@ TEST(Gptq, ReconstructionErrorFromHessianMatchesDirect) {
   EXPECT_NEAR(from_h, direct, 1e-3 * direct);
 }
 
+// Per-group scales (static groups: fixed from the original weights, as round-to-nearest uses):
+// each column is quantized with its group's scale of each row.
+TEST(Gptq, GroupedErrorAtMostGroupedRoundToNearest) {
+  for (int64_t group : {32, 64}) {
+    for (bool act_order : {false, true}) {
+      const RandomLayer l = random_layer(16, 128, 500, 21 + group);
+      quant::QuantSpec spec = quant::QuantSpec::int_symmetric(3, quant::Granularity::PerGroup);
+      spec.group_size = static_cast<int>(group);
+      qat::Observer obs(spec);
+      obs.observe(l.w);
+      const qat::QParamTensors qp = obs.qparams();
+      const torch::Tensor scale = qp.scale.reshape({16, -1}), zp = qp.zero_point.to(torch::kFloat32).reshape({16, -1});
+      ASSERT_EQ(scale.size(1), 128 / group);
+      quant::QuantSpec column_spec = per_channel(3);
+      IndexedColumnQuantizer column = [&](const torch::Tensor& c, int64_t index) {
+        const torch::Tensor s = scale.select(1, index / group).contiguous(), z = zp.select(1, index / group).contiguous();
+        return qat::fake_quantize_forward(c.reshape({-1, 1}).contiguous(), s, z, column_spec).reshape({-1});
+      };
+      HessianAccumulator acc(128);
+      acc.add(l.x);
+      GptqOptions o;
+      o.act_order = act_order;
+      o.block_size = 48;  // blocks that straddle groups
+      const torch::Tensor q = gptq_quantize(l.w, acc.hessian(), column, o);
+      const torch::Tensor rtn = qat::fake_quantize_forward(l.w, qp.scale, qp.zero_point.to(torch::kFloat32), spec);
+      const double e_gptq = reconstruction_error(l.w, q, acc.hessian());
+      const double e_rtn = reconstruction_error(l.w, rtn, acc.hessian());
+      EXPECT_LE(e_gptq, e_rtn) << "group " << group << ", act_order " << act_order;
+      EXPECT_LT(e_gptq, 0.9 * e_rtn) << "group " << group << ", act_order " << act_order;
+      // Codes on each group's grid.
+      const torch::Tensor codes = q / scale.repeat_interleave(group, 1);
+      EXPECT_TRUE(torch::allclose(codes, codes.round(), 0.0, 1e-4));
+      EXPECT_GE(codes.min().item<float>(), -4.0f - 1e-4f);
+      EXPECT_LE(codes.max().item<float>(), 3.0f + 1e-4f);
+    }
+  }
+}
+
 TEST(Gptq, DeadInputsAndBadShapes) {
   RandomLayer l = random_layer(4, 10, 50, 2);
   l.x.index_put_({torch::indexing::Slice(), 3}, 0.0);  // input 3 never fires

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "convert/to_runtime.h"
+#include "image_batches.h"
 #include "ptq/calibration.h"
 #include "ptq/ptq.h"
 #include "ptq/ptq_run.h"
@@ -36,13 +37,7 @@ models::Net settled_model(const std::string& name, const std::vector<torch::Tens
   return net;
 }
 
-std::vector<torch::Tensor> image_batches(int64_t n, int64_t size, uint64_t seed) {
-  torch::manual_seed(seed);
-  std::vector<torch::Tensor> out;
-  // Fashion-MNIST-like: mostly dark, some bright blobs, values on the 1/255 grid.
-  for (int64_t i = 0; i < n; ++i) out.push_back((torch::rand({size, 1, 28, 28}).pow(3) * 255).round() / 255);
-  return out;
-}
+using testing::image_batches;
 
 double output_mse(models::Net& a, models::Net& b, const std::vector<torch::Tensor>& data) {
   torch::NoGradGuard no_grad;
