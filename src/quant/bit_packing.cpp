@@ -18,7 +18,7 @@ void check_bits(int bits) {
 void pack_codes(const int8_t* codes, size_t n, int bits, uint8_t* out) {
   check_bits(bits);
   const size_t bytes = packed_size(n, bits);
-  std::memset(out, 0, bytes);
+  if (bytes > 0) std::memset(out, 0, bytes);  // out may be null for n = 0 (an empty vector's data())
   const int lo = -(1 << (bits - 1));
   const int hi = (1 << (bits - 1)) - 1;
   const int per_byte = 8 / bits;
