@@ -2,11 +2,15 @@
 //   OUT_DIR/lbq_model_fuzz: small models (8x8 input) built and serialized by the runtime's own
 //     builder, using every op kind (conv, depthwise conv, max / average / global pool, add,
 //     flatten, linear) at every weight format; a parsed model runs in microseconds;
-//   OUT_DIR/idx_file_fuzz: IDX image and label files in the Fashion-MNIST layout, plain and gzip.
+//   OUT_DIR/idx_file_fuzz: IDX image and label files in the Fashion-MNIST layout, plain and gzip;
+//   OUT_DIR/text_corpus_fuzz: two parameter bytes (context, validation fraction) and a text: ASCII
+//     and UTF-8 prose, and the head of a default-corpus file (fortunes) when it is installed.
 //   make_fuzz_seeds OUT_DIR
 #include <zlib.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -119,7 +123,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
-  const std::string lbq_dir = dir + "/lbq_model_fuzz", idx_dir = dir + "/idx_file_fuzz";
+  const std::string lbq_dir = dir + "/lbq_model_fuzz", idx_dir = dir + "/idx_file_fuzz",
+                    text_dir = dir + "/text_corpus_fuzz";
   struct Format {
     const char* name;
     int bits;
@@ -145,6 +150,24 @@ int main(int argc, char** argv) {
       return 1;
     }
     written += 3;
+  }
+  // Text: [context - 1 (low 8 bits), fraction and context high bits] + the corpus bytes.
+  std::string fortune;
+  std::ifstream in("/usr/share/games/fortunes/computers", std::ios::binary);
+  if (in.good()) fortune.assign(std::istreambuf_iterator<char>(in), {});
+  const std::string texts[] = {
+      "The quick brown fox jumps over the lazy dog.\nA second line, with punctuation; and digits 0123.\n",
+      "Gr\xc3\xbc\xc3\x9f Gott! \xe2\x80\x94 na\xc3\xafve caf\xc3\xa9, \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\n",
+      fortune.substr(0, 4096)};
+  int t = 0;
+  for (const std::string& text : texts) {
+    if (text.empty()) continue;
+    const std::string params = {static_cast<char>(15), static_cast<char>(6 << 2)};  // context 16, fraction 7/65
+    if (!write_file(text_dir + "/text_" + std::to_string(t++), params + text, false)) {
+      std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", text_dir.c_str());
+      return 1;
+    }
+    ++written;
   }
   std::printf("make_fuzz_seeds: %d seed files in %s\n", written, dir.c_str());
   return 0;

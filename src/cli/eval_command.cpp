@@ -6,7 +6,10 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "analysis/robustness.h"
 #include "convert/agreement.h"
+#include "data/corruptions.h"
+#include "data/idx_file.h"
 #include "runtime/model_file.h"
 #include "data/fashion_mnist.h"
 #include "train/checkpoint.h"
@@ -25,7 +28,55 @@ struct EvalArgs {
   int64_t threads = 2;
   bool json = false;
   std::string text;  // gpt-tiny: another text than the run's
+  std::string shift;     // corruptions ("all" or a list): robustness evaluation
+  std::string severity = "1-5";
+  uint64_t shift_seed = 0;
+  int64_t limit = 0;     // > 0: only the first N images of the split (quick robustness runs)
 };
+
+// `--shift`: the clean split and its corrupted copies through the checkpoint or the .lbq model.
+void run_robustness(const EvalArgs& args) {
+  const std::vector<std::string> corruptions = data::parse_corruption_list(args.shift);
+  const std::vector<int> severities = data::parse_severity_list(args.severity);
+  data::RawImages split = data::load_fashion_mnist_raw(data::resolve_data_dir(args.data_dir), args.split);
+  if (args.limit > 0 && args.limit < split.count) {
+    split.count = args.limit;
+    split.pixels.resize(static_cast<size_t>(args.limit * split.rows * split.cols));
+    split.labels.resize(static_cast<size_t>(args.limit));
+  }
+  analysis::RobustnessResult r;
+  nlohmann::json j;
+  std::string what;
+  if (!args.model.empty()) {
+    runtime::Session session(runtime::load_model(args.model), session_options(static_cast<int>(args.threads)));
+    r = analysis::evaluate_robustness(split, corruptions, severities, args.shift_seed,
+                                      analysis::runtime_evaluator(session));
+    j["model_file"] = args.model;
+    j["isa"] = runtime::isa_name(session.isa());
+    what = args.model + " on the integer runtime (" + runtime::isa_name(session.isa()) + ")";
+  } else {
+    torch::set_num_threads(static_cast<int>(args.threads));
+    const auto info = train::load_checkpoint(args.checkpoint);
+    LOWBIT_CHECK(info.model_name != "gpt-tiny", "eval --shift: image corruptions need an image model; '" +
+                                                    args.checkpoint + "' is gpt-tiny");
+    models::Net net = train::load_net(info.path);
+    r = analysis::evaluate_robustness(split, corruptions, severities, args.shift_seed,
+                                      analysis::checkpoint_evaluator(net, args.batch_size));
+    j["checkpoint"] = info.path;
+    j["model"] = info.model_name;
+    what = info.model_name + " (" + info.path + ")";
+  }
+  if (args.json) {
+    j.update(r.to_json());
+    j["split"] = args.split;
+    j["seed"] = args.shift_seed;
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << what << ", " << args.split << " split (" << r.clean.count << " images), corruptions seed "
+            << args.shift_seed << "\n"
+            << r.table();
+}
 
 std::string crc_hex(uint32_t crc) {
   char hex[9];
@@ -99,6 +150,8 @@ void run(const EvalArgs& args) {
   if (args.checkpoint.empty() && args.model.empty()) {
     throw CLI::RequiredError("eval needs --checkpoint (a training run) or --model (an integer model file, .lbq)");
   }
+  if (!args.shift.empty()) return run_robustness(args);
+  LOWBIT_CHECK(args.limit == 0, "eval: --limit goes with --shift");
   if (!args.model.empty()) return run_runtime(args);
   torch::set_num_threads(static_cast<int>(args.threads));
   const auto info = train::load_checkpoint(args.checkpoint);
@@ -131,6 +184,14 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads for torch")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--text", args->text, "gpt-tiny: evaluate on the last 10% of this text instead of the run's");
+  cmd->add_option("--shift", args->shift,
+                  "Robustness: evaluate on corrupted copies of the split: 'all' or a list of gaussian_noise, "
+                  "shot_noise, impulse_noise, gaussian_blur, motion_blur, contrast, brightness, rotate, translate, "
+                  "elastic (docs/robustness.md)");
+  cmd->add_option("--severity", args->severity, "With --shift: severities, e.g. 3, 1,3,5 or 1-5")->capture_default_str();
+  cmd->add_option("--shift-seed", args->shift_seed, "With --shift: seed of the corruptions")->capture_default_str();
+  cmd->add_option("--limit", args->limit, "With --shift: only the first N images of the split")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object (accuracy, loss, count, ...) instead of a summary");
   cmd->callback([args] { run(*args); });
 }

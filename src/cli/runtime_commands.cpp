@@ -16,6 +16,7 @@
 #include "data/fashion_mnist.h"
 #include "models/gpt.h"
 #include "runtime/decoder_model_file.h"
+#include "runtime/deployment_metrics.h"
 #include "runtime/model_file.h"
 #include "runtime/model_tools.h"
 #include "runtime/text_generation.h"
@@ -191,6 +192,74 @@ void bench_model(const BenchArgs& args) {
   if (args.json) std::cout << nlohmann::json{{"model", what}, {"results", results}}.dump() << "\n";
 }
 
+struct InspectArgs {
+  std::string model;
+  bool metrics = false;
+  bool latency = false;
+  bool json = false;
+  int threads = 1;
+};
+
+nlohmann::json metrics_json(const runtime::ModelMetrics& m) {
+  nlohmann::json ops = nlohmann::json::array();
+  for (const runtime::OpMetrics& o : m.ops)
+    ops.push_back({{"index", o.index}, {"op", o.name}, {"weight_format", o.weight_format},
+                   {"weight_bits", o.weight_bits}, {"act_bits", o.act_bits}, {"params", o.params},
+                   {"weight_bytes", o.weight_bytes}, {"macs", o.macs}, {"bops", o.bops},
+                   {"activation_bytes", o.activation_bytes}, {"energy_nj", o.energy_pj / 1e3},
+                   {"fp32_energy_nj", o.fp32_energy_pj / 1e3}});
+  return {{"ops", ops},
+          {"params", m.params},
+          {"weight_bytes", m.weight_bytes},
+          {"file_bytes", m.file_bytes},
+          {"fp32_bytes", m.fp32_bytes},
+          {"bits_per_parameter", m.bits_per_parameter},
+          {"macs", m.macs},
+          {"bops", m.bops},
+          {"energy_nj", m.energy_pj / 1e3},
+          {"fp32_energy_nj", m.fp32_energy_pj / 1e3},
+          {"energy_source", "Horowitz, ISSCC 2014, 45 nm; weights from 1 MB SRAM (12.5 pJ/byte), activations from 32 KB "
+                            "SRAM (2.5 pJ/byte); docs/metrics.md"}};
+}
+
+void inspect_model(const InspectArgs& args) {
+  if (runtime::is_decoder_model_file(args.model)) {
+    LOWBIT_CHECK(!args.metrics, "inspect --metrics: '" + args.model +
+                                    "' is a decoder language model; metrics cover image models (.lbq version 1) so far");
+    runtime::DecoderSession session = runtime::DecoderSession::load(args.model);
+    const std::vector<std::string> kernels = session.kernel_names();
+    std::cout << args.model << ": " << session.model().name << "\n"
+              << runtime::describe_decoder_model(session.model(), kernels) << "kernels (isa "
+              << runtime::isa_name(session.isa()) << "): integer " << kernels[0] << "; float ops run in scalar float\n";
+    return;
+  }
+  LOWBIT_CHECK(args.metrics || (!args.json && !args.latency), "inspect: --json and --latency go with --metrics");
+  const auto prepared = runtime::PreparedModel::load(args.model);
+  const runtime::Model& m = prepared->model();
+  if (!args.metrics) {
+    std::cout << args.model << ": " << m.name << "\n" << runtime::describe_model(m);
+    return;
+  }
+  const runtime::ModelMetrics metrics = runtime::model_metrics(m, {}, args.model);
+  std::vector<runtime::BenchmarkResult> latency;
+  if (args.latency) {
+    runtime::Session session(prepared, session_options(args.threads));
+    for (int64_t batch : {int64_t{1}, int64_t{256}}) latency.push_back(runtime::benchmark_model(session, batch, args.threads, batch == 1 ? 200 : 10));
+  }
+  if (args.json) {
+    nlohmann::json j = metrics_json(metrics);
+    j["model"] = args.model;
+    j["name"] = m.name;
+    for (const auto& r : latency)
+      j["latency"].push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},
+                              {"ms_p90", r.p90_ms}, {"items_per_s", r.items_per_s}});
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << args.model << ": " << m.name << "\n" << runtime::metrics_table(metrics);
+  for (const auto& r : latency) std::cout << "latency: " << r.to_string() << "\n";
+}
+
 }  // namespace
 
 void add_runtime_commands(CLI::App& app) {
@@ -219,21 +288,17 @@ void add_runtime_commands(CLI::App& app) {
                     "Decoder models: tokens decoded one at a time after the prompt (default: the rest of the context)");
   bench->callback([bench_args] { bench_model(*bench_args); });
 
-  auto inspect_model = std::make_shared<std::string>();
+  auto inspect_args = std::make_shared<InspectArgs>();
   CLI::App* inspect = app.add_subcommand("inspect", "Layers, shapes, bits, size and bits per parameter of a model file");
-  inspect->add_option("model", *inspect_model, "Model file (.lbq)")->required();
-  inspect->callback([inspect_model] {
-    if (runtime::is_decoder_model_file(*inspect_model)) {
-      runtime::DecoderSession session = runtime::DecoderSession::load(*inspect_model);
-      const std::vector<std::string> kernels = session.kernel_names();
-      std::cout << *inspect_model << ": " << session.model().name << "\n"
-                << runtime::describe_decoder_model(session.model(), kernels) << "kernels (isa "
-                << runtime::isa_name(session.isa()) << "): integer " << kernels[0] << "; float ops run in scalar float\n";
-      return;
-    }
-    const runtime::Model m = runtime::load_model(*inspect_model);
-    std::cout << *inspect_model << ": " << m.name << "\n" << runtime::describe_model(m);
-  });
+  inspect->add_option("model", inspect_args->model, "Model file (.lbq)")->required();
+  inspect->add_flag("--metrics", inspect_args->metrics,
+                    "Deployment metrics per op and in total: params, bytes, bits/param, MACs, BOPs, energy estimate "
+                    "(FP32 alongside; docs/metrics.md)");
+  inspect->add_flag("--latency", inspect_args->latency,
+                    "With --metrics: also measure latency at batch 1 and 256 on this machine");
+  inspect->add_option("--threads", inspect_args->threads, "With --latency: threads (default 1)");
+  inspect->add_flag("--json", inspect_args->json, "With --metrics: one JSON object instead of the table");
+  inspect->callback([inspect_args] { inspect_model(*inspect_args); });
 }
 
 }  // namespace lowbit::cli

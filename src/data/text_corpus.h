@@ -13,16 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "data/text_files.h"  // text_corpus_files, kDefaultTextDir
 #include "torch_pch.h"
 
 namespace lowbit::data {
-
-constexpr const char* kDefaultTextDir = "/usr/share/games/fortunes";
-
-// The files a --text value stands for: "" -> the default corpus ($LOWBIT_TEXT if set, else
-// kDefaultTextDir) ; a folder -> its files chosen by the fortunes rule above; a file -> itself.
-// Throws lowbit::Error naming the path (and `scripts/setup.sh` for the default) when missing.
-std::vector<std::string> text_corpus_files(const std::string& text);
 
 struct TextCorpus {
   std::vector<std::string> files;
@@ -31,8 +25,9 @@ struct TextCorpus {
   int64_t total_bytes = 0;
 };
 
-// Reads the files (concatenated in order) and splits off the last max(window, floor(n *
-// val_fraction)) bytes for validation, with window = context + 1. Throws lowbit::Error naming the
+// Reads the files (concatenated in order) and splits off the last bytes for validation
+// (validation_bytes in data/text_files.h: floor(n * val_fraction), at least one window of
+// context + 1 bytes on either side). Throws lowbit::Error naming the
 // file(s) and the minimum size (2 * window bytes) for a missing, empty or too-short corpus.
 TextCorpus load_text_corpus(const std::string& text, int64_t context, double val_fraction = 0.1);
 

@@ -1,7 +1,11 @@
 // Running a decoder language model (decoder_model.h): prefill a prompt, then decode one token at
 // a time with a KV cache. The ops live in runtime/ops/ (embedding, rmsnorm, attention with RoPE
 // and the cache, swiglu, dynamic-quant linear); this class only sequences them and owns the
-// buffers. Not safe to call from two threads at once; use one session per thread.
+// buffers and the cache.
+//
+// Threads: one DecoderSession must not run on two threads at once (its cache and buffers). Several
+// sessions may share one PreparedDecoder (the model with its projections prepared once, never
+// changed afterwards) and run concurrently: one session per conversation or worker thread.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -20,9 +24,29 @@ struct DecoderOptions {
   int64_t min_parallel_macs = -1;
 };
 
+// A decoder model with its projections prepared for one instruction set; immutable, shareable.
+class PreparedDecoder {
+ public:
+  static std::shared_ptr<const PreparedDecoder> create(DecoderModel model, const std::string& isa = "");
+  static std::shared_ptr<const PreparedDecoder> load(const std::string& path, const std::string& isa = "");
+  ~PreparedDecoder();
+  PreparedDecoder(const PreparedDecoder&) = delete;
+  PreparedDecoder& operator=(const PreparedDecoder&) = delete;
+  const DecoderModel& model() const;
+  Isa isa() const;
+
+ private:
+  friend class DecoderSession;
+  PreparedDecoder();
+  struct Parts;  // the prepared projections and the RoPE table (decoder_session.cpp)
+  std::unique_ptr<Parts> parts_;
+};
+
 class DecoderSession {
  public:
   explicit DecoderSession(DecoderModel model, DecoderOptions options = {});
+  // A session over a shared prepared model; options.isa, when set, must be the model's level.
+  explicit DecoderSession(std::shared_ptr<const PreparedDecoder> model, DecoderOptions options = {});
   ~DecoderSession();
   DecoderSession(DecoderSession&&) noexcept;
   DecoderSession& operator=(DecoderSession&&) noexcept;

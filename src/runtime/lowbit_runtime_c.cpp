@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "base/error.h"
@@ -9,6 +10,10 @@
 
 struct lowbit_session {
   lowbit::runtime::Session session;
+};
+
+struct lowbit_model {
+  std::shared_ptr<const lowbit::runtime::PreparedModel> prepared;
 };
 
 namespace {
@@ -47,6 +52,30 @@ lowbit_session* lowbit_session_load(const char* path, int threads, const char* i
     o.threads = threads;
     o.isa = isa ? isa : "";
     s = new lowbit_session{lowbit::runtime::Session::load(path, o)};
+  });
+  return s;
+}
+
+lowbit_model* lowbit_model_load(const char* path, const char* isa) {
+  lowbit_model* m = nullptr;
+  guarded([&] {
+    if (path == nullptr) throw lowbit::Error("lowbit_model_load: path is NULL");
+    lowbit::runtime::PrepareOptions o;
+    o.isa = isa ? isa : "";
+    m = new lowbit_model{lowbit::runtime::PreparedModel::load(path, o)};
+  });
+  return m;
+}
+
+void lowbit_model_free(lowbit_model* model) { delete model; }
+
+lowbit_session* lowbit_session_create(const lowbit_model* model, int threads) {
+  lowbit_session* s = nullptr;
+  guarded([&] {
+    if (model == nullptr) throw lowbit::Error("lowbit_session_create: model is NULL");
+    lowbit::runtime::SessionOptions o;
+    o.threads = threads;
+    s = new lowbit_session{lowbit::runtime::Session(model->prepared, o)};
   });
   return s;
 }

@@ -7,6 +7,16 @@
  *   if (lowbit_session_run(s, input_nchw, batch, logits, top) != 0) { ...lowbit_last_error()... }
  *   lowbit_session_free(s);
  *
+ * Threads: a lowbit_session must not be used by two threads at once. To serve from several
+ * threads, load the model once and give each thread its own session over it; the model is
+ * immutable and may be shared freely, and results are the same bits as from one thread:
+ *
+ *   lowbit_model* m = lowbit_model_load("model.lbq", NULL);   // once
+ *   lowbit_session* s = lowbit_session_create(m, 1);          // per thread: buffers only
+ *   ... lowbit_session_run(s, ...) ...
+ *   lowbit_session_free(s);
+ *   lowbit_model_free(m);   // any time: sessions keep the model alive until they are freed
+ *
  * Errors: functions return NULL or a non-zero status and set a thread-local message that
  * lowbit_last_error() returns (valid until the next call on the same thread). */
 #ifndef LOWBIT_RUNTIME_C_H
@@ -18,6 +28,13 @@ extern "C" {
 #endif
 
 typedef struct lowbit_session lowbit_session;
+typedef struct lowbit_model lowbit_model;
+
+/* A model loaded and prepared for one kernel level (isa as below); immutable, thread-safe to share. */
+lowbit_model* lowbit_model_load(const char* path, const char* isa);
+void lowbit_model_free(lowbit_model* model);
+/* A session over a shared model, with its own buffers and `threads` worker threads (<= 0: all cores). */
+lowbit_session* lowbit_session_create(const lowbit_model* model, int threads);
 
 /* isa: NULL or "" for automatic (LOWBIT_ISA or the best the CPU has), else "ref", "avx2", "avx512vnni" (x86-64
    builds), "neon", "neondot" (aarch64 builds). */

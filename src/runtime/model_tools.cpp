@@ -6,8 +6,7 @@
 #include <random>
 #include <sstream>
 
-#include "runtime/model_file.h"
-#include "runtime/weight_format.h"
+#include "runtime/deployment_metrics.h"
 
 namespace lowbit::runtime {
 
@@ -15,13 +14,12 @@ int64_t model_macs_per_item(const Model& model) { return macs_per_item(model, va
 
 std::string describe_model(const Model& model) {
   const auto shapes = validate_model(model);
-  const size_t file_bytes = serialize_model(model).size();
+  const ModelMetrics metrics = model_metrics(model);  // params, bytes, MACs per op
   std::ostringstream s;
   char line[256];
   std::snprintf(line, sizeof line, "%-3s %-15s %-8s %-14s %-10s %10s %10s %12s\n", "#", "op", "inputs", "output [C,H,W]",
                 "weights", "params", "bytes", "MACs/item");
   s << line;
-  int64_t params = 0, weight_bits = 0, weight_bytes = 0, macs = 0;
   auto shape_str = [](const ValueShape& v) {
     return "[" + std::to_string(v.c) + "," + std::to_string(v.h) + "," + std::to_string(v.w) + "]";
   };
@@ -30,38 +28,24 @@ std::string describe_model(const Model& model) {
   s << line;
   for (size_t i = 0; i < model.ops.size(); ++i) {
     const Op& op = model.ops[i];
+    const OpMetrics& o = metrics.ops[i];
     std::string inputs;
     for (int32_t v : op.inputs) inputs += (inputs.empty() ? "" : ",") + std::to_string(v);
-    std::string w = "-";
-    int64_t p = 0, bytes = 0, mac = 0;
-    if (op.has_weights()) {
-      w = find_weight_format(op.weight.bits, op.weight.grid)->name;  // validate_model admitted it
-      p = op.weight_count() + op.out_channels;  // weights + biases
-      bytes = static_cast<int64_t>(op.weight.packed.size() + op.bias_q.size() * 4 + op.multipliers.size() * 8 +
-                                   op.out_scale.size() * 4);
-      mac = op.weight_count() * shapes[i + 1].h * shapes[i + 1].w;
-      weight_bits += op.weight_count() * op.weight.bits + op.out_channels * 32;
-    }
-    std::string name = op_kind_name(op.kind);
-    if (op.kind == OpKind::Conv2d || op.kind == OpKind::MaxPool2d || op.kind == OpKind::AvgPool2d)
-      name += " " + std::to_string(op.kernel_h) + "x" + std::to_string(op.kernel_w);
-    if (op.output_layer) name += "*";
+    const std::string name = o.name + (op.output_layer ? "*" : "");
     std::snprintf(line, sizeof line, "%-3zu %-15s %-8s %-14s %-10s %10lld %10lld %12lld\n", i + 1, name.c_str(),
-                  inputs.c_str(), shape_str(shapes[i + 1]).c_str(), w.c_str(), static_cast<long long>(p),
-                  static_cast<long long>(bytes), static_cast<long long>(mac));
+                  inputs.c_str(), shape_str(shapes[i + 1]).c_str(), o.weight_format.c_str(),
+                  static_cast<long long>(o.params), static_cast<long long>(o.weight_bytes),
+                  static_cast<long long>(o.macs));
     s << line;
-    params += p;
-    weight_bytes += bytes;
-    macs += mac;
   }
   s << "(* = output layer: int32 logits)\n";
-  const double fp32_bytes = 4.0 * static_cast<double>(params);
   std::snprintf(line, sizeof line,
-                "total: %lld parameters, %.3f bits/parameter, tensor bytes %lld, file bytes %zu, "
+                "total: %lld parameters, %.3f bits/parameter, tensor bytes %lld, file bytes %lld, "
                 "FP32 size %.0f bytes (%.2fx smaller), %lld MACs/item\n",
-                static_cast<long long>(params), params ? double(weight_bits) / params : 0.0,
-                static_cast<long long>(weight_bytes), file_bytes, fp32_bytes,
-                file_bytes ? fp32_bytes / double(file_bytes) : 0.0, static_cast<long long>(macs));
+                static_cast<long long>(metrics.params), metrics.bits_per_parameter,
+                static_cast<long long>(metrics.weight_bytes), static_cast<long long>(metrics.file_bytes),
+                metrics.fp32_bytes, metrics.file_bytes ? metrics.fp32_bytes / double(metrics.file_bytes) : 0.0,
+                static_cast<long long>(metrics.macs));
   s << line;
   return s.str();
 }

@@ -19,16 +19,11 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
 struct Session::Impl {
-  Model model;
-  std::vector<ValueShape> shapes;
-  std::vector<const ActQParams*> qparams;  // per value (nullptr for the output layer's value)
-  Isa isa = Isa::Ref;
-  const IsaKernels* kernels = nullptr;     // the non-GEMM kernel records of `isa`
+  std::shared_ptr<const PreparedModel> prepared;  // shared with other sessions: read only
+  const Model* model = nullptr;                   // prepared->model()
+  const IsaKernels* kernels = nullptr;            // the non-GEMM kernel records of the model's level
   bool split_work = false;  // IsaKernels::split_work
   std::unique_ptr<ThreadPool> pool;
-  std::vector<std::unique_ptr<PreparedOp>> ops;  // per model op (ops/)
-  std::vector<int32_t> absorbed_by;  // per op: the op that does its work (a conv with a fused max pool), or -1
-  std::vector<bool> runs;            // per op: false when absorbed or elided (a Flatten linears read around)
   // The buffers of one run through the graph. A batch of several pieces runs piece-parallel: each
   // pool thread takes whole pieces through the whole graph on its own workspace, so there is no
   // barrier (thread wake-up) per op; a single piece runs on workspace 0 with each op split over the
@@ -52,6 +47,7 @@ struct Session::Impl {
 
   void prepare_buffers(Workspace& w, int64_t batch) {
     if (batch <= w.batch_capacity) return;
+    const std::vector<ValueShape>& shapes = prepared->shapes();
     w.values.assign(shapes.size(), {});
     w.value_ptrs.assign(shapes.size(), nullptr);
     for (size_t v = 0; v + 1 < shapes.size(); ++v) {
@@ -59,9 +55,7 @@ struct Session::Impl {
       w.value_ptrs[v] = w.values[v].data();
     }
     w.output.resize(static_cast<size_t>(batch * shapes.back().size()));
-    int64_t scratch = 0;
-    for (const auto& op : ops) scratch = std::max(scratch, op->buffers(batch).workspace);
-    w.scratch.resize(static_cast<size_t>(scratch));
+    w.scratch.resize(static_cast<size_t>(prepared->workspace_bytes(batch)));
     w.batch_capacity = batch;
   }
 
@@ -80,12 +74,13 @@ struct Session::Impl {
   }
 
   RunResult finish(Workspace& w, int64_t batch) {
-    w.op_ms.resize(model.ops.size() + 1, 0.0);  // reset by run_batch, summed over pieces
+    w.op_ms.resize(model->ops.size() + 1, 0.0);  // reset by run_batch, summed over pieces
     if (profile) w.op_ms.back() += cpu_ms(w) - w.run_start;
     const OpRunContext ctx = context(w);
+    const auto& ops = prepared->ops();
     for (size_t i = 0; i < ops.size(); ++i) {
       const double t0 = profile ? cpu_ms(w) : 0.0;
-      if (runs[i]) ops[i]->run(ctx, batch);
+      if (prepared->runs(i)) ops[i]->run(ctx, batch);
       if (profile) w.op_ms[i] += cpu_ms(w) - t0;
     }
     const double t_out = profile ? cpu_ms(w) : 0.0;
@@ -101,9 +96,9 @@ struct Session::Impl {
   template <class T, class Fn>
   RunResult run_batch(const char* api, const T* x, int64_t batch, Fn fn) {
     LOWBIT_CHECK(batch >= 1, std::string(api) + ": batch must be >= 1 (got " + std::to_string(batch) + ")");
-    for (Workspace& w : ws) w.op_ms.assign(model.ops.size() + 1, 0.0);
+    for (Workspace& w : ws) w.op_ms.assign(model->ops.size() + 1, 0.0);
     int64_t largest = 1;
-    for (const ValueShape& v : shapes) largest = std::max(largest, v.size());
+    for (const ValueShape& v : prepared->shapes()) largest = std::max(largest, v.size());
     // a multiple of the GEMM tile height (6) so that linear layers see full tiles
     const int64_t slice = std::max<int64_t>(12, ((256 * 1024) / largest + 5) / 6 * 6);
     const int threads = pool->threads();
@@ -112,7 +107,7 @@ struct Session::Impl {
     // tiles; fewer items than threads * slice are split evenly over the threads instead.
     const int64_t size = by_pieces && ceil_div(batch, slice) < threads ? ceil_div(batch, threads) : slice;
     const int64_t pieces = ceil_div(batch, size);
-    const int64_t item = int64_t{model.in_channels} * model.in_height * model.in_width;
+    const int64_t item = int64_t{model->in_channels} * model->in_height * model->in_width;
     std::vector<RunResult> parts(static_cast<size_t>(pieces));
     const auto piece = [&](int64_t t, int thread) {
       const int64_t b0 = t * size, b1 = std::min(batch, b0 + size);
@@ -124,7 +119,7 @@ struct Session::Impl {
     } else {
       for (int64_t t = 0; t < pieces; ++t) piece(t, 0);
     }
-    op_ms.assign(model.ops.size() + 1, 0.0);
+    op_ms.assign(model->ops.size() + 1, 0.0);
     for (const Workspace& w : ws)
       for (size_t i = 0; i < w.op_ms.size(); ++i) op_ms[i] += w.op_ms[i];
     if (pieces == 1) return std::move(parts[0]);
@@ -140,8 +135,8 @@ struct Session::Impl {
   }
 
   RunResult make_result(const Workspace& w, int64_t batch) {
-    const Op& last = model.ops.back();
-    const ValueShape out = shapes.back();
+    const Op& last = model->ops.back();
+    const ValueShape out = prepared->shapes().back();
     const int64_t hw = int64_t{out.h} * out.w, classes = out.size();
     RunResult r;
     r.batch = batch;
@@ -166,21 +161,28 @@ struct Session::Impl {
   }
 };
 
-Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+namespace {
+
+// Options for a session over a model just prepared with `options` (its level is the model's).
+SessionOptions without_isa(SessionOptions options) {
+  options.isa.clear();
+  return options;
+}
+
+}  // namespace
+
+Session::Session(Model model, SessionOptions options)
+    : Session(PreparedModel::create(std::move(model), {options.isa, options.limits}), without_isa(options)) {}
+
+Session::Session(std::shared_ptr<const PreparedModel> model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  LOWBIT_CHECK(model != nullptr, "Session: the prepared model is null");
   Impl& s = *impl_;
-  const std::string where = model.name.empty() ? "model" : "model '" + model.name + "'";
-  s.shapes = validate_model(model, where);
-  check_resource_limits(model, s.shapes, options.limits, where);
-  s.model = std::move(model);
-  s.qparams.push_back(&s.model.input);
-  for (const Op& op : s.model.ops) s.qparams.push_back(op.output_layer ? nullptr : &op.out);
-  if (options.isa.empty()) {
-    s.isa = select_isa();
-  } else {
-    s.isa = parse_isa(options.isa);
-    require_isa(s.isa);
-  }
-  s.kernels = &isa_kernels(s.isa);
+  if (!options.isa.empty() && parse_isa(options.isa) != model->isa())
+    throw Error("Session: the shared model was prepared for " + std::string(isa_name(model->isa())) +
+                ", not for the requested " + options.isa + "; prepare it for that level (PrepareOptions::isa)");
+  s.prepared = std::move(model);
+  s.model = &s.prepared->model();
+  s.kernels = &s.prepared->kernels();
   s.split_work = s.kernels->split_work;
   int threads = options.threads;
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -189,29 +191,8 @@ Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<I
   s.profile = options.profile;
   s.min_parallel_macs = options.min_parallel_macs >= 0 ? options.min_parallel_macs : int64_t{1} << 21;
   s.ws.resize(static_cast<size_t>(threads));
-  const OpGraph graph{s.model, s.shapes, s.qparams, s.isa, *s.kernels, threads};
-  const int32_t n_ops = static_cast<int32_t>(s.model.ops.size());
-  for (int32_t i = 0; i < n_ops; ++i) s.ops.push_back(create_op(graph, i));
-  // Graph rewrites the ops asked for: absorbed ops do not run, nor elidable ones nobody reads.
-  s.absorbed_by.assign(s.ops.size(), -1);
-  for (int32_t i = 0; i < n_ops; ++i)
-    if (s.ops[i]->absorbed_op() >= 0) s.absorbed_by[s.ops[i]->absorbed_op()] = i;
-  s.runs.assign(s.ops.size(), true);
-  for (int32_t i = 0; i < n_ops; ++i) {
-    if (s.absorbed_by[i] >= 0) {
-      s.runs[i] = false;
-    } else if (s.ops[i]->elidable()) {
-      bool read = false;
-      for (int32_t j = 0; j < n_ops; ++j) {
-        const std::vector<int32_t> in = s.ops[j]->reads();
-        read |= s.absorbed_by[j] < 0 && std::find(in.begin(), in.end(), i + 1) != in.end();
-      }
-      s.runs[i] = read;
-    }
-  }
-  int64_t per_thread = 0;
-  for (const auto& op : s.ops) per_thread = std::max(per_thread, op->buffers(1).per_thread);
-  s.thread_scratch.assign(static_cast<size_t>(threads), std::vector<uint8_t>(static_cast<size_t>(per_thread)));
+  s.thread_scratch.assign(static_cast<size_t>(threads),
+                          std::vector<uint8_t>(static_cast<size_t>(s.prepared->per_thread_bytes())));
   for (auto& t : s.thread_scratch) s.thread_scratch_ptrs.push_back(t.data());
 }
 
@@ -220,9 +201,7 @@ Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
 Session Session::load(const std::string& path, SessionOptions options) {
-  Model m = load_model(path);
-  check_resource_limits(m, validate_model(m, path), options.limits, path);  // names the file, not the model
-  return Session(std::move(m), options);
+  return Session(PreparedModel::load(path, {options.isa, options.limits}), without_isa(options));
 }
 
 RunResult Session::run_slice(const float* x, int64_t batch, int workspace) {
@@ -230,9 +209,9 @@ RunResult Session::run_slice(const float* x, int64_t batch, int workspace) {
   Impl::Workspace& w = s.ws[workspace];
   if (s.profile) w.run_start = Impl::cpu_ms(w);
   s.prepare_buffers(w, batch);
-  const ActQParams& q = s.model.input;
-  const int32_t C = s.model.in_channels;
-  const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
+  const ActQParams& q = s.model->input;
+  const int32_t C = s.model->in_channels;
+  const int64_t hw = int64_t{s.model->in_height} * s.model->in_width;
   uint8_t* dst = w.values[0].data();
   const QuantizeInputFn quantize = s.kernels->quantize.quantize_input.fn;
   s.context(w).over_batch(batch, [&](int64_t b0, int64_t n) {
@@ -247,13 +226,13 @@ RunResult Session::run_u8_slice(const uint8_t* pixels, int64_t batch, int worksp
   Impl& s = *impl_;
   Impl::Workspace& w = s.ws[workspace];
   if (s.profile) w.run_start = Impl::cpu_ms(w);
-  const ActQParams& q = s.model.input;
+  const ActQParams& q = s.model->input;
   uint8_t lut[256];
   for (int p = 0; p < 256; ++p)
     lut[p] = static_cast<uint8_t>(quant::quantize_integer(static_cast<float>(p) / 255.0f, q.scale, 0, q.qmin, q.qmax));
   s.prepare_buffers(w, batch);
-  const int32_t C = s.model.in_channels;
-  const int64_t hw = int64_t{s.model.in_height} * s.model.in_width;
+  const int32_t C = s.model->in_channels;
+  const int64_t hw = int64_t{s.model->in_height} * s.model->in_width;
   uint8_t* dst = w.values[0].data();
   s.context(w).over_batch(batch, [&](int64_t b0, int64_t n) {
     for (int64_t b = b0; b < b0 + n; ++b)
@@ -268,7 +247,7 @@ RunResult Session::run(const float* x, int64_t batch) {
 }
 
 RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
-  const ActQParams& q = impl_->model.input;
+  const ActQParams& q = impl_->model->input;
   LOWBIT_CHECK(q.scale == 1.0f / 255.0f && q.zero_point == 0,
                "run_u8: uint8 pixels need an input scale of exactly 1/255 and zero point 0 (the model has scale " +
                    std::to_string(q.scale) + ", zero point " + std::to_string(q.zero_point) + "); use run() with floats");
@@ -276,21 +255,10 @@ RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
 }
 
 const std::vector<double>& Session::op_times_ms() const { return impl_->op_ms; }
-const Model& Session::model() const { return impl_->model; }
-Isa Session::isa() const { return impl_->isa; }
+const Model& Session::model() const { return *impl_->model; }
+const std::shared_ptr<const PreparedModel>& Session::prepared_model() const { return impl_->prepared; }
+Isa Session::isa() const { return impl_->prepared->isa(); }
 int Session::threads() const { return impl_->pool->threads(); }
-
-std::vector<std::string> Session::kernel_names() const {
-  const Impl& s = *impl_;
-  std::vector<std::string> names;
-  for (size_t i = 0; i < s.ops.size(); ++i) {
-    const PreparedOp& op = *s.ops[i];
-    const std::string kernel = s.absorbed_by[i] >= 0 ? s.ops[s.absorbed_by[i]]->absorbed_note()
-                               : !s.runs[i]         ? op.elided_note()
-                                                    : op.kernel_name();
-    names.push_back(std::string(op_kind_name(op.op().kind)) + ": " + kernel);
-  }
-  return names;
-}
+std::vector<std::string> Session::kernel_names() const { return impl_->prepared->kernel_names(); }
 
 }  // namespace lowbit::runtime

@@ -1,6 +1,15 @@
-// Running a model: load (or take) a Model, prepare kernels for the selected instruction set once,
-// then run batches. A Session is not safe to run from two threads at once (it reuses its
-// activation buffers); use one Session per thread, they may share nothing.
+// Running a model: a Session runs batches through a PreparedModel (prepared_model.h: kernels chosen
+// and weights packed once for one instruction set).
+//
+// Threads: one Session must not run on two threads at once (it reuses its activation buffers and
+// its pool). Several Sessions may share one PreparedModel and run concurrently on any threads:
+//
+//   auto model = PreparedModel::load("model.lbq");          // once, shared, never changes
+//   // per worker thread:
+//   Session session(model, {1});                            // activation buffers + a 1-thread pool
+//   RunResult r = session.run(x, batch);
+//
+// Results do not depend on how many sessions run, nor on their thread counts (bit-exact).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,11 +18,14 @@
 
 #include "runtime/cpu_features.h"
 #include "runtime/model.h"
+#include "runtime/prepared_model.h"
 
 namespace lowbit::runtime {
 
 struct SessionOptions {
   int threads = 1;        // worker threads (including the caller); <= 0 means hardware concurrency
+  // isa and limits apply when the session prepares the model itself (from a Model or a path). A
+  // session over a shared PreparedModel uses the model's level; a different non-empty isa is an error.
   std::string isa;        // "", "ref", "avx2", "avx512vnni", "neon" or "neondot"; "" = LOWBIT_ISA or the best
                           // the CPU has
   bool profile = false;   // record the CPU time of every op (Session::op_times_ms)
@@ -38,6 +50,8 @@ struct RunResult {
 class Session {
  public:
   explicit Session(Model model, SessionOptions options = {});
+  // A session over a model prepared once and shared (see the top of this file).
+  explicit Session(std::shared_ptr<const PreparedModel> model, SessionOptions options = {});
   ~Session();
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
@@ -50,6 +64,7 @@ class Session {
   RunResult run_u8(const uint8_t* pixels, int64_t batch);
 
   const Model& model() const;
+  const std::shared_ptr<const PreparedModel>& prepared_model() const;
   Isa isa() const;
   int threads() const;
   // One line per op: "<op kind>: <kernel symbol>", e.g. "conv2d: s16_w8_gemm_fxp_4x16__avx2 + max pool" or

@@ -4,6 +4,9 @@
 // the version-2 file format (round trip, truncation, corruption) and text helpers. Tiny sizes.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -183,6 +186,49 @@ TEST(DecoderSession, KvCacheDecodeEqualsFullRecomputeOnEveryLevel) {
       }
       EXPECT_EQ(s.position(), static_cast<int64_t>(text.size()));
     }
+}
+
+// Conversations on 8 threads, each with its own session over one shared prepared decoder (run
+// under ThreadSanitizer by `make sanitize`): every logit equals the single-threaded session's.
+TEST(SharedDecoder, EightSessionsOnOneModelMatchOneThread) {
+  const auto prepared = PreparedDecoder::create(random_decoder(13, kFormats[1], 32, true));
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::vector<float>> want;
+  DecoderSession one(prepared);
+  for (int t = 0; t < 8; ++t) {
+    prompts.push_back(bytes_to_tokens("prompt " + std::to_string(t * 37)));
+    std::vector<float> logits = one.prefill(prompts.back());
+    for (int32_t token : {65, 66, 67}) {
+      const std::vector<float> step = one.decode(token);
+      logits.insert(logits.end(), step.begin(), step.end());
+    }
+    want.push_back(std::move(logits));
+  }
+  std::atomic<int> mismatches{0}, failures{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 8; ++t)
+    workers.emplace_back([&, t] {
+      try {
+        DecoderOptions o;
+        o.threads = 1 + t % 2;
+        o.min_parallel_macs = 0;
+        DecoderSession s(prepared, o);
+        for (int round = 0; round < 2; ++round) {
+          std::vector<float> logits = s.prefill(prompts[t]);
+          for (int32_t token : {65, 66, 67}) {
+            const std::vector<float> step = s.decode(token);
+            logits.insert(logits.end(), step.begin(), step.end());
+          }
+          if (logits != want[t]) ++mismatches;
+        }
+      } catch (const std::exception&) {
+        ++failures;
+      }
+    });
+  for (auto& th : workers) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(&DecoderSession(prepared).model(), &prepared->model());  // one copy of the weights
 }
 
 TEST(DecoderSession, LevelsAgreeBitForBit) {

@@ -154,6 +154,16 @@ TEST(TextCorpus, DeterministicSplitAndWindows) {
   EXPECT_EQ(f.train[0].item<int>(), 'a');
 }
 
+TEST(TextCorpus, SplitKeepsAWindowOnEachSideWhateverTheFraction) {
+  // 40 bytes, context 16 (window 17): 10% would be 4 bytes, 90% 36; both are clamped to [17, 23].
+  EXPECT_EQ(data::validation_bytes(40, 16, 0.1, "t"), 17);
+  EXPECT_EQ(data::validation_bytes(40, 16, 0.9, "t"), 23);
+  EXPECT_EQ(data::validation_bytes(1000, 16, 0.1, "t"), 100);
+  EXPECT_NE(error_of([&] { data::validation_bytes(33, 16, 0.1, "corpus x"); }).find("corpus x holds 33 bytes"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { data::validation_bytes(100, 16, 1.0, "t"); }).find("validation fraction"), std::string::npos);
+}
+
 train::TrainConfig lm_config(const std::string& dir, const std::string& text, int64_t steps) {
   train::TrainConfig c;
   c.model = "gpt-tiny";

@@ -1,6 +1,7 @@
-// The op layer: a model op prepared once for a Session (kernels chosen, weights packed), then run on
-// any batch slice. One file per op family (docs/runtime.md, "Ops"); the session only sequences
-// ops and owns their buffers.
+// The op layer: a model op prepared once (kernels chosen, weights packed; prepared_model.h), then run
+// on any batch slice by any session, concurrently: run() is const and writes only the context's
+// buffers. One file per op family (docs/runtime.md, "Ops"); a session only sequences ops and owns
+// their buffers.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -15,15 +16,15 @@
 
 namespace lowbit::runtime {
 
-// What an op may look at while it is prepared: the validated model and what the session derived
-// from it, for the whole life of the session.
+// What an op may look at while it is prepared: the validated model and what was derived from it,
+// for the whole life of the PreparedModel. Nothing here depends on a session (its threads), so one
+// prepared op serves every session that shares the model.
 struct OpGraph {
   const Model& model;
   const std::vector<ValueShape>& shapes;          // per value
   const std::vector<const ActQParams*>& qparams;  // per value; nullptr for the output layer's
   Isa isa;
   const IsaKernels& kernels;  // the non-GEMM kernel records of `isa`
-  int threads;                // of the session's pool
 
   // Number of ops that list value v among their inputs.
   int readers(int32_t v) const;
