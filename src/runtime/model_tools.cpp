@@ -13,6 +13,19 @@ namespace lowbit::runtime {
 
 int64_t model_macs_per_item(const Model& model) { return macs_per_item(model, validate_model(model)); }
 
+ModelTotals model_totals(const Model& model) {
+  const auto shapes = validate_model(model);
+  ModelTotals t;
+  for (size_t i = 0; i < model.ops.size(); ++i) {
+    const Op& op = model.ops[i];
+    if (!op.has_weights()) continue;
+    t.parameters += op.weight_count() + op.out_channels;
+    t.weight_bits += op.weight_count() * op.weight.bits + op.out_channels * 32;
+    t.macs_per_item += op.weight_count() * shapes[i + 1].h * shapes[i + 1].w;
+  }
+  return t;
+}
+
 std::string describe_model(const Model& model) {
   const auto shapes = validate_model(model);
   const size_t file_bytes = serialize_model(model).size();

@@ -14,6 +14,15 @@ namespace lowbit::runtime {
 // weight bits per parameter, size versus FP32).
 std::string describe_model(const Model& model);
 
+// Totals over a model's weight layers, as describe_model prints them (used by `lowbit report`).
+struct ModelTotals {
+  int64_t parameters = 0;     // weights + biases
+  int64_t weight_bits = 0;    // weights at their width + 32-bit biases
+  int64_t macs_per_item = 0;  // conv2d / linear multiply-accumulates per input item
+  double bits_per_parameter() const { return parameters ? static_cast<double>(weight_bits) / parameters : 0.0; }
+};
+ModelTotals model_totals(const Model& model);
+
 // Multiply-accumulates per item of every conv2d / linear (the usual GMAC/s denominator).
 int64_t model_macs_per_item(const Model& model);
 
