@@ -17,8 +17,13 @@ FUZZ_SECONDS ?= 60
 
 all: build
 
+# `make test` also installs chromium (the report's browser check, tests/report); a target-specific
+# variable reaches the setup prerequisite.
+SETUP_ARGS ?=
+test: SETUP_ARGS += --browser
+
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh $(SETUP_ARGS)
 
 configure: setup
 	@mkdir -p $(BUILD) && cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > $(BUILD)/configure.log 2>&1 || (cat $(BUILD)/configure.log; exit 1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: FP32 training -> quantization-aware training at W4A4 -> conversion to the
 # integer runtime -> evaluation on the runtime (checked bit for bit against the QAT model's
-# integer simulation) -> size and speed.
+# integer simulation) -> size and speed -> an HTML report (runs/report.html).
 # Usage: scripts/demo.sh BUILD_DIR
 # Environment: DEMO_EPOCHS (FP32 epochs, default 2), DEMO_QAT_EPOCHS (default 1).
 set -euo pipefail
@@ -41,3 +41,7 @@ printf "%-34s %10s %14s\n" "model" "accuracy" "weights bytes"
 printf "%-34s %9.2f%% %14s\n" "cnn FP32 (LibTorch)" "$(awk "BEGIN{print 100*$(acc "$fp")}")" "$fp_bytes"
 printf "%-34s %9.2f%% %14s\n" "cnn W4A4 QAT (fake quant, LibTorch)" "$(awk "BEGIN{print 100*$(acc "$qat")}")" "-"
 printf "%-34s %9.2f%% %14s\n" "cnn W4A4 integer runtime (.lbq)" "$(awk "BEGIN{print 100*$(acc "$rt")}")" "$lbq_bytes"
+echo
+echo "== 6. Report: curves, run summary and model size in one HTML page (no network, no script)"
+"$LOWBIT" report "$FP" "$QAT" --out runs/report.html
+echo "open $(cd runs && pwd)/report.html in a browser"

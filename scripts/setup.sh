@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lowbit needs, only those that are missing (idempotent).
-# Usage: scripts/setup.sh [--bench] [--fuzz]
+# Usage: scripts/setup.sh [--bench] [--fuzz] [--browser]
 #   --bench  also python3-torch for the anchor runs
+#   --browser  also chromium, for the headless render check of `lowbit report` (make test)
 #   --fuzz   also clang-14 and its runtime libraries (libFuzzer, sanitizers) for make fuzz / sanitize
 set -euo pipefail
 
@@ -17,7 +18,8 @@ for arg in "$@"; do
   case "$arg" in
     --bench) packages+=(python3-torch) ;;
     --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
-    *) echo "setup: unknown option '$arg' (use --bench and/or --fuzz)" >&2; exit 2 ;;
+    --browser) packages+=(chromium) ;;
+    *) echo "setup: unknown option '$arg' (use --bench, --fuzz and/or --browser)" >&2; exit 2 ;;
   esac
 done
 

@@ -29,7 +29,7 @@ fi
 
 mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DCMAKE_BUILD_TYPE=Release \
-  -DLOWBIT_WITH_TORCH=OFF -DLOWBIT_BENCH=OFF -DLOWBIT_GTEST_SOURCE=/usr/src/googletest \
+  -DLOWBIT_WITH_TORCH=OFF -DLOWBIT_BENCH=OFF -DLOWBIT_REPORT=OFF -DLOWBIT_GTEST_SOURCE=/usr/src/googletest \
   > "$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j"$jobs" --target lowbit_runtime test_quant test_runtime
 built=$(date +%s)

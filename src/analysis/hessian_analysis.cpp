@@ -7,12 +7,17 @@
 #include <ostream>
 #include <sstream>
 
-#include "analysis/svg_plot.h"
+#include "report/svg_plot.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "qat/qat_config.h"
 
 namespace lowbit::analysis {
+
+using report::line_plot_svg;
+using report::plot_color;
+using report::PlotOptions;
+using report::PlotSeries;
 
 std::vector<std::pair<std::string, torch::Tensor>> hessian_parameters(models::Net& net, const std::string& pattern) {
   std::vector<std::pair<std::string, torch::Tensor>> out;

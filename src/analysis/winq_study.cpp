@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "analysis/hessian_analysis.h"
-#include "analysis/svg_plot.h"
+#include "report/svg_plot.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "data/fashion_mnist.h"
@@ -21,6 +21,11 @@
 #include "train/trainer.h"
 
 namespace lowbit::analysis {
+
+using report::line_plot_svg;
+using report::plot_color;
+using report::PlotOptions;
+using report::PlotSeries;
 namespace {
 
 data::Dataset head(const data::Dataset& d, int64_t n) {

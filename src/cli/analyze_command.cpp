@@ -1,5 +1,6 @@
 // `lowbit analyze basin` (basin diagnostics of PTQ points and a short STE-QAT run, docs/basin.md)
 // and `lowbit analyze toy` (the 2-D mechanism of RESEARCH.md section 2).
+#include <filesystem>
 #include <iomanip>
 #include <sstream>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "base/atomic_file.h"
 #include "cli/commands.h"
 #include "data/fashion_mnist.h"
+#include "report/report.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::cli {
@@ -74,7 +76,12 @@ void add_analyze_command(CLI::App& app) {
     std::cout << r.summary();
     if (!json_path->empty()) {
       write_file_atomically(*json_path, r.to_json().dump(2) + "\n");
-      std::cout << "wrote " << *json_path << "\n";
+      // The report goes next to the JSON: basin.json -> basin.html.
+      std::filesystem::path html_path(*json_path);
+      html_path = html_path.extension() == ".json" ? html_path.replace_extension(".html") : html_path += ".html";
+      const std::string html = html_path.string();
+      report::write_report({*json_path}, html);
+      std::cout << "wrote " << *json_path << " and " << html << "\n";
     }
   });
 
@@ -87,7 +94,7 @@ void add_analyze_command(CLI::App& app) {
   CLI::App* hess = analyze->add_subcommand(
       "hessian", "Hessian spectrum of a checkpoint's loss w.r.t. its weights: top eigenvalue, trace, SLQ density (docs/hessian.md)");
   hess->add_option("--checkpoint", h->checkpoint, "Checkpoint (file or run folder), FP32 or QAT")->required();
-  hess->add_option("--out", h->out, "Output folder: density.csv, summary.json, density.svg")->required();
+  hess->add_option("--out", h->out, "Output folder: density.csv, summary.json, density.svg, report.html")->required();
   auto& ho = h->options;
   hess->add_option("--layers", ho.layers, "Glob on node names whose weights are analysed (e.g. 'fc*', 'conv?')")->capture_default_str();
   hess->add_option("--batches", ho.batches, "Training batches the loss averages over")->check(CLI::Range(1, 10000))->capture_default_str();
@@ -112,7 +119,8 @@ void add_analyze_command(CLI::App& app) {
     analysis::HessianReport r = analysis::analyze_hessian(net, images, labels, h->options);
     r.checkpoint = info.path;
     analysis::write_hessian_files(r, h->out);
-    std::cout << r.summary() << "wrote " << h->out << "/density.csv, summary.json, density.svg\n";
+    report::write_report({h->out}, h->out + "/report.html");
+    std::cout << r.summary() << "wrote " << h->out << "/density.csv, summary.json, density.svg, report.html\n";
   });
 
   auto lr = std::make_shared<double>(5e-4);

@@ -6,6 +6,7 @@
 #include "analysis/winq_study.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "report/report.h"
 
 namespace lowbit::cli {
 
@@ -17,7 +18,7 @@ void add_study_command(CLI::App& app) {
       "ptq-vs-qat", "Weight bits {8,4,3,2} x {RTN, GPTQ, QAT-STE, QAT-LSQ} from one FP32 checkpoint; table, CSV, JSON");
   cmd->add_option("--model", o->model, "Model (cnn, resnet8, ...); must match --from")->capture_default_str();
   cmd->add_option("--from", o->from, "FP32 checkpoint (default: train one into <out>/fp32)");
-  cmd->add_option("--out", o->out_dir, "Output folder (study.json, study.csv)")->capture_default_str();
+  cmd->add_option("--out", o->out_dir, "Output folder (study.json, study.csv, report.html)")->capture_default_str();
   cmd->add_flag("--quick", o->quick, "Tiny subsets and budgets (a test-sized run, seconds)");
   cmd->add_option("--wbits", o->weight_bits, "Weight bit widths of the grid")->check(CLI::Range(2, 8))->capture_default_str();
   cmd->add_option("--abits", o->act_bits, "Activation bits")->check(CLI::Range(2, 8))->capture_default_str();
@@ -31,7 +32,8 @@ void add_study_command(CLI::App& app) {
     o->log = &std::cerr;
     const analysis::StudyResult r = analysis::run_ptq_vs_qat_study(*o);
     analysis::write_study_files(r, o->out_dir);
-    std::cout << r.table() << "wrote " << o->out_dir << "/study.json and study.csv\n";
+    report::write_report({o->out_dir}, o->out_dir + "/report.html");
+    std::cout << r.table() << "wrote " << o->out_dir << "/study.json, study.csv and report.html\n";
   });
 
   auto w = std::make_shared<analysis::WinqStudyOptions>();
@@ -40,7 +42,7 @@ void add_study_command(CLI::App& app) {
       "winq", "QAT at 2 / 1.58 / 1-bit weights with and without WinQ at equal steps: accuracy, speed-up, Hessian, loss curves");
   wq->add_option("--model", w->model, "Model (cnn, resnet8, ...); must match --from")->capture_default_str();
   wq->add_option("--from", w->from, "FP32 checkpoint (file or run folder)")->required();
-  wq->add_option("--out", w->out_dir, "Output folder (study.json, study.csv, table.md, loss_w*.svg)")->capture_default_str();
+  wq->add_option("--out", w->out_dir, "Output folder (study.json, study.csv, table.md, loss_w*.svg, report.html)")->capture_default_str();
   wq->add_option("--bits", w->bits, "Weight bits: 2 (SEQ), 1.58 (ternary), 1 (binary)")
       ->delimiter(',')->check(CLI::IsMember({"2", "1.58", "1"}))->capture_default_str();
   wq->add_option("--seeds", w->seeds, "Seeds per cell (paired: same data order for every variant)")->check(CLI::Range(1, 100))->capture_default_str();
@@ -71,7 +73,8 @@ void add_study_command(CLI::App& app) {
     w->log = &std::cerr;
     const analysis::WinqStudyResult r = analysis::run_winq_study(*w);
     analysis::write_winq_study_files(r, w->out_dir);
-    std::cout << r.table() << "wrote " << w->out_dir << "/study.json, study.csv, table.md, loss_w*.svg\n";
+    report::write_report({w->out_dir}, w->out_dir + "/report.html");
+    std::cout << r.table() << "wrote " << w->out_dir << "/study.json, study.csv, table.md, loss_w*.svg, report.html\n";
   });
 }
 

@@ -14,6 +14,7 @@ namespace lowbit::runtime {
 // weight bits per parameter, size versus FP32).
 std::string describe_model(const Model& model);
 
+
 // Multiply-accumulates per item of every conv2d / linear (the usual GMAC/s denominator).
 int64_t model_macs_per_item(const Model& model);
 

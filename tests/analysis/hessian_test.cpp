@@ -8,7 +8,6 @@
 
 #include "analysis/hessian.h"
 #include "analysis/hessian_analysis.h"
-#include "analysis/svg_plot.h"
 #include "base/error.h"
 #include "qat/fake_quant.h"
 #include "qat/quantized_layers.h"

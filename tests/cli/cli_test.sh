@@ -182,6 +182,7 @@ PY
     || { cat "$TMP/h.log" >&2; fail "analyze hessian failed"; }
   [[ -s "$TMP/h/density.csv" && -s "$TMP/h/summary.json" && -s "$TMP/h/density.svg" ]] || fail "hessian files: $(ls "$TMP/h")"
   grep -q '"near_zero_fraction"' "$TMP/h/summary.json" || fail "hessian summary lacks near_zero_fraction"
+  grep -q 'id="fig-hessian-0"' "$TMP/h/report.html" || fail "analyze hessian wrote no report with its density"
   expect_exit 1 "$LOWBIT" analyze hessian --checkpoint "$TMP/w" --layers 'nope*' --data "$DATA" --out "$TMP/h2"
   grep -q "nope" "$TMP/err" && grep -q "fc1" "$TMP/err" || fail "bad --layers message: $(cat "$TMP/err")"
   # The WinQ study, test-sized.
@@ -190,6 +191,7 @@ PY
     || { cat "$TMP/sw.log" >&2; fail "study winq failed"; }
   [[ -s "$TMP/sw/study.json" && -s "$TMP/sw/study.csv" && -s "$TMP/sw/loss_w1.svg" ]] || fail "study winq files: $(ls "$TMP/sw")"
   grep -q "| 1 | winq |" "$TMP/sw.out" || fail "study winq table: $(cat "$TMP/sw.out")"
+  grep -q 'id="fig-winq-w1-0"' "$TMP/sw/report.html" || fail "study winq wrote no report with its loss curves"
   expect_exit 2 "$LOWBIT" study winq --from "$TMP/run" --bits 3
 
   "$LOWBIT" convert --from "$TMP/q" --out "$TMP/q.lbq" --check 100 --data "$DATA" >"$TMP/convert.out" \
@@ -225,6 +227,14 @@ PY
       | sed -n 's/^image [0-9]*: class \([0-9]*\).*/\1/p' >"$TMP/lowbit.txt"
     cmp -s "$TMP/ort.txt" "$TMP/lowbit.txt" || fail "ONNX Runtime and lowbit predictions differ on the first 50 images"
   fi
+  # The report of the runs above (run folders, the .lbq, the WinQ study): one page, each figure.
+  "$LOWBIT" report "$TMP/run" "$TMP/q" "$TMP/q.lbq" "$TMP/sw" --out "$TMP/report.html" >/dev/null || fail "report failed"
+  for id in fig-loss fig-accuracy deployment fig-winq-w1-0; do
+    grep -q "id=\"$id\"" "$TMP/report.html" || fail "report lacks $id"
+  done
+  expect_exit 1 "$LOWBIT" report "$TMP/no-such-run" --out "$TMP/r2.html"
+  grep -q "no-such-run' does not exist" "$TMP/err" || fail "report error message: $(cat "$TMP/err")"
+  [[ ! -e "$TMP/r2.html" ]] || fail "report wrote a file despite the error"
   # A damaged model file is rejected with a message naming it, exit 1.
   head -c 5000 "$TMP/q.lbq" >"$TMP/cut.lbq"
   expect_exit 1 "$LOWBIT" inspect "$TMP/cut.lbq"
