@@ -135,8 +135,10 @@ DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(impl_->where + ": could not connect the process group (" + first_line(e.what()) +
-                "); check that every rank runs, that hosts can reach each other, and GLOO_SOCKET_IFNAME");
+    throw Error(impl_->where + ": the other ranks did not connect within " + std::to_string(timeout_s) +
+                " s (LOWBIT_DIST_TIMEOUT) (" + first_line(e.what()) + "); check that all WORLD_SIZE=" +
+                std::to_string(env.world_size) + " ranks were started, that the hosts reach each other, and "
+                "GLOO_SOCKET_IFNAME");
   }
 }
 
@@ -154,7 +156,7 @@ void DistributedContext::allreduce(std::vector<at::Tensor>& tensors, int op) {
     }
   } catch (const std::exception& e) {
     throw Error(impl_->where + ": all-reduce failed (" + first_line(e.what()) +
-                "): another rank exited or stopped responding within the timeout (LOWBIT_DIST_TIMEOUT)");
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
   }
 }
 
@@ -177,7 +179,7 @@ void DistributedContext::broadcast(std::vector<at::Tensor>& tensors, int root) {
     }
   } catch (const std::exception& e) {
     throw Error(impl_->where + ": broadcast failed (" + first_line(e.what()) +
-                "): another rank exited or stopped responding within the timeout (LOWBIT_DIST_TIMEOUT)");
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
   }
 }
 
@@ -189,7 +191,7 @@ void DistributedContext::barrier() {
     impl_->group->barrier(o)->wait(env_.timeout);
   } catch (const std::exception& e) {
     throw Error(impl_->where + ": barrier failed (" + first_line(e.what()) +
-                "): another rank exited or stopped responding within the timeout (LOWBIT_DIST_TIMEOUT)");
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
   }
 }
 
@@ -218,9 +220,18 @@ DistributedContext& distributed() {
 void allreduce_gradients(DistributedContext& ctx, const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
   if (!ctx.active()) return;
   at::NoGradGuard no_grad;
+  // Which parameters have a gradient on any rank (a rank's shard may leave one unused): those
+  // take part everywhere, with zeros where missing; the others stay without, as in one process.
+  std::vector<at::Tensor> mask{at::zeros({static_cast<int64_t>(params.size())}, at::kFloat)};
+  auto* m = mask[0].data_ptr<float>();
+  for (size_t k = 0; k < params.size(); ++k) m[k] = params[k].grad().defined() ? 1.0f : 0.0f;
+  ctx.allreduce_max(mask);
   std::vector<at::Tensor> grads;
-  for (const auto& p : params) {
-    if (p.grad().defined()) grads.push_back(p.grad());
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (m[k] == 0.0f) continue;
+    at::Tensor p = params[k];
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
   }
   // Buckets of consecutive gradients, one all-reduce each: few round trips, bounded copies.
   size_t i = 0;
@@ -248,16 +259,19 @@ void allreduce_gradients(DistributedContext& ctx, const std::vector<at::Tensor>&
 void broadcast_from_main(DistributedContext& ctx, const std::vector<at::Tensor>& tensors) {
   if (!ctx.active()) return;
   at::NoGradGuard no_grad;
+  // Gloo has no bool type, and needs contiguous tensors: such tensors go through a copy.
+  auto needs_copy = [](const at::Tensor& t) { return !t.is_contiguous() || t.scalar_type() == at::kBool; };
   std::vector<at::Tensor> ts;
   for (const auto& t : tensors) {
-    if (t.defined() && t.numel() > 0) ts.push_back(t.is_contiguous() ? t.detach() : t.detach().contiguous());
+    if (!t.defined() || t.numel() == 0) continue;
+    if (!needs_copy(t)) ts.push_back(t.detach());
+    else ts.push_back(t.scalar_type() == at::kBool ? t.detach().to(at::kByte).contiguous() : t.detach().contiguous());
   }
-  // Non-contiguous tensors are broadcast through a copy and written back.
   ctx.broadcast(ts);
   size_t k = 0;
   for (const auto& t : tensors) {
     if (!t.defined() || t.numel() == 0) continue;
-    if (!t.is_contiguous()) t.detach().copy_(ts[k]);
+    if (needs_copy(t)) t.detach().copy_(ts[k]);
     ++k;
   }
 }
