@@ -1,5 +1,10 @@
 #include "train/distributed.h"
 
+// Gloo's headers (libgloo-dev) are needed by c10d's; without them: one process only.
+#if __has_include(<gloo/rendezvous/store.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+#define LOWBIT_WITH_GLOO 1
+#endif
+
 #ifdef LOWBIT_WITH_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -86,7 +91,7 @@ DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
   impl_ = std::make_unique<Impl>();
   impl_->where = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
   const std::string master = env.master_addr + ":" + std::to_string(env.master_port);
-  const double timeout_s = static_cast<double>(env.timeout.count()) / 1000.0;
+  const std::string timeout_s = std::to_string(env.timeout.count() / 1000);  // whole seconds (LOWBIT_DIST_TIMEOUT)
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(env.master_port);
@@ -101,10 +106,10 @@ DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
       throw Error(impl_->where + ": cannot serve the rendezvous on " + master + " (" + why +
                   "); if the port is in use choose another MASTER_PORT (lowbit launch --master-port), and check that "
                   "MASTER_ADDR is an address of this host; or not all WORLD_SIZE=" + std::to_string(env.world_size) +
-                  " ranks connected within " + std::to_string(timeout_s) + " s (LOWBIT_DIST_TIMEOUT)");
+                  " ranks connected within " + timeout_s + " s (LOWBIT_DIST_TIMEOUT)");
     }
     throw Error(impl_->where + ": cannot reach the rendezvous at MASTER_ADDR:MASTER_PORT = " + master + " (" + why +
-                ") within " + std::to_string(timeout_s) +
+                ") within " + timeout_s +
                 " s; check that rank 0 is running, that MASTER_ADDR resolves to its host and MASTER_PORT is its port");
   }
   try {
@@ -135,7 +140,7 @@ DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(impl_->where + ": the other ranks did not connect within " + std::to_string(timeout_s) +
+    throw Error(impl_->where + ": the other ranks did not connect within " + timeout_s +
                 " s (LOWBIT_DIST_TIMEOUT) (" + first_line(e.what()) + "); check that all WORLD_SIZE=" +
                 std::to_string(env.world_size) + " ranks were started, that the hosts reach each other, and "
                 "GLOO_SOCKET_IFNAME");
