@@ -4,16 +4,17 @@
 #    with the same global batch and seed: every parameter, scale and buffer within TOL_FP32 /
 #    TOL_QAT (relative to the tensor's largest magnitude, at least 1), the same metrics.jsonl
 #    lines, progress printed by rank 0 only;
+#  - resume: a run resumed in 2 processes equals the same run resumed in 1;
 #  - faults:
 #  - a rank killed with SIGKILL ends the job with an error naming it, within a bounded time;
 #  - rank 0 alone (its peer never comes) fails after LOWBIT_DIST_TIMEOUT instead of hanging;
 #  - a port in use and an unresolvable MASTER_ADDR give errors naming what to check.
-# Usage: bash tests/cli/distributed_test.sh path/to/lowbit path/to/compare_checkpoints [equivalence|faults]
+# Usage: bash tests/cli/distributed_test.sh path/to/lowbit path/to/compare_checkpoints [equivalence|resume|faults]
 set -euo pipefail
 
 LOWBIT="$1"
 COMPARE="$2"
-MODE="${3:-equivalence}"  # equivalence | faults
+MODE="${3:-equivalence}"  # equivalence | resume | faults
 TOL_FP32=1e-6
 TOL_QAT=1e-5
 TMP="${LOWBIT_TEST_TMP:-/tmp}/distributed_test.$$"
@@ -64,6 +65,23 @@ if [[ "$MODE" == equivalence ]]; then
   wait "$P1" || { cat "$TMP/q1.log" >&2; fail "1-process qat"; }
   "$COMPARE" "$TMP/q1" "$TMP/q2" "$TOL_QAT" || fail "qat: 2 processes differ from 1 process by more than $TOL_QAT"
   echo "distributed_test equivalence: OK"
+  exit 0
+fi
+
+if [[ "$MODE" == resume ]]; then
+  # --resume with another world size: 1 epoch in 1 process, then the second epoch resumed in 2
+  # processes, against the same resume in 1 process (the data order depends only on seed and step).
+  TRAIN=(--model mlp --batch-size 32 --val-size 0 --seed 3 --optimizer sgd --lr 0.05 --max-steps-per-epoch 4 --threads 1 --data "$DATA")
+  "$LOWBIT" train "${TRAIN[@]}" --epochs 1 --out "$TMP/r1" 2>"$TMP/r1.log" || { cat "$TMP/r1.log" >&2; fail "train"; }
+  cp -r "$TMP/r1" "$TMP/r2"
+  "$LOWBIT" train --out "$TMP/r1" --resume --epochs 2 2>"$TMP/r1.log" &
+  P1=$!
+  timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit train --out "$TMP/r2" --resume --epochs 2 2>"$TMP/r2.log" \
+    || { cat "$TMP/r2.log" >&2; fail "2-process resume"; }
+  wait "$P1" || { cat "$TMP/r1.log" >&2; fail "1-process resume"; }
+  "$COMPARE" "$TMP/r1" "$TMP/r2" "$TOL_FP32" || fail "resumed in 2 processes differs from resumed in 1 by more than $TOL_FP32"
+  [[ $(wc -l <"$TMP/r1/metrics.jsonl") == $(wc -l <"$TMP/r2/metrics.jsonl") ]] || fail "metrics.jsonl line counts differ"
+  echo "distributed_test resume: OK"
   exit 0
 fi
 
