@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config ccache
   libtorch-dev libopenblas0-pthread
+  libgloo-dev  # Gloo headers, which c10d's ProcessGroupGloo.hpp includes (data-parallel QAT, docs/distributed.md)
   dataset-fashion-mnist
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev

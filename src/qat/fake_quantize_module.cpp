@@ -73,7 +73,9 @@ void observe_with_state(Observer& obs, torch::nn::Module& m, const torch::Tensor
     const int64_t freeze = obs.options().freeze_after;
     obs.load_state(mn, mx, n, freeze >= 0 && n >= freeze);
   }
-  obs.observe(x);
+  // Training forwards run on every rank in step, so their ranges are combined across ranks;
+  // evaluation forwards are rank-local.
+  obs.observe(x, /*combine=*/m.is_training());
   mn.set_(obs.min().clone());
   mx.set_(obs.max().clone());
   steps.fill_(obs.steps());

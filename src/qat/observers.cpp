@@ -161,9 +161,19 @@ Observer::Observer(const quant::QuantSpec& spec, ObserverOptions options) : spec
   options_.validate();
 }
 
-void Observer::observe(const torch::Tensor& x) {
+namespace {
+RangeCombiner& range_combiner() {
+  static RangeCombiner combiner;
+  return combiner;
+}
+}  // namespace
+
+void set_range_combiner(RangeCombiner combiner) { range_combiner() = std::move(combiner); }
+
+void Observer::observe(const torch::Tensor& x, bool combine) {
   if (frozen_) return;
   auto [lo, hi] = batch_range(x, spec_, options_);
+  if (combine && range_combiner()) range_combiner()(lo, hi);
   if (!min_.defined()) {
     min_ = lo;
     max_ = hi;

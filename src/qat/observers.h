@@ -18,6 +18,7 @@
 // moving average  r <- (1 - momentum) * r + momentum * batch_r  (the first batch initialises).
 // After options.freeze_after observe() calls (or freeze()), observe() changes nothing.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,9 @@ class Observer {
   explicit Observer(const quant::QuantSpec& spec, ObserverOptions options = {});
 
   // Updates the range from x (any float tensor; detached, CPU). No-op once frozen. The
-  // number of (scale, zero_point) pairs is fixed by the first tensor's shape.
-  void observe(const torch::Tensor& x);
+  // number of (scale, zero_point) pairs is fixed by the first tensor's shape. With `combine`, the
+  // batch range passes through the range combiner (set_range_combiner) first.
+  void observe(const torch::Tensor& x, bool combine = false);
 
   void freeze() { frozen_ = true; }
   bool frozen() const { return frozen_; }
@@ -84,6 +86,14 @@ class Observer {
   int64_t steps_ = 0;
   bool frozen_ = false;
 };
+
+// Data-parallel training: turns this process's batch range into the global batch's, in place
+// (min over processes of the minima, max of the maxima), before the observer updates, so every
+// process keeps the range one process would see on the whole batch. Exact for minmax and ema;
+// for percentile and mse it combines per-shard ranges (an approximation). Every process must
+// observe the same quantizers in the same order. Empty (the default): the local range only.
+using RangeCombiner = std::function<void(torch::Tensor& lo, torch::Tensor& hi)>;
+void set_range_combiner(RangeCombiner combiner);
 
 // One batch's per-pair range under `options.kind` (what observe() combines across batches).
 std::pair<torch::Tensor, torch::Tensor> batch_range(const torch::Tensor& x, const quant::QuantSpec& spec,

@@ -7,6 +7,7 @@
 #include "qat/winq.h"
 #include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 
 namespace lowbit::qat {
 
@@ -15,8 +16,25 @@ void register_checkpoint_hook() {
       [](models::Net& net, const nlohmann::json& section) { prepare(net, QatConfig::from_json(section)); });
 }
 
+namespace {
+// Observers combine their batch ranges across ranks (min of minima, max of maxima).
+void combine_ranges_across_ranks() {
+  train::DistributedContext& dist = train::distributed();
+  if (!dist.active()) return;
+  set_range_combiner([&dist](torch::Tensor& lo, torch::Tensor& hi) {
+    // One all-reduce: max of (-lo, hi) is (-min lo, max hi).
+    std::vector<torch::Tensor> both{torch::cat({-lo.to(torch::kFloat32).reshape({-1}), hi.to(torch::kFloat32).reshape({-1})})};
+    dist.allreduce_max(both);
+    const int64_t p = lo.numel();
+    lo = (-both[0].narrow(0, 0, p)).view(lo.sizes()).to(lo.scalar_type());
+    hi = both[0].narrow(0, p, p).view(hi.sizes()).to(hi.scalar_type());
+  });
+}
+}  // namespace
+
 train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, const QatRunOptions& options) {
   register_checkpoint_hook();
+  combine_ranges_across_ranks();
   QatConfig qat = qat_in;
   if (!options.resume && !options.from.empty() && train::load_checkpoint(options.from).model_name == "gpt-tiny") {
     qat = with_language_model_defaults(qat);  // embedding and head stay float unless the config says otherwise

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
@@ -15,6 +16,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 #include "train/lm_trainer.h"
 
 namespace lowbit::train {
@@ -139,6 +141,18 @@ void keep_freed_memory_for_reuse() {
   (void)done;
 }
 
+// LOWBIT_THREADS (set by `lowbit launch`: cores / processes) overrides the configured threads.
+int threads_for(const TrainConfig& c) {
+  if (const char* v = std::getenv("LOWBIT_THREADS")) {
+    char* end = nullptr;
+    const long t = std::strtol(v, &end, 10);
+    LOWBIT_CHECK(end != v && *end == '\0' && t >= 1 && t <= 1024,
+                 std::string("LOWBIT_THREADS='") + v + "' is not a thread count (1 to 1024); unset it or fix it");
+    return static_cast<int>(t);
+  }
+  return static_cast<int>(c.threads);
+}
+
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> build_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
@@ -256,15 +270,34 @@ void Trainer::save(const std::string& path) {
 TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& validation, const data::Dataset* test,
                          int64_t stop_after_epoch) {
   LOWBIT_CHECK(train.size() > 0, "the training set is empty");
-  torch::set_num_threads(static_cast<int>(config_.threads));
+  torch::set_num_threads(threads_for(config_));
   keep_freed_memory_for_reuse();
   const int64_t n = train.size();
   const int64_t spe = steps_per_epoch(config_, n);
   const int64_t total_steps = spe * config_.epochs;
   const int64_t warmup = warmup_steps(config_, total_steps);
 
+  // Data parallelism (docs/distributed.md): every rank draws the same permutation, takes its
+  // shard of each global batch, and the summed gradients make every rank take the step the
+  // single process takes on the whole batch. Only rank 0 writes files and prints.
+  DistributedContext& dist = distributed();
+  const int world = dist.world_size();
+  const bool write_files = write_files_ && dist.is_main();
+  std::ostream* const log = dist.is_main() ? log_ : nullptr;
+  if (dist.active()) {
+    const int64_t last_batch = std::min(config_.batch_size, n - (spe - 1) * config_.batch_size);
+    LOWBIT_CHECK(last_batch >= world, "every rank needs at least one image of every batch, but a batch of " +
+                                          std::to_string(last_batch) + " is split across WORLD_SIZE=" +
+                                          std::to_string(world) + " ranks; use a larger --batch-size or fewer processes");
+    // The same start on every rank (fresh or resumed): rank 0's parameters and buffers.
+    std::vector<torch::Tensor> state;
+    for (const auto& p : net_->parameters()) state.push_back(p);
+    for (const auto& b : net_->buffers()) state.push_back(b);
+    broadcast_from_main(dist, state);
+  }
+
   std::string metrics;
-  if (write_files_) {
+  if (write_files) {
     std::filesystem::create_directories(config_.out_dir);
     metrics = metrics_up_to(metrics_path(config_), epoch_);
     write_file_atomically(config_.out_dir + "/config.json", to_json(config_).dump(2) + "\n");
@@ -274,7 +307,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
   net_->train();
   const int64_t last_epoch = stop_after_epoch > 0 ? std::min(stop_after_epoch, config_.epochs) : config_.epochs;
   for (; epoch_ < last_epoch;) {
-    Progress progress(log_, epoch_ + 1, config_.epochs, spe);
+    Progress progress(log, epoch_ + 1, config_.epochs, spe);
     const auto t0 = Clock::now();
     const std::clock_t cpu0 = std::clock();
     const auto perm = torch::randperm(n, shuffle_, torch::kInt64);
@@ -284,8 +317,9 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     int64_t seen = 0;
     double lr = 0.0;
     for (int64_t s = 0; s < spe; ++s) {
-      const int64_t bs = std::min(config_.batch_size, n - s * config_.batch_size);
-      const auto idx = perm.narrow(0, s * config_.batch_size, bs);
+      const int64_t global_bs = std::min(config_.batch_size, n - s * config_.batch_size);
+      const auto [shard_offset, bs] = shard_of_batch(global_bs, dist.rank(), world);
+      const auto idx = perm.narrow(0, s * config_.batch_size + shard_offset, bs);
       const auto x = train.images.index_select(0, idx);
       const auto y = train.labels.index_select(0, idx);
 
@@ -297,7 +331,14 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       auto logits = net_->forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits, y);
       for (auto& p : params_) p.mutable_grad().reset();  // set_to_none: backward allocates fresh
-      loss.backward();
+      if (dist.active()) {
+        // Weighted by the shard's share of the global batch: the summed gradients are then those
+        // of the global batch's mean loss, also when shards differ in size by one.
+        (loss * (static_cast<double>(bs) / static_cast<double>(global_bs))).backward();
+        allreduce_gradients(dist, params_);
+      } else {
+        loss.backward();
+      }
       if (config_.clip_grad > 0) clip_gradients();
       optimizer_->step();
       ++step_;
@@ -314,6 +355,17 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
         return std::pair<double, double>(loss_sum.item<double>() / static_cast<double>(seen),
                                          correct.item<double>() / static_cast<double>(seen));
       });
+    }
+    if (dist.active()) {  // the epoch's metrics over all ranks' shards
+      std::vector<torch::Tensor> sums{loss_sum, correct.to(torch::kFloat64), torch::full({}, static_cast<double>(seen), torch::kFloat64)};
+      dist.allreduce_sum(sums);
+      loss_sum = sums[0];
+      correct = sums[1].to(torch::kInt64);
+      seen = static_cast<int64_t>(sums[2].item<double>());
+      // Local batch-norm statistics: rank 0's running averages are the ones kept (and saved).
+      std::vector<torch::Tensor> buffers;
+      for (const auto& b : net_->buffers()) buffers.push_back(b);
+      broadcast_from_main(dist, buffers);
     }
     EpochMetrics m;
     m.seconds = seconds_since(t0);
@@ -337,20 +389,20 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     if (hooks_.after_epoch) hooks_.after_epoch(net_, m);
     ++epoch_;
     result.epochs.push_back(m);
-    if (log_ != nullptr) {
-      *log_ << "epoch " << m.epoch << "/" << config_.epochs << " done: train loss " << std::fixed
+    if (log != nullptr) {
+      *log << "epoch " << m.epoch << "/" << config_.epochs << " done: train loss " << std::fixed
             << std::setprecision(4) << m.train_loss << " acc " << std::setprecision(2) << 100 * m.train_acc << "% | ";
       if (validation.size() > 0) {
-        *log_ << "val loss " << std::setprecision(4) << m.val_loss << " acc " << std::setprecision(2) << 100 * m.val_acc
+        *log << "val loss " << std::setprecision(4) << m.val_loss << " acc " << std::setprecision(2) << 100 * m.val_acc
               << "% | ";
       } else {
-        *log_ << "no validation set | ";
+        *log << "no validation set | ";
       }
-      *log_ << std::setprecision(1) << m.seconds << " s, " << std::setprecision(0)
+      *log << std::setprecision(1) << m.seconds << " s, " << std::setprecision(0)
             << m.images_per_s << " img/s (cpu " << std::setprecision(1) << m.cpu_seconds << " s)\n"
             << std::flush;
     }
-    if (write_files_) {
+    if (write_files) {
       metrics += to_json(m).dump() + "\n";
       write_file_atomically(metrics_path(config_), metrics);
       save(config_.out_dir + "/checkpoint.pt");
@@ -358,7 +410,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
   }
   if (test != nullptr && epoch_ == config_.epochs) {
     result.test = evaluate(net_, *test, config_.eval_batch_size);
-    if (write_files_) {
+    if (write_files) {
       nlohmann::json line = {{"epoch", epoch_},
                              {"step", step_},
                              {"test_loss", result.test->loss},
@@ -367,8 +419,8 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       metrics += line.dump() + "\n";
       write_file_atomically(metrics_path(config_), metrics);
     }
-    if (log_ != nullptr) {
-      *log_ << "test: accuracy " << std::fixed << std::setprecision(2) << 100 * result.test->accuracy << "% loss "
+    if (log != nullptr) {
+      *log << "test: accuracy " << std::fixed << std::setprecision(2) << 100 * result.test->accuracy << "% loss "
             << std::setprecision(4) << result.test->loss << " (" << result.test->count << " images)\n"
             << std::flush;
     }
@@ -390,9 +442,17 @@ std::string checked_checkpoint_path(const TrainConfig& config, const RunOptions&
 }
 
 TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
-  if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
+  if (config.model == "gpt-tiny") {
+    LOWBIT_CHECK(!distributed().active(), "gpt-tiny trains in one process only (WORLD_SIZE=" +
+                                             std::to_string(distributed().world_size()) +
+                                             "); data parallelism covers the Fashion-MNIST models");
+    return run_lm_training(config, options, hooks);  // train/lm_trainer.h
+  }
   config.validate();
-  const std::string ckpt = checked_checkpoint_path(config, options);
+  distributed();  // rendezvous first: a bad MASTER_ADDR or port fails before data is loaded
+  // Other ranks neither write nor need the run folder of a fresh run (it may be on rank 0's host).
+  const std::string ckpt = distributed().is_main() || options.resume ? checked_checkpoint_path(config, options)
+                                                                       : config.out_dir + "/checkpoint.pt";
   const std::string dir = data::resolve_data_dir(config.data_dir);
   const auto full = data::load_fashion_mnist(dir, "train");
   const auto split = data::split_train_validation(full, config.val_size);

@@ -1,0 +1,284 @@
+#include "train/distributed.h"
+
+// Gloo's headers (libgloo-dev) are needed by c10d's; without them: one process only.
+#if __has_include(<gloo/rendezvous/store.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+#define LOWBIT_WITH_GLOO 1
+#endif
+
+#ifdef LOWBIT_WITH_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <limits>
+
+#include "base/error.h"
+
+namespace lowbit::train {
+namespace {
+
+const char* env_or_null(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+int env_int(const char* name, int lo, int hi, const std::string& what_to_do) {
+  const char* v = env_or_null(name);
+  LOWBIT_CHECK(v != nullptr, std::string(name) + " is not set; " + what_to_do);
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  LOWBIT_CHECK(end != v && *end == '\0' && x >= lo && x <= hi,
+               std::string(name) + "='" + v + "' is not an integer in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "]; " + what_to_do);
+  return static_cast<int>(x);
+}
+
+// First line of a c10 error: the rest is a C++ stack trace.
+[[maybe_unused]] std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+[[maybe_unused]] bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+}  // namespace
+
+DistributedEnv distributed_env_from_environment() {
+  DistributedEnv env;
+  const char* ws = env_or_null("WORLD_SIZE");
+  if (ws == nullptr || std::string(ws) == "1") return env;  // single process: nothing else needed
+  const std::string howto = "set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT as torchrun does, or start the "
+                            "processes with 'lowbit launch --nproc N -- lowbit ...' (docs/distributed.md)";
+  env.world_size = env_int("WORLD_SIZE", 1, 1 << 16, howto);
+  env.rank = env_int("RANK", 0, std::numeric_limits<int>::max(), howto);
+  LOWBIT_CHECK(env.rank < env.world_size, "RANK=" + std::to_string(env.rank) + " is not below WORLD_SIZE=" +
+                                              std::to_string(env.world_size) + "; ranks are 0 .. WORLD_SIZE - 1");
+  env.local_rank = env_or_null("LOCAL_RANK") != nullptr ? env_int("LOCAL_RANK", 0, 1 << 16, howto) : env.rank;
+  const char* addr = env_or_null("MASTER_ADDR");
+  LOWBIT_CHECK(addr != nullptr, "MASTER_ADDR is not set; set it to rank 0's host name or IP address (" + howto + ")");
+  env.master_addr = addr;
+  env.master_port = env_int("MASTER_PORT", 1, 65535, "set it to a free TCP port on rank 0's host, e.g. 29500");
+  if (env_or_null("LOWBIT_DIST_TIMEOUT") != nullptr) {
+    env.timeout = std::chrono::seconds(
+        env_int("LOWBIT_DIST_TIMEOUT", 1, 24 * 3600, "it is the seconds a rank waits for the others (default 60)"));
+  }
+  return env;
+}
+
+std::pair<int64_t, int64_t> shard_of_batch(int64_t batch, int rank, int world) {
+  LOWBIT_CHECK(world >= 1 && rank >= 0 && rank < world && batch >= 0,
+               "shard_of_batch: rank " + std::to_string(rank) + " of " + std::to_string(world) + ", batch " +
+                   std::to_string(batch));
+  const int64_t base = batch / world, extra = batch % world;
+  const int64_t offset = rank * base + std::min<int64_t>(rank, extra);
+  return {offset, base + (rank < extra ? 1 : 0)};
+}
+
+#ifdef LOWBIT_WITH_GLOO
+struct DistributedContext::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  std::string where;  // for messages
+};
+
+DistributedContext::DistributedContext() = default;
+
+DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
+  if (!active()) return;
+  impl_ = std::make_unique<Impl>();
+  impl_->where = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
+  const std::string master = env.master_addr + ":" + std::to_string(env.master_port);
+  const std::string timeout_s = std::to_string(env.timeout.count() / 1000);  // whole seconds (LOWBIT_DIST_TIMEOUT)
+  try {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<uint16_t>(env.master_port);
+    o.isServer = env.rank == 0;
+    o.numWorkers = env.world_size;
+    o.waitWorkers = true;  // rank 0 returns once every rank has connected (or the timeout)
+    o.timeout = env.timeout;
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+  } catch (const std::exception& e) {
+    const std::string why = first_line(e.what());
+    if (env.rank == 0) {
+      throw Error(impl_->where + ": cannot serve the rendezvous on " + master + " (" + why +
+                  "); if the port is in use choose another MASTER_PORT (lowbit launch --master-port), and check that "
+                  "MASTER_ADDR is an address of this host; or not all WORLD_SIZE=" + std::to_string(env.world_size) +
+                  " ranks connected within " + timeout_s + " s (LOWBIT_DIST_TIMEOUT)");
+    }
+    throw Error(impl_->where + ": cannot reach the rendezvous at MASTER_ADDR:MASTER_PORT = " + master + " (" + why +
+                ") within " + timeout_s +
+                " s; check that rank 0 is running, that MASTER_ADDR resolves to its host and MASTER_PORT is its port");
+  }
+  try {
+    // WORLD_SIZE mismatch: every rank checks the value rank 0 published.
+    const std::string key = "lowbit/world_size";
+    if (env.rank == 0) {
+      const std::string ws = std::to_string(env.world_size);
+      impl_->store->set(key, std::vector<uint8_t>(ws.begin(), ws.end()));
+    }
+    const auto got = impl_->store->get(key);
+    const std::string theirs(got.begin(), got.end());
+    LOWBIT_CHECK(theirs == std::to_string(env.world_size),
+                 impl_->where + ": WORLD_SIZE=" + std::to_string(env.world_size) + " here but rank 0 has WORLD_SIZE=" +
+                     theirs + "; start every process with the same WORLD_SIZE");
+    auto options = c10d::ProcessGroupGloo::Options::create(env.timeout);
+    // The interface: GLOO_SOCKET_IFNAME as in PyTorch; loopback for a single-host job on
+    // 127.0.0.1; else the address this host's name resolves to.
+    if (const char* ifname = env_or_null("GLOO_SOCKET_IFNAME")) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    } else if (is_loopback(env.master_addr)) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    } else {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    options->threads = 1;
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lowbit", impl_->store);
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size, options);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(impl_->where + ": the other ranks did not connect within " + timeout_s +
+                " s (LOWBIT_DIST_TIMEOUT) (" + first_line(e.what()) + "); check that all WORLD_SIZE=" +
+                std::to_string(env.world_size) + " ranks were started, that the hosts reach each other, and "
+                "GLOO_SOCKET_IFNAME");
+  }
+}
+
+DistributedContext::~DistributedContext() = default;
+
+void DistributedContext::allreduce(std::vector<at::Tensor>& tensors, int op) {
+  if (!active() || tensors.empty()) return;
+  try {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t};
+      c10d::AllreduceOptions o;
+      o.reduceOp = static_cast<c10d::ReduceOp::RedOpType>(op);
+      o.timeout = env_.timeout;
+      impl_->group->allreduce(one, o)->wait(env_.timeout);
+    }
+  } catch (const std::exception& e) {
+    throw Error(impl_->where + ": all-reduce failed (" + first_line(e.what()) +
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
+  }
+}
+
+void DistributedContext::allreduce_sum(std::vector<at::Tensor>& tensors) {
+  for (const auto& t : tensors) bytes_allreduced_ += static_cast<int64_t>(t.nbytes());
+  allreduce(tensors, c10d::ReduceOp::SUM);
+}
+void DistributedContext::allreduce_min(std::vector<at::Tensor>& tensors) { allreduce(tensors, c10d::ReduceOp::MIN); }
+void DistributedContext::allreduce_max(std::vector<at::Tensor>& tensors) { allreduce(tensors, c10d::ReduceOp::MAX); }
+
+void DistributedContext::broadcast(std::vector<at::Tensor>& tensors, int root) {
+  if (!active()) return;
+  try {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      o.timeout = env_.timeout;
+      impl_->group->broadcast(one, o)->wait(env_.timeout);
+    }
+  } catch (const std::exception& e) {
+    throw Error(impl_->where + ": broadcast failed (" + first_line(e.what()) +
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
+  }
+}
+
+void DistributedContext::barrier() {
+  if (!active()) return;
+  try {
+    c10d::BarrierOptions o;
+    o.timeout = env_.timeout;
+    impl_->group->barrier(o)->wait(env_.timeout);
+  } catch (const std::exception& e) {
+    throw Error(impl_->where + ": barrier failed (" + first_line(e.what()) +
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
+  }
+}
+
+#else  // built without Gloo's headers: a single process only
+struct DistributedContext::Impl {};
+DistributedContext::DistributedContext() = default;
+DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
+  LOWBIT_CHECK(!active(), "WORLD_SIZE=" + std::to_string(env.world_size) +
+                              " but this lowbit was built without Gloo's headers (apt install libgloo-dev, then "
+                              "reconfigure); it trains in one process only");
+}
+DistributedContext::~DistributedContext() = default;
+void DistributedContext::allreduce(std::vector<at::Tensor>&, int) {}
+void DistributedContext::allreduce_sum(std::vector<at::Tensor>&) {}
+void DistributedContext::allreduce_min(std::vector<at::Tensor>&) {}
+void DistributedContext::allreduce_max(std::vector<at::Tensor>&) {}
+void DistributedContext::broadcast(std::vector<at::Tensor>&, int) {}
+void DistributedContext::barrier() {}
+#endif
+
+DistributedContext& distributed() {
+  static DistributedContext ctx(distributed_env_from_environment());
+  return ctx;
+}
+
+void allreduce_gradients(DistributedContext& ctx, const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
+  if (!ctx.active()) return;
+  at::NoGradGuard no_grad;
+  // Which parameters have a gradient on any rank (a rank's shard may leave one unused): those
+  // take part everywhere, with zeros where missing; the others stay without, as in one process.
+  std::vector<at::Tensor> mask{at::zeros({static_cast<int64_t>(params.size())}, at::kFloat)};
+  auto* m = mask[0].data_ptr<float>();
+  for (size_t k = 0; k < params.size(); ++k) m[k] = params[k].grad().defined() ? 1.0f : 0.0f;
+  ctx.allreduce_max(mask);
+  std::vector<at::Tensor> grads;
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (m[k] == 0.0f) continue;
+    at::Tensor p = params[k];
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  // Buckets of consecutive gradients, one all-reduce each: few round trips, bounded copies.
+  size_t i = 0;
+  while (i < grads.size()) {
+    size_t j = i;
+    int64_t bytes = 0;
+    std::vector<at::Tensor> flat_parts;
+    while (j < grads.size() && (j == i || bytes + static_cast<int64_t>(grads[j].nbytes()) <= bucket_bytes)) {
+      bytes += static_cast<int64_t>(grads[j].nbytes());
+      flat_parts.push_back(grads[j].reshape({-1}));
+      ++j;
+    }
+    std::vector<at::Tensor> bucket{at::cat(flat_parts)};
+    ctx.allreduce_sum(bucket);
+    int64_t off = 0;
+    for (size_t k = i; k < j; ++k) {
+      const int64_t n = grads[k].numel();
+      grads[k].copy_(bucket[0].narrow(0, off, n).view(grads[k].sizes()));
+      off += n;
+    }
+    i = j;
+  }
+}
+
+void broadcast_from_main(DistributedContext& ctx, const std::vector<at::Tensor>& tensors) {
+  if (!ctx.active()) return;
+  at::NoGradGuard no_grad;
+  // Gloo has no bool type, and needs contiguous tensors: such tensors go through a copy.
+  auto needs_copy = [](const at::Tensor& t) { return !t.is_contiguous() || t.scalar_type() == at::kBool; };
+  std::vector<at::Tensor> ts;
+  for (const auto& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    if (!needs_copy(t)) ts.push_back(t.detach());
+    else ts.push_back(t.scalar_type() == at::kBool ? t.detach().to(at::kByte).contiguous() : t.detach().contiguous());
+  }
+  ctx.broadcast(ts);
+  size_t k = 0;
+  for (const auto& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    if (needs_copy(t)) t.detach().copy_(ts[k]);
+    ++k;
+  }
+}
+
+}  // namespace lowbit::train
