@@ -18,6 +18,8 @@ void add_analyze_command(CLI::App& app);  // analyze basin, analyze toy
 void add_runtime_commands(CLI::App& app);  // run, bench, inspect
 void add_generate_command(CLI::App& app);  // generate (decoder models)
 void add_report_command(CLI::App& app);    // report (HTML with plots)
+// The report's options and action on `cmd` (also the whole of the LibTorch-free `lowbit-report`).
+void configure_report_command(CLI::App& cmd);
 void add_launch_command(CLI::App& app);    // launch (data-parallel processes)
 
 // Runtime session options for `threads` threads; the ISA comes from LOWBIT_ISA or the CPU.

@@ -101,7 +101,7 @@ DecoderSession::DecoderSession(DecoderSession&&) noexcept = default;
 DecoderSession& DecoderSession::operator=(DecoderSession&&) noexcept = default;
 
 DecoderSession DecoderSession::load(const std::string& path, DecoderOptions options) {
-  return DecoderSession(PreparedDecoder::load(path, options.isa), std::move(options));
+  return DecoderSession(PreparedDecoder::load(path, options.isa), options);  // a copy: argument order is unspecified
 }
 
 void DecoderSession::reset() { impl_->pos = 0; }

@@ -304,6 +304,13 @@ TEST(DecoderFile, RoundTripGivesIdenticalLogits) {
     EXPECT_EQ(serialize_decoder_model(back), serialize_decoder_model(m));
     const std::vector<int32_t> text = bytes_to_tokens("round trip");
     EXPECT_EQ(DecoderSession(back).prefill(text), DecoderSession(m).prefill(text));
+    // load() prepares for the level asked for (every level, including ref when the CPU has better).
+    for (const std::string& isa : {std::string("ref"), std::string("")}) {
+      DecoderOptions o;
+      o.isa = isa;
+      const DecoderSession loaded = DecoderSession::load(path, o);
+      EXPECT_EQ(loaded.isa(), isa.empty() ? select_isa() : Isa::Ref);
+    }
     // The op-graph loader names what the file is.
     try {
       load_model(path);
