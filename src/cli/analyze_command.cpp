@@ -1,5 +1,6 @@
 // `lowbit analyze basin` (basin diagnostics of PTQ points and a short STE-QAT run, docs/basin.md)
-// and `lowbit analyze toy` (the 2-D mechanism of RESEARCH.md section 2).
+// `lowbit analyze toy` (the 2-D mechanism of RESEARCH.md section 2), `lowbit analyze hessian` and
+// `lowbit analyze sensitivity` (per-layer quantization sensitivity, docs/mixed_precision.md).
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -8,6 +9,7 @@
 
 #include "analysis/basin.h"
 #include "analysis/hessian_analysis.h"
+#include "analysis/sensitivity.h"
 #include "analysis/toy_basin.h"
 #include "base/atomic_file.h"
 #include "cli/commands.h"
@@ -121,6 +123,45 @@ void add_analyze_command(CLI::App& app) {
     analysis::write_hessian_files(r, h->out);
     report::write_report({h->out}, h->out + "/report.html");
     std::cout << r.summary() << "wrote " << h->out << "/density.csv, summary.json, density.svg, report.html\n";
+  });
+
+  struct SensitivityArgs {
+    analysis::SensitivityOptions options;
+    std::string out, method = "rtn";
+    int64_t threads = 2;
+    bool json = false;
+  };
+  auto sa = std::make_shared<SensitivityArgs>();
+  CLI::App* sens = analyze->add_subcommand(
+      "sensitivity", "Loss increase per layer when only that layer is quantized, per width, and its Hessian trace "
+                     "(docs/mixed_precision.md)");
+  auto& so = sa->options;
+  sens->add_option("--checkpoint", so.checkpoint, "FP32 checkpoint (file or run folder) of an image model")->required();
+  sens->add_option("--out", sa->out, "Output folder: sensitivity.json, sensitivity.csv")->required();
+  sens->add_option("--bits", so.weight_widths, "Weight widths: 8..2, ternary, binary")->delimiter(',')->capture_default_str();
+  sens->add_option("--abits", so.act_bits, "Activation widths to test with 8-bit weights (e.g. 4; default none)")->delimiter(',');
+  sens->add_option("--method", sa->method, "PTQ of the layer: rtn or gptq")->check(CLI::IsMember({"rtn", "gptq"}))->capture_default_str();
+  sens->add_option("--layers", so.layers, "Glob on node names (default: every conv and linear)")->capture_default_str();
+  sens->add_option("--eval-images", so.eval_images, "Validation images the loss is measured on (0: all 5000)")
+      ->check(CLI::Range(int64_t{0}, int64_t{5000}))->capture_default_str();
+  sens->add_option("--calib-batches", so.calib_batches, "Calibration batches")->check(CLI::Range(1, 10000))->capture_default_str();
+  sens->add_option("--calib-batch-size", so.calib_batch_size, "Images per calibration batch")->check(CLI::Range(1, 60000))->capture_default_str();
+  sens->add_option("--hessian-probes", so.hessian_probes, "Hutchinson probes per layer (0: no trace)")->check(CLI::Range(0, 100000))->capture_default_str();
+  sens->add_option("--hessian-batch-size", so.hessian_batch_size, "Images in the Hessian's batch")->check(CLI::Range(1, 60000))->capture_default_str();
+  sens->add_option("--seed", so.seed, "Seed of the Hessian probes")->capture_default_str();
+  sens->add_option("--data", so.data_dir, "Fashion-MNIST folder");
+  sens->add_option("--threads", sa->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
+  sens->add_flag("--json", sa->json, "Print sensitivity.json instead of the table");
+  sens->callback([sa] {
+    torch::set_num_threads(static_cast<int>(sa->threads));
+    sa->options.ptq.method = ptq::method_from_string(sa->method);
+    sa->options.log = &std::cerr;
+    const analysis::SensitivityReport r = analysis::analyze_sensitivity(sa->options);
+    analysis::write_sensitivity_files(r, sa->out);
+    if (sa->json)
+      std::cout << r.to_json().dump(2) << "\n";
+    else
+      std::cout << r.table() << "wrote " << sa->out << "/sensitivity.json, sensitivity.csv\n";
   });
 
   auto lr = std::make_shared<double>(5e-4);

@@ -21,6 +21,7 @@ void add_report_command(CLI::App& app);    // report (HTML with plots)
 // The report's options and action on `cmd` (also the whole of the LibTorch-free `lowbit-report`).
 void configure_report_command(CLI::App& cmd);
 void add_launch_command(CLI::App& app);    // launch (data-parallel processes)
+void add_search_command(CLI::App& app);    // search mixed (mixed precision under a budget)
 
 // Runtime session options for `threads` threads; the ISA comes from LOWBIT_ISA or the CPU.
 inline runtime::SessionOptions session_options(int threads) {

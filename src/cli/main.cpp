@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_generate_command(app);
   lowbit::cli::add_report_command(app);
   lowbit::cli::add_launch_command(app);
+  lowbit::cli::add_search_command(app);
   lowbit::qat::register_checkpoint_hook();  // so QAT checkpoints can be loaded by every command
 
   try {

@@ -21,6 +21,9 @@
 #include "runtime/model_tools.h"
 #include "runtime/text_generation.h"
 #include "runtime/session.h"
+#include "convert/to_runtime.h"
+#include "models/net.h"
+#include "ptq/ptq.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::cli {
@@ -71,6 +74,7 @@ struct BenchArgs {
   int threads = 2;
   int iterations = 50;
   bool json = false;
+  bool profile = false;       // image models: CPU time per op
   int64_t prompt_tokens = 0;  // decoder models: 0 = half the context
   int64_t decode_tokens = 0;  // decoder models: 0 = the rest of the context
 };
@@ -148,6 +152,47 @@ runtime::BenchmarkResult benchmark_checkpoint(models::Net& net, int64_t batch, i
   return r;
 }
 
+// `lowbit bench M.lbq --profile`: median CPU ms per op at each batch size (runtime::profile_model).
+void profile_model_file(const BenchArgs& args) {
+  runtime::SessionOptions so = session_options(args.threads);
+  so.profile = true;
+  runtime::Session session = runtime::Session::load(args.model, so);
+  const runtime::ModelMetrics metrics = runtime::model_metrics(session.model(), {}, args.model);
+  nlohmann::json profiles = nlohmann::json::array();
+  for (int64_t batch : args.batches) {
+    LOWBIT_CHECK(batch > 0, "--batch sizes must be positive (got " + std::to_string(batch) + ")");
+    const runtime::ProfileResult p = runtime::profile_model(session, batch, args.iterations);
+    nlohmann::json ops = nlohmann::json::array();
+    if (!args.json)
+      std::cout << args.model << ": batch " << batch << ", " << p.threads << " thread(s), " << p.isa
+                << ", median CPU ms per op over " << args.iterations << " runs\n";
+    for (size_t k = 0; k < p.ops.size(); ++k) {
+      const runtime::OpProfile& o = p.ops[k];
+      const std::string node = std::to_string(o.index) + ": " + metrics.ops[k].name;
+      ops.push_back({{"index", o.index}, {"node", node}, {"kind", o.kind}, {"kernel", o.kernel}, {"ms", o.median_ms},
+                     {"macs", metrics.ops[k].macs * batch}, {"weight_format", metrics.ops[k].weight_format}});
+      if (!args.json) {
+        std::ostringstream line;
+        line << "  " << std::left << std::setw(24) << node << std::right << std::setw(10) << std::fixed
+             << std::setprecision(4) << o.median_ms << " ms  " << std::setw(5) << std::setprecision(1)
+             << (p.total_ms > 0 ? 100.0 * o.median_ms / p.total_ms : 0.0) << "%  " << o.kernel << "\n";
+        std::cout << line.str();
+      }
+    }
+    if (!args.json)
+      std::cout << "  " << std::left << std::setw(24) << "input + output" << std::right << std::setw(10) << std::fixed
+                << std::setprecision(4) << p.io_ms << " ms\n  " << std::left << std::setw(24) << "total" << std::right
+                << std::setw(10) << p.total_ms << " ms\n"
+                << std::defaultfloat;
+    profiles.push_back({{"batch", batch}, {"ops", ops}, {"io_ms", p.io_ms}, {"total_ms", p.total_ms}});
+  }
+  if (args.json)
+    std::cout << nlohmann::json{{"model", args.model}, {"threads", session.threads()}, {"isa", runtime::isa_name(session.isa())},
+                                {"iterations", args.iterations}, {"profile", profiles}}
+                     .dump()
+              << "\n";
+}
+
 void bench_model(const BenchArgs& args) {
   if (args.model.empty() == args.checkpoint.empty()) {
     throw CLI::ValidationError("bench", "give a model file (.lbq) or --checkpoint, one of them");
@@ -168,6 +213,11 @@ void bench_model(const BenchArgs& args) {
     runtime::DecoderSession session = runtime::DecoderSession::load(args.model, o);
     const auto [p, d] = lm_bench_lengths(args, session.model().context);
     print_lm_bench(args, args.model, runtime::benchmark_decoder(session, p, d, args.iterations));
+    return;
+  }
+  if (args.profile) {
+    LOWBIT_CHECK(!net, "--profile measures the integer runtime's ops; give a model file (.lbq), not --checkpoint");
+    profile_model_file(args);
     return;
   }
   nlohmann::json results = nlohmann::json::array();
@@ -194,6 +244,7 @@ void bench_model(const BenchArgs& args) {
 
 struct InspectArgs {
   std::string model;
+  std::string checkpoint;  // --checkpoint: metrics of the model conversion would write
   bool metrics = false;
   bool latency = false;
   bool json = false;
@@ -222,7 +273,44 @@ nlohmann::json metrics_json(const runtime::ModelMetrics& m) {
                             "SRAM (2.5 pJ/byte); docs/metrics.md"}};
 }
 
+void print_metrics(const InspectArgs& args, const std::string& what, const std::shared_ptr<const runtime::PreparedModel>& prepared,
+                   bool fp32_checkpoint);
+
+// The integer model of a checkpoint, converted in memory: what `lowbit convert` writes for a QAT
+// or PTQ checkpoint; for an FP32 checkpoint the same graph at W8A8 (per-channel round-to-nearest
+// weights, activation ranges from one batch of random images: only shapes and widths matter here).
+runtime::Model model_of_checkpoint(const std::string& path, bool& fp32) {
+  const train::CheckpointInfo info = train::load_checkpoint(path);
+  const auto& image_models = models::model_names();
+  LOWBIT_CHECK(std::find(image_models.begin(), image_models.end(), info.model_name) != image_models.end(),
+               "inspect --checkpoint: '" + info.path + "' is model '" + info.model_name +
+                   "'; metrics cover the convertible image models (" + [&] {
+                     std::string s;
+                     for (const auto& n : image_models) s += (s.empty() ? "" : ", ") + n;
+                     return s;
+                   }() + ")");
+  models::Net net = train::load_net(info.path);
+  fp32 = !info.config.contains("qat");
+  if (fp32) {
+    torch::manual_seed(0);
+    ptq::quantize_post_training(net, ptq::ptq_config(8, 8, 1), {torch::rand({16, 1, 28, 28})}, ptq::PtqOptions{});
+  }
+  // The description `lowbit convert` stores, so that file bytes match its file.
+  return convert::to_runtime_model(net, net->model_name() + " from " + path +
+                                            (fp32 ? " (FP32 checkpoint; integer columns: W8A8 stand-in)" : ""));
+}
+
 void inspect_model(const InspectArgs& args) {
+  if (args.model.empty() == args.checkpoint.empty()) {
+    throw CLI::ValidationError("inspect", "give a model file (.lbq) or --checkpoint, one of them");
+  }
+  if (!args.checkpoint.empty()) {
+    LOWBIT_CHECK(args.metrics, "inspect --checkpoint goes with --metrics");
+    bool fp32 = false;
+    const auto prepared = runtime::PreparedModel::create(model_of_checkpoint(args.checkpoint, fp32));
+    print_metrics(args, args.checkpoint, prepared, fp32);
+    return;
+  }
   if (runtime::is_decoder_model_file(args.model)) {
     LOWBIT_CHECK(!args.metrics, "inspect --metrics: '" + args.model +
                                     "' is a decoder language model; metrics cover image models (.lbq version 1) so far");
@@ -240,7 +328,13 @@ void inspect_model(const InspectArgs& args) {
     std::cout << args.model << ": " << m.name << "\n" << runtime::describe_model(m);
     return;
   }
-  const runtime::ModelMetrics metrics = runtime::model_metrics(m, {}, args.model);
+  print_metrics(args, args.model, prepared, false);
+}
+
+void print_metrics(const InspectArgs& args, const std::string& what, const std::shared_ptr<const runtime::PreparedModel>& prepared,
+                   bool fp32_checkpoint) {
+  const runtime::Model& m = prepared->model();
+  const runtime::ModelMetrics metrics = runtime::model_metrics(m, {}, what);
   std::vector<runtime::BenchmarkResult> latency;
   if (args.latency) {
     runtime::Session session(prepared, session_options(args.threads));
@@ -248,15 +342,21 @@ void inspect_model(const InspectArgs& args) {
   }
   if (args.json) {
     nlohmann::json j = metrics_json(metrics);
-    j["model"] = args.model;
+    j["model"] = what;
     j["name"] = m.name;
+    if (!args.checkpoint.empty()) j["fp32_checkpoint"] = fp32_checkpoint;
     for (const auto& r : latency)
       j["latency"].push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},
                               {"ms_p90", r.p90_ms}, {"items_per_s", r.items_per_s}});
     std::cout << j.dump(2) << "\n";
     return;
   }
-  std::cout << args.model << ": " << m.name << "\n" << runtime::metrics_table(metrics);
+  std::cout << what << ": " << m.name << "\n" << runtime::metrics_table(metrics);
+  if (fp32_checkpoint)
+    std::cout << "(an FP32 checkpoint: its figures are the FP32 columns; the integer columns are the same graph at "
+                 "W8A8, what `lowbit ptq --wbits 8 --abits 8` and `lowbit convert` would give)\n";
+  else if (!args.checkpoint.empty())
+    std::cout << "(converted in memory: the model `lowbit convert --checkpoint " << args.checkpoint << "` writes)\n";
   for (const auto& r : latency) std::cout << "latency: " << r.to_string() << "\n";
 }
 
@@ -281,6 +381,8 @@ void add_runtime_commands(CLI::App& app) {
   bench->add_option("--batch", bench_args->batches, "Batch sizes, comma separated")->delimiter(',')->capture_default_str();
   bench->add_option("--threads", bench_args->threads, "Threads")->check(CLI::PositiveNumber)->capture_default_str();
   bench->add_option("--iterations", bench_args->iterations, "Timed runs per batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  bench->add_flag("--profile", bench_args->profile,
+                  "Median CPU time per op (image models; each --batch), for per-layer latency");
   bench->add_flag("--json", bench_args->json, "One JSON object with batch, ms_median, items_per_s per entry");
   bench->add_option("--prompt-tokens", bench_args->prompt_tokens,
                     "Decoder models: prompt length for the prefill timing (default: half the context)");
@@ -290,7 +392,10 @@ void add_runtime_commands(CLI::App& app) {
 
   auto inspect_args = std::make_shared<InspectArgs>();
   CLI::App* inspect = app.add_subcommand("inspect", "Layers, shapes, bits, size and bits per parameter of a model file");
-  inspect->add_option("model", inspect_args->model, "Model file (.lbq)")->required();
+  inspect->add_option("model", inspect_args->model, "Model file (.lbq)");
+  inspect->add_option("--checkpoint", inspect_args->checkpoint,
+                      "With --metrics: a checkpoint instead (QAT / PTQ: converted in memory; FP32: FP32 figures, "
+                      "with the graph at W8A8 beside them)");
   inspect->add_flag("--metrics", inspect_args->metrics,
                     "Deployment metrics per op and in total: params, bytes, bits/param, MACs, BOPs, energy estimate "
                     "(FP32 alongside; docs/metrics.md)");

@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "base/error.h"
 #include "runtime/deployment_metrics.h"
 
 namespace lowbit::runtime {
@@ -82,6 +83,53 @@ BenchmarkResult benchmark_model(Session& session, int64_t batch, int threads, in
     r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
   summarize_samples(r, static_cast<double>(model_macs_per_item(m)));
+  return r;
+}
+
+namespace {
+std::vector<float> random_inputs(const Model& m, int64_t batch) {
+  std::vector<float> x(static_cast<size_t>(batch * m.in_channels * m.in_height * m.in_width));
+  std::mt19937 rng(1);
+  const float lo = m.input.scale * (m.input.qmin - m.input.zero_point), hi = m.input.scale * (m.input.qmax - m.input.zero_point);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+}  // namespace
+
+ProfileResult profile_model(Session& session, int64_t batch, int iterations) {
+  const Model& m = session.model();
+  const std::vector<float> x = random_inputs(m, batch);
+  for (int i = 0; i < 2; ++i) session.run(x.data(), batch);
+  const size_t n_ops = m.ops.size();
+  LOWBIT_CHECK(session.op_times_ms().size() == n_ops + 1,
+               "profile_model: the session was not created with SessionOptions::profile");
+  std::vector<std::vector<double>> samples(n_ops + 1);
+  for (int i = 0; i < std::max(1, iterations); ++i) {
+    session.run(x.data(), batch);
+    const std::vector<double>& t = session.op_times_ms();
+    for (size_t k = 0; k <= n_ops; ++k) samples[k].push_back(t[k]);
+  }
+  ProfileResult r;
+  r.batch = batch;
+  r.threads = session.threads();
+  r.isa = isa_name(session.isa());
+  const std::vector<std::string> kernels = session.kernel_names();
+  for (size_t k = 0; k < n_ops; ++k) {
+    OpProfile o;
+    o.index = static_cast<int32_t>(k + 1);
+    o.kind = op_kind_name(m.ops[k].kind);
+    o.kernel = k < kernels.size() ? kernels[k] : "";
+    o.median_ms = median_of(samples[k]);
+    r.total_ms += o.median_ms;
+    r.ops.push_back(o);
+  }
+  r.io_ms = median_of(samples[n_ops]);
+  r.total_ms += r.io_ms;
   return r;
 }
 

@@ -151,6 +151,7 @@ DistributedContext::~DistributedContext() = default;
 
 void DistributedContext::allreduce(std::vector<at::Tensor>& tensors, int op) {
   if (!active() || tensors.empty()) return;
+  for (const auto& t : tensors) bytes_allreduced_ += static_cast<int64_t>(t.nbytes());
   try {
     for (auto& t : tensors) {
       std::vector<at::Tensor> one{t};
@@ -166,7 +167,6 @@ void DistributedContext::allreduce(std::vector<at::Tensor>& tensors, int op) {
 }
 
 void DistributedContext::allreduce_sum(std::vector<at::Tensor>& tensors) {
-  for (const auto& t : tensors) bytes_allreduced_ += static_cast<int64_t>(t.nbytes());
   allreduce(tensors, c10d::ReduceOp::SUM);
 }
 void DistributedContext::allreduce_min(std::vector<at::Tensor>& tensors) { allreduce(tensors, c10d::ReduceOp::MIN); }

@@ -61,7 +61,8 @@ class DistributedContext {
   void broadcast(std::vector<at::Tensor>& tensors, int root = 0);
   void barrier();
 
-  // Bytes this process handed to allreduce_sum so far (the gradient traffic, for benchmarks).
+  // Bytes this process has all-reduced so far (sums, minima and maxima; 0 in one process):
+  // gradients, their presence flags, observer ranges and epoch metrics.
   int64_t bytes_allreduced() const { return bytes_allreduced_; }
 
  private:

@@ -165,6 +165,7 @@ nlohmann::json to_json(const EpochMetrics& m) {
                       {"train_loss", m.train_loss}, {"train_acc", m.train_acc}, {"val_loss", m.val_loss},
                       {"val_acc", m.val_acc},       {"seconds", m.seconds},     {"images_per_s", m.images_per_s},
                       {"cpu_seconds", m.cpu_seconds}};
+  if (m.allreduce_bytes_per_step > 0) j["allreduce_bytes_per_step"] = m.allreduce_bytes_per_step;
   if (!m.has_validation) {  // --val-size 0: no validation numbers rather than zeros
     j["val_loss"] = nullptr;
     j["val_acc"] = nullptr;
@@ -310,6 +311,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     Progress progress(log, epoch_ + 1, config_.epochs, spe);
     const auto t0 = Clock::now();
     const std::clock_t cpu0 = std::clock();
+    const int64_t allreduced0 = dist.bytes_allreduced();
     const auto perm = torch::randperm(n, shuffle_, torch::kInt64);
     // Running sums stay tensors so that a step never waits for a .item() sync.
     auto loss_sum = torch::zeros({}, torch::kFloat64);
@@ -356,6 +358,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
                                          correct.item<double>() / static_cast<double>(seen));
       });
     }
+    const int64_t allreduced_per_step = (dist.bytes_allreduced() - allreduced0) / std::max<int64_t>(1, spe);
     if (dist.active()) {  // the epoch's metrics over all ranks' shards
       std::vector<torch::Tensor> sums{loss_sum, correct.to(torch::kFloat64), torch::full({}, static_cast<double>(seen), torch::kFloat64)};
       dist.allreduce_sum(sums);
@@ -376,6 +379,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     m.train_loss = loss_sum.item<double>() / static_cast<double>(seen);
     m.train_acc = correct.item<double>() / static_cast<double>(seen);
     m.images_per_s = static_cast<double>(seen) / std::max(1e-9, m.seconds);
+    m.allreduce_bytes_per_step = allreduced_per_step;
     LOWBIT_CHECK(std::isfinite(m.train_loss),
                  "training diverged in epoch " + std::to_string(m.epoch) + " (loss " + std::to_string(m.train_loss) +
                      "); the checkpoint of epoch " + std::to_string(epoch_) +

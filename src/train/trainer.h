@@ -59,6 +59,9 @@ struct EpochMetrics {
   // Process CPU time (all threads) of the same interval: on a shared, busy machine the wall
   // time says little, while cpu_seconds / threads approximates the wall time on an idle one.
   double cpu_seconds = 0.0;
+  // Data parallelism: bytes this rank all-reduced per optimizer step in the epoch (gradients,
+  // flags, observer ranges; 0 in one process). Written to metrics.jsonl only when non-zero.
+  int64_t allreduce_bytes_per_step = 0;
 };
 nlohmann::json to_json(const EpochMetrics& m);
 

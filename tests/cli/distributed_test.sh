@@ -52,6 +52,11 @@ if [[ "$MODE" == equivalence ]]; then
   l1=$(grep -o '"train_loss":[^,]*' "$TMP/f1/metrics.jsonl" | head -1 | cut -d: -f2)
   l2=$(grep -o '"train_loss":[^,]*' "$TMP/f2/metrics.jsonl" | head -1 | cut -d: -f2)
   awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-6) }' || fail "train_loss $l1 vs $l2"
+  # All-reduce traffic per step is the parameter count: mlp has 235,146 float32 parameters in 6
+  # tensors, so 4 x 235,146 bytes of gradients plus a 6-float presence mask = 940,608 bytes.
+  b2=$(grep -o '"allreduce_bytes_per_step":[0-9]*' "$TMP/f2/metrics.jsonl" | head -1 | cut -d: -f2)
+  [[ "$b2" == 940608 ]] || fail "allreduce_bytes_per_step '$b2', expected 940608: $(head -1 "$TMP/f2/metrics.jsonl")"
+  ! grep -q allreduce_bytes_per_step "$TMP/f1/metrics.jsonl" || fail "a 1-process run reports all-reduce traffic"
 
   # QAT W4A4 (learned LSQ weight scales, observed activation ranges) from that checkpoint.
   # Two steps (one per epoch): fake quantization rounds, so a value within float noise of a
@@ -64,6 +69,18 @@ if [[ "$MODE" == equivalence ]]; then
     --out "$TMP/q2" 2>"$TMP/q2.log" || { cat "$TMP/q2.log" >&2; fail "2-process qat"; }
   wait "$P1" || { cat "$TMP/q1.log" >&2; fail "1-process qat"; }
   "$COMPARE" "$TMP/q1" "$TMP/q2" "$TOL_QAT" || fail "qat: 2 processes differ from 1 process by more than $TOL_QAT"
+  # The converted integer models agree: the same class on at least 998 of the first 1000 test
+  # images (a weight within float noise of a rounding boundary may take the neighbouring code).
+  for q in q1 q2; do
+    "$LOWBIT" convert --checkpoint "$TMP/$q" --out "$TMP/$q.lbq" >/dev/null 2>"$TMP/$q.conv.log" \
+      || { cat "$TMP/$q.conv.log" >&2; fail "convert $q"; }
+    IDX="$DATA/t10k-images-idx3-ubyte.gz"; [[ -f "$IDX" ]] || IDX="$DATA/t10k-images-idx3-ubyte"
+    "$LOWBIT" run "$TMP/$q.lbq" --idx "$IDX" --count 1000 | sed -n 's/^image [0-9]*: class \([0-9]*\).*/\1/p' >"$TMP/$q.classes"
+  done
+  [[ $(wc -l <"$TMP/q1.classes") == 1000 ]] || fail "lowbit run printed $(wc -l <"$TMP/q1.classes") classes, expected 1000"
+  same=$(paste -d' ' "$TMP/q1.classes" "$TMP/q2.classes" | awk '$1 == $2' | wc -l)
+  (( same >= 998 )) || fail "converted 1- and 2-process models agree on $same of 1000 images (expected >= 998)"
+  echo "converted integer models: same class on $same of 1000 test images"
   echo "distributed_test equivalence: OK"
   exit 0
 fi
