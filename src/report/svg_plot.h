@@ -13,6 +13,10 @@ struct PlotSeries {
   std::vector<double> x, y;
   std::string color = "#1f77b4";
   bool dashed = false;
+  bool line = true;            // false: points only (e.g. single configurations beside a front)
+  double marker_radius = 0.0;  // > 0: a dot of this radius at every point, whatever PlotOptions::markers
+  bool bars = false;           // a bar from the axis (0, or the floor of a log axis) to each y; several
+                               // bar series share each x slot side by side (per-layer values)
 };
 
 // A horizontal line across the plot (e.g. the FP32 accuracy a quantized model is compared with).
