@@ -685,6 +685,7 @@ std::string robustness_section(const std::vector<StudyOutput>& results, ColorMap
     o.markers = true;
     o.title = "Accuracy against severity, mean over corruptions";
     o.x_label = "severity (0 = clean)";
+    o.integer_x = true;
     o.y_label = "top-1 accuracy (%)";
     s << figure("fig-robustness-mean", line_plot_svg(mean, o),
                 "Accuracy of each model at each severity, averaged over the corruptions; one colour per model, the "
@@ -705,6 +706,7 @@ std::string robustness_section(const std::vector<StudyOutput>& results, ColorMap
     PlotOptions o = small_plot();
     o.title = c;
     o.x_label = "severity (0 = clean)";
+    o.integer_x = true;
     o.y_label = "accuracy (%)";
     s << figure("fig-robustness-" + id_part(c), line_plot_svg(series, o), c + ": accuracy against severity.");
   }
@@ -775,6 +777,7 @@ std::string sensitivity_section(const std::vector<StudyOutput>& results, ColorMa
       o.markers = true;
       o.title = "Loss increase when one layer is quantized";
       o.x_label = "layer (# in the table)";
+      o.integer_x = true;
       o.y_label = "loss increase (nats)";
       choose_log_axis(plotted, o);
       s << figure("fig-sensitivity-loss-" + std::to_string(i), line_plot_svg(plotted, o),

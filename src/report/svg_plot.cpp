@@ -127,6 +127,8 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
     xmin -= 0.5 * gap;
     xmax += 0.5 * gap;
     if (!o.log_y) ymin = std::min(ymin, 0.0), ymax = std::max(ymax, 0.0);
+    // Headroom above the tallest bar for the legend box, which would otherwise hide its top.
+    ymax = o.log_y ? ymax * 3.0 : ymax + 0.15 * (ymax - ymin);
   }
   if (xmax == xmin) {
     xmin -= 0.5;
@@ -164,7 +166,9 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
   s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   s << "<text x=\"" << o.width / 2.0 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << xml_escape(o.title) << "</text>\n";
   // Grid and ticks.
+  const bool integer_x = o.integer_x || !bar_series.empty();
   for (double t : nice_ticks(xmin, xmax)) {
+    if (integer_x && t != std::round(t)) continue;
     s << "<line x1=\"" << px(t) << "\" y1=\"" << top << "\" x2=\"" << px(t) << "\" y2=\"" << top + ph
       << "\" stroke=\"#e5e5e5\"/>\n";
     s << "<text x=\"" << px(t) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << fmt(t) << "</text>\n";

@@ -34,6 +34,7 @@ struct PlotOptions {
   bool log_y = false;     // log10 axis; values <= 0 (or below y_floor) are drawn at the floor
   double y_floor = 0.0;   // log axis lower bound (0: from the data, at most 8 decades below the top)
   bool markers = false;   // a dot at every point (curves of a few epochs are otherwise unreadable)
+  bool integer_x = false; // x ticks only at whole numbers (layer index, severity); on with bars
   std::vector<ReferenceLine> reference_lines;
   // Series longer than this are thinned to the minimum and maximum of equal x buckets, which keeps
   // spikes visible and the file small (a WinQ study has thousands of steps per curve).
