@@ -33,6 +33,9 @@ std::string thousands(int64_t v) {
   return (v < 0 ? "-" : "") + out;
 }
 
+// A count read from JSON (a double): digits grouped, "-" when absent.
+std::string whole(double v) { return std::isfinite(v) ? thousands(static_cast<int64_t>(std::llround(v))) : "-"; }
+
 // A JSON value as table text (strings without quotes).
 std::string text(const nlohmann::json& j) {
   if (j.is_null()) return "-";
@@ -657,7 +660,7 @@ std::string robustness_section(const std::vector<StudyOutput>& results, ColorMap
       if (sum.first / sum.second < worst_acc) worst_acc = sum.first / sum.second, worst = c + " " + percent(worst_acc);
     const std::string engine = j.contains("model_file") ? "integer runtime (" + get_string(j, "isa", "?") + ")" : "checkpoint";
     t.row({labels[i], engine,
-           get_string(j, "split", "?") + ", " + thousands(static_cast<int64_t>(get_number(clean, "count"))) + ", " +
+           get_string(j, "split", "?") + ", " + whole(get_number(clean, "count")) + ", " +
                get_string(j, "seed", "?"),
            percent(get_number(clean, "accuracy")), fixed(get_number(clean, "ece"), 4),
            percent(get_number(j, "mean_corruption_accuracy")), fixed(get_number(j, "mean_corruption_ece"), 4), worst},
@@ -760,8 +763,8 @@ std::string sensitivity_section(const std::vector<StudyOutput>& results, ColorMa
     Table t(header);
     for (size_t k = 0; k < layers.size(); ++k) {
       std::vector<std::string> row = {std::to_string(k + 1), get_string(layers[k], "name"),
-                                      thousands(static_cast<int64_t>(get_number(layers[k], "params"))),
-                                      thousands(static_cast<int64_t>(get_number(layers[k], "macs"))),
+                                      whole(get_number(layers[k], "params")),
+                                      whole(get_number(layers[k], "macs")),
                                       text(layers[k].value("hessian_trace", nlohmann::json()))};
       for (const auto& key : order) {
         const auto it = delta[key].find(k);
@@ -816,8 +819,8 @@ std::string mixed_precision_section(const std::vector<StudyOutput>& results, Col
     Table t({"configuration", "bytes", "bits per parameter", "BOPs", "latency", "predicted loss increase"});
     auto point_row = [&](const nlohmann::json& p, const std::string& what, const std::string& swatch) {
       const double lat = get_number(p, "latency_ms");
-      t.row({what, thousands(static_cast<int64_t>(get_number(p, "bytes"))), fixed(get_number(p, "bits_per_param"), 3),
-             thousands(static_cast<int64_t>(get_number(p, "bops"))), std::isfinite(lat) ? fixed(lat, 3) + " ms" : "-",
+      t.row({what, whole(get_number(p, "bytes")), fixed(get_number(p, "bits_per_param"), 3),
+             whole(get_number(p, "bops")), std::isfinite(lat) ? fixed(lat, 3) + " ms" : "-",
              fixed(get_number(p, "predicted_delta_loss"), 5)},
             swatch);
     };
@@ -893,8 +896,8 @@ std::string mixed_precision_section(const std::vector<StudyOutput>& results, Col
       nlohmann::json info;
       for (const auto& l : layers)
         if (get_string(l, "name") == name) info = l;
-      a.row({std::to_string(k + 1), name, thousands(static_cast<int64_t>(get_number(info, "params"))),
-             thousands(static_cast<int64_t>(get_number(info, "macs"))), point_weights(alloc[k]),
+      a.row({std::to_string(k + 1), name, whole(get_number(info, "params")),
+             whole(get_number(info, "macs")), point_weights(alloc[k]),
              get_string(alloc[k], "act_bits")});
       wb.x.push_back(static_cast<double>(k + 1)), wb.y.push_back(get_number(alloc[k], "weight_bits"));
       ab.x.push_back(static_cast<double>(k + 1)), ab.y.push_back(get_number(alloc[k], "act_bits"));
