@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "cli/commands.h"
 #include "analysis/robustness.h"
@@ -32,6 +33,7 @@ struct EvalArgs {
   std::string severity = "1-5";
   uint64_t shift_seed = 0;
   int64_t limit = 0;     // > 0: only the first N images of the split (quick robustness runs)
+  std::string out;       // --shift: also write the JSON result to this file (for `lowbit report`)
 };
 
 // `--shift`: the clean split and its corrupted copies through the checkpoint or the .lbq model.
@@ -66,10 +68,13 @@ void run_robustness(const EvalArgs& args) {
     j["model"] = info.model_name;
     what = info.model_name + " (" + info.path + ")";
   }
+  // "analysis" lets `lowbit report` recognise the file whatever its name.
+  j["analysis"] = "robustness";
+  j.update(r.to_json());
+  j["split"] = args.split;
+  j["seed"] = args.shift_seed;
+  if (!args.out.empty()) write_file_atomically(args.out, j.dump(2) + "\n");
   if (args.json) {
-    j.update(r.to_json());
-    j["split"] = args.split;
-    j["seed"] = args.shift_seed;
     std::cout << j.dump() << "\n";
     return;
   }
@@ -152,6 +157,7 @@ void run(const EvalArgs& args) {
   }
   if (!args.shift.empty()) return run_robustness(args);
   LOWBIT_CHECK(args.limit == 0, "eval: --limit goes with --shift");
+  LOWBIT_CHECK(args.out.empty(), "eval: --out writes the robustness result; it goes with --shift (use --json for a plain evaluation)");
   if (!args.model.empty()) return run_runtime(args);
   torch::set_num_threads(static_cast<int>(args.threads));
   const auto info = train::load_checkpoint(args.checkpoint);
@@ -192,6 +198,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--shift-seed", args->shift_seed, "With --shift: seed of the corruptions")->capture_default_str();
   cmd->add_option("--limit", args->limit, "With --shift: only the first N images of the split")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--out", args->out, "With --shift: also write the result as JSON to this file (lowbit report plots it)");
   cmd->add_flag("--json", args->json, "Print one JSON object (accuracy, loss, count, ...) instead of a summary");
   cmd->callback([args] { run(*args); });
 }

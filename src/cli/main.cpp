@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "qat/qat_run.h"
+#include "report/run_provenance.h"
 
 namespace {
 
@@ -14,6 +15,7 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 int main(int argc, char** argv) {
+  lowbit::set_command_line(argc, argv);  // recorded in the config.json of the runs this command writes
   CLI::App app{"lowbit: low-bit neural networks (training, QAT, integer runtime)", "lowbit"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for all commands");

@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "base/atomic_file.h"
+#include "report/run_provenance.h"
 #include "base/error.h"
 #include "ptq/calibration.h"
 #include "qat/qat_run.h"
@@ -52,7 +53,8 @@ void save_ptq_checkpoint(const std::string& out_dir, models::Net& net, const std
   state.step = info.step;
   state.config = train::to_json(tc);
   save_checkpoint(path, net, state);
-  write_file_atomically(out_dir + "/config.json", state.config.dump(2) + "\n");
+  // The checkpoint keeps the settings only; config.json also says which command and machine made it.
+  write_file_atomically(out_dir + "/config.json", with_provenance(state.config).dump(2) + "\n");
 }
 
 namespace {

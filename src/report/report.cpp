@@ -32,6 +32,8 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& o) {
   // Runs and methods have separate colour maps: with one shared palette of 8 colours, a page of
   // several runs and a four-method study would run out and repeat a colour.
   ColorMap run_colors, method_colors;
+  // The analyses' own keys (weight widths, front and choice, batch sizes) get palettes of their own.
+  ColorMap sensitivity_colors, mixed_colors, profile_colors;
   std::ostringstream s;
   s << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
     << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n<title>" << xml_escape(o.title)
@@ -42,9 +44,11 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& o) {
     s << "</p>\n";
   }
   s << runs_summary_section(in.runs, run_colors) << training_curves_section(in.runs, run_colors)
-    << deployment_section(in.models) << ptq_vs_qat_section(in.ptq_vs_qat, method_colors)
+    << language_model_section(in.runs, run_colors) << deployment_section(in.models) << ptq_vs_qat_section(in.ptq_vs_qat, method_colors)
     << basin_section(in.basin, method_colors) << winq_section(in.winq, method_colors)
-    << hessian_section(in.hessian, run_colors);
+    << hessian_section(in.hessian, run_colors)
+    << robustness_section(in.robustness, run_colors) << sensitivity_section(in.sensitivity, sensitivity_colors)
+    << mixed_precision_section(in.mixed_precision, mixed_colors) << profile_section(in.profile, profile_colors);
   s << "</body>\n</html>\n";
   return s.str();
 }

@@ -62,6 +62,8 @@ void read_metrics(const fs::path& p, TrainingRun& run) {
     e.val_loss = number_or_nan(j, "val_loss");
     e.val_acc = number_or_nan(j, "val_acc");
     e.seconds = number_or_nan(j, "seconds");
+    e.train_bits_per_byte = number_or_nan(j, "train_bits_per_byte");
+    e.val_bits_per_byte = number_or_nan(j, "val_bits_per_byte");
     run.epochs.push_back(e);
   }
 }
@@ -119,7 +121,122 @@ HessianOutput read_hessian(const fs::path& dir) {
   return h;
 }
 
-bool is_basin_json(const nlohmann::json& j) { return j.is_object() && j.value("analysis", "") == "basin"; }
+// Analysis results have user-chosen names; they are recognised by their content. Returns the
+// kind ("basin", "robustness", "sensitivity", "mixed-precision", "profile") or "".
+std::string analysis_kind(const nlohmann::json& j) {
+  if (!j.is_object()) return "";
+  const auto a = j.find("analysis");
+  if (a != j.end() && a->is_string()) {
+    const std::string k = a->get<std::string>();
+    for (const char* known : {"basin", "robustness", "sensitivity", "mixed-precision", "profile"})
+      if (k == known) return k;
+    return "";
+  }
+  // `lowbit bench --profile --json` writes no "analysis" key: its "profile" array is the mark.
+  const auto p = j.find("profile");
+  return p != j.end() && p->is_array() && j.contains("isa") ? "profile" : "";
+}
+
+// Checks the keys a section reads, so that a malformed file fails naming the file and the key
+// instead of drawing an empty or wrong plot.
+class Checker {
+ public:
+  Checker(const fs::path& file, const std::string& what) : file_(file.string()), what_(what) {}
+  const nlohmann::json& need(const nlohmann::json& j, const std::string& key, nlohmann::json::value_t type,
+                             const std::string& where = "") const {
+    const auto it = j.is_object() ? j.find(key) : j.end();
+    using T = nlohmann::json::value_t;
+    const bool ok = it != j.end() && (it->type() == type || (type == T::number_float && it->is_number()) ||
+                                      (type == T::number_integer && it->is_number_integer()));
+    if (!ok) {
+      const char* kind = type == nlohmann::json::value_t::array    ? "an array"
+                         : type == nlohmann::json::value_t::object ? "an object"
+                         : type == nlohmann::json::value_t::string ? "a string"
+                         : type == nlohmann::json::value_t::number_integer ? "an integer"
+                                                                   : "a number";
+      throw Error("report: " + file_ + " (" + what_ + "): " + (where.empty() ? "" : where + " ") + "'" + key +
+                  "' is missing or not " + kind + "; rewrite the file with the lowbit command that makes it "
+                  "or leave it out (docs/report.md lists the format)");
+    }
+    return *it;
+  }
+
+ private:
+  std::string file_, what_;
+};
+
+void check_points(const Checker& c, const nlohmann::json& points, const std::string& where) {
+  using T = nlohmann::json::value_t;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const std::string w = where + "[" + std::to_string(i) + "]";
+    c.need(points[i], "bits_per_param", T::number_float, w);
+    c.need(points[i], "predicted_delta_loss", T::number_float, w);
+    for (const auto& l : c.need(points[i], "layers", T::array, w)) {
+      c.need(l, "name", T::string, w + ".layers[]");
+      c.need(l, "weight_bits", T::number_float, w + ".layers[]");
+      c.need(l, "act_bits", T::number_float, w + ".layers[]");
+    }
+  }
+}
+
+void validate_analysis(const std::string& kind, const fs::path& file, const nlohmann::json& j) {
+  using T = nlohmann::json::value_t;
+  const Checker c(file, kind);
+  if (kind == "robustness") {
+    c.need(c.need(j, "clean", T::object), "accuracy", T::number_float, "clean");
+    for (const auto& s : c.need(j, "shifted", T::array)) {
+      c.need(s, "corruption", T::string, "shifted[]");
+      c.need(s, "severity", T::number_float, "shifted[]");
+      c.need(s, "accuracy", T::number_float, "shifted[]");
+    }
+  } else if (kind == "sensitivity") {
+    for (const auto& l : c.need(j, "layers", T::array)) {
+      c.need(l, "name", T::string, "layers[]");
+      for (const auto& w : c.need(l, "weights", T::array, "layers[]")) {
+        c.need(w, "format", T::string, "layers[].weights[]");
+        c.need(w, "delta_loss", T::number_float, "layers[].weights[]");
+      }
+      for (const auto& a : l.value("activations", nlohmann::json::array())) {
+        c.need(a, "bits", T::number_float, "layers[].activations[]");
+        c.need(a, "delta_loss", T::number_float, "layers[].activations[]");
+      }
+    }
+  } else if (kind == "mixed-precision") {
+    check_points(c, nlohmann::json::array({c.need(j, "choice", T::object)}), "choice");
+    check_points(c, j.value("uniform", nlohmann::json::array()), "uniform");
+    const nlohmann::json& front = c.need(j, "front", T::array);
+    check_points(c, front, "front");
+    for (const auto& q : j.value("pareto_qat", nlohmann::json::array())) {
+      const auto& point = c.need(q, "point", T::number_integer, "pareto_qat[]");
+      c.need(q, "accuracy", T::number_float, "pareto_qat[]");
+      LOWBIT_CHECK(point.get<int64_t>() >= 0 && point.get<int64_t>() < static_cast<int64_t>(front.size()),
+                   "report: " + file.string() + " (mixed-precision): pareto_qat[].point " + point.dump() +
+                       " is not an index into 'front' (" + std::to_string(front.size()) + " points)");
+    }
+  } else if (kind == "profile") {
+    for (const auto& b : c.need(j, "profile", T::array)) {
+      c.need(b, "batch", T::number_float, "profile[]");
+      for (const auto& op : c.need(b, "ops", T::array, "profile[]")) {
+        c.need(op, "node", T::string, "profile[].ops[]");
+        c.need(op, "ms", T::number_float, "profile[].ops[]");
+      }
+    }
+  }
+}
+
+// Adds a recognised analysis JSON to its section; returns false for a JSON that is none.
+bool add_analysis(const fs::path& file, nlohmann::json j, ReportInputs& in) {
+  const std::string kind = analysis_kind(j);
+  if (kind.empty()) return false;
+  validate_analysis(kind, file, j);
+  StudyOutput s{file.stem().string(), file.string(), std::move(j)};
+  if (kind == "basin") in.basin.push_back(std::move(s));
+  else if (kind == "robustness") in.robustness.push_back(std::move(s));
+  else if (kind == "sensitivity") in.sensitivity.push_back(std::move(s));
+  else if (kind == "mixed-precision") in.mixed_precision.push_back(std::move(s));
+  else in.profile.push_back(std::move(s));
+  return true;
+}
 
 // A folder written by one lowbit command (a run, a study, a Hessian analysis), as opposed to a
 // folder of such folders.
@@ -154,7 +271,7 @@ bool read_folder(const fs::path& dir, ReportInputs& in) {
     in.hessian.push_back(read_hessian(dir));
     found = true;
   }
-  // Model files and basin JSONs have user-chosen names: look at every .lbq / .json here.
+  // Model files and analysis JSONs have user-chosen names: look at every .lbq / .json here.
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.is_regular_file()) files.push_back(e.path());
@@ -171,10 +288,7 @@ bool read_folder(const fs::path& dir, ReportInputs& in) {
       } catch (const nlohmann::json::exception&) {
         continue;  // some other JSON of the user's: not ours to judge
       }
-      if (is_basin_json(j)) {
-        in.basin.push_back({f.stem().string(), f.string(), std::move(j)});
-        found = true;
-      }
+      found = add_analysis(f, std::move(j), in) || found;
     }
   }
   // The demo writes runs/cnn-w4a4.lbq beside the run folder runs/cnn-w4a4.
@@ -192,7 +306,8 @@ void add_path(const std::string& path, ReportInputs& in) {
   LOWBIT_CHECK(fs::exists(p), "report: '" + path + "' does not exist");
   const std::string expected =
       "expected a run folder (config.json, metrics.jsonl), a study folder (study.json), a Hessian folder "
-      "(summary.json and density.csv), a basin JSON (lowbit analyze basin --json) or an .lbq model file, "
+      "(summary.json and density.csv), an analysis JSON (lowbit analyze basin --json, lowbit eval --shift --out, "
+      "a sensitivity or mixed-precision result, lowbit bench --profile --json) or an .lbq model file, "
       "or a folder holding such folders";
   if (fs::is_regular_file(p)) {
     if (p.extension() == ".lbq") {
@@ -207,10 +322,7 @@ void add_path(const std::string& path, ReportInputs& in) {
     } catch (const nlohmann::json::exception& e) {
       LOWBIT_CHECK(p.extension() != ".json", "report: " + p.string() + " is not valid JSON (" + e.what() + ")");
     }
-    if (is_basin_json(j)) {
-      in.basin.push_back({p.stem().string(), p.string(), std::move(j)});
-      return;
-    }
+    if (add_analysis(p, std::move(j), in)) return;
     throw Error("report: nothing to report in file '" + path + "': " + expected);
   }
   bool found = read_folder(p, in);
@@ -226,7 +338,15 @@ void add_path(const std::string& path, ReportInputs& in) {
 }  // namespace
 
 bool ReportInputs::empty() const {
-  return runs.empty() && models.empty() && ptq_vs_qat.empty() && winq.empty() && basin.empty() && hessian.empty();
+  return runs.empty() && models.empty() && ptq_vs_qat.empty() && winq.empty() && basin.empty() && hessian.empty() &&
+         robustness.empty() && sensitivity.empty() && mixed_precision.empty() && profile.empty();
+}
+
+bool TrainingRun::language_model() const {
+  if (config.is_object() && config.value("model", "") == "gpt-tiny") return true;
+  return std::any_of(epochs.begin(), epochs.end(), [](const EpochPoint& e) {
+    return std::isfinite(e.val_bits_per_byte) || std::isfinite(e.train_bits_per_byte);
+  });
 }
 
 ReportInputs load_report_inputs(const std::vector<std::string>& paths) {

@@ -1,6 +1,8 @@
 // What `lowbit report` reads: run folders (config.json, metrics.jsonl, ptq.json), study folders
 // (study.json of `lowbit study ptq-vs-qat` / `winq`), Hessian analysis folders (summary.json +
-// density.csv), basin JSON files (`lowbit analyze basin --json`) and integer model files (.lbq).
+// density.csv), JSON results recognised by their content whatever their name (basin, robustness
+// of `lowbit eval --shift --out`, per-layer sensitivity, mixed-precision search, per-layer profile
+// of `lowbit bench --profile --json`) and integer model files (.lbq).
 // Each given path is recognised by the files it holds; a folder that holds none of them is
 // searched one level down (so `lowbit report runs` covers every run in runs/).
 #pragma once
@@ -18,6 +20,7 @@ struct EpochPoint {
   int64_t epoch = 0;
   int64_t step = 0;
   double train_loss, train_acc, val_loss, val_acc, seconds;
+  double train_bits_per_byte, val_bits_per_byte;  // gpt-tiny runs only
 };
 
 struct TestResult {
@@ -32,6 +35,8 @@ struct TrainingRun {
   std::vector<EpochPoint> epochs;
   std::optional<TestResult> test;
   nlohmann::json ptq;       // ptq.json of a `lowbit ptq` run (null if absent)
+  // A gpt-tiny run: its losses are per byte of text, not per image, so it gets plots of its own.
+  bool language_model() const;
 };
 
 // An integer model file and the totals the runtime computes from it.
@@ -48,7 +53,7 @@ struct ModelFile {
   double fp32_energy_nj = 0.0;      // the same graph in FP32
 };
 
-struct StudyOutput {        // a study.json or a basin JSON
+struct StudyOutput {        // a study.json or an analysis JSON (basin, robustness, ...)
   std::string name, path;
   nlohmann::json data;
 };
@@ -63,6 +68,7 @@ struct ReportInputs {
   std::vector<TrainingRun> runs;
   std::vector<ModelFile> models;
   std::vector<StudyOutput> ptq_vs_qat, winq, basin;
+  std::vector<StudyOutput> robustness, sensitivity, mixed_precision, profile;
   std::vector<HessianOutput> hessian;
   bool empty() const;
 };

@@ -33,6 +33,9 @@ std::string thousands(int64_t v) {
   return (v < 0 ? "-" : "") + out;
 }
 
+// A count read from JSON (a double): digits grouped, "-" when absent.
+std::string whole(double v) { return std::isfinite(v) ? thousands(static_cast<int64_t>(std::llround(v))) : "-"; }
+
 // A JSON value as table text (strings without quotes).
 std::string text(const nlohmann::json& j) {
   if (j.is_null()) return "-";
@@ -162,13 +165,34 @@ std::string runs_summary_section(const std::vector<TrainingRun>& runs, ColorMap&
            r.epochs.empty() ? "-" : std::to_string(r.epochs.back().step),
            get_string(r.config, "optimizer", "-") + ", " + get_string(r.config, "lr", "-") + ", " +
                get_string(r.config, "batch_size", "-"),
-           data.empty() || data == "-" ? "default" : data, percent(last_finite(r.epochs, &EpochPoint::val_acc)),
+           data.empty() || data == "-" ? "default" : data,
+           percent(last_finite(r.epochs, &EpochPoint::val_acc)) +
+               (r.language_model() ? " (" + fixed(last_finite(r.epochs, &EpochPoint::val_bits_per_byte), 3) + " bits/byte)" : ""),
            r.test ? percent(r.test->accuracy) + " (" + thousands(r.test->count) + ")"
                   : (r.ptq.is_object() ? percent(get_number(r.ptq, "ptq_test_accuracy")) : "-"),
            seconds > 0 ? fixed(seconds, 1) + " s" : "-"},
           colors.color(r.name));
   }
   s << t.html();
+  // How each run was made (config.json "provenance", written since lowbit recorded it).
+  const bool any_provenance = std::any_of(runs.begin(), runs.end(), [](const TrainingRun& r) {
+    return r.config.is_object() && r.config.contains("provenance") && r.config["provenance"].is_object();
+  });
+  if (any_provenance) {
+    s << "<h3>Command and machine</h3>\n";
+    Table m({"run", "command", "host", "CPU", "logical cores", "kernel level", "OS", "started (UTC)"});
+    for (const auto& r : runs) {
+      const nlohmann::json p = r.config.is_object() ? r.config.value("provenance", nlohmann::json()) : nlohmann::json();
+      m.row({r.name, get_string(p, "command", "-"), get_string(p, "host", "-"), get_string(p, "cpu", "-"),
+             get_string(p, "logical_cores", "-"), get_string(p, "isa", "-"), get_string(p, "os", "-"),
+             get_string(p, "date_utc", "-")},
+            colors.color(r.name));
+    }
+    s << m.html();
+    s << "<p class=\"note\">The command as typed (shell-quoted, so it can be pasted to repeat the run) and the machine "
+         "of the last start of each run; a resumed run records the resuming command. Runs written before lowbit "
+         "recorded this show '-'.</p>\n";
+  }
   // The whole config of every run, folded (a <details> element needs no script).
   for (const auto& r : runs) {
     if (!r.config.is_object()) continue;
@@ -182,7 +206,7 @@ std::string runs_summary_section(const std::vector<TrainingRun>& runs, ColorMap&
 std::string training_curves_section(const std::vector<TrainingRun>& runs, ColorMap& colors) {
   std::vector<PlotSeries> loss, acc;
   for (const auto& r : runs) {
-    if (r.epochs.empty()) continue;
+    if (r.epochs.empty() || r.language_model()) continue;  // per-byte losses: their own section
     PlotSeries tl, vl, ta, va;
     for (const auto& e : r.epochs) {
       const double x = static_cast<double>(e.step);
@@ -483,6 +507,462 @@ std::string hessian_section(const std::vector<HessianOutput>& analyses, ColorMap
                                 percent(get_number(h.summary, "near_zero_fraction")) + ", " +
                                 get_string(h.summary, "parameter_count") + " weights.";
     s << figure("fig-hessian-" + std::to_string(i), line_plot_svg({p}, o), caption);
+  }
+  s << "</section>\n";
+  return s.str();
+}
+
+
+std::string language_model_section(const std::vector<TrainingRun>& runs, ColorMap& colors) {
+  std::vector<PlotSeries> bpb, acc;
+  auto has_data = [](const PlotSeries& p) {
+    return std::any_of(p.y.begin(), p.y.end(), [](double v) { return std::isfinite(v); });
+  };
+  for (const auto& r : runs) {
+    if (r.epochs.empty() || !r.language_model()) continue;
+    PlotSeries tb, vb, va;
+    for (const auto& e : r.epochs) {
+      const double x = static_cast<double>(e.step);
+      // Older gpt-tiny metrics without bits per byte: the loss in nats per byte / ln 2.
+      const double t = std::isfinite(e.train_bits_per_byte) ? e.train_bits_per_byte : e.train_loss / std::log(2.0);
+      const double v = std::isfinite(e.val_bits_per_byte) ? e.val_bits_per_byte : e.val_loss / std::log(2.0);
+      tb.x.push_back(x), tb.y.push_back(t);
+      vb.x.push_back(x), vb.y.push_back(v);
+      va.x.push_back(x), va.y.push_back(100.0 * e.val_acc);
+    }
+    tb.color = vb.color = va.color = colors.color(r.name);
+    tb.dashed = true;
+    tb.label = r.name + " train";
+    vb.label = va.label = r.name + " validation";
+    for (auto* p : {&tb, &vb})
+      if (has_data(*p)) bpb.push_back(*p);
+    if (has_data(va)) acc.push_back(va);
+  }
+  if (bpb.empty() && acc.empty()) return "";
+  std::ostringstream s;
+  s << "<section id=\"language-models\">\n<h2>Language models (gpt-tiny)</h2>\n";
+  PlotOptions o = page_plot();
+  o.markers = true;
+  o.x_label = "optimizer step (end of each evaluation interval)";
+  if (!bpb.empty()) {
+    o.title = "Bits per byte: training (dashed) and validation (solid)";
+    o.y_label = "cross-entropy (bits per byte)";
+    s << figure("fig-lm-bits-per-byte", line_plot_svg(bpb, o),
+                "Loss of every language-model run in bits per byte of text (lower is better; 8 is a uniform guess "
+                "over bytes). Training: mean over the interval's batches; validation: after the interval.");
+  }
+  if (!acc.empty()) {
+    o.title = "Next-byte accuracy on the validation text";
+    o.y_label = "top-1 next-byte accuracy (%)";
+    s << figure("fig-lm-accuracy", line_plot_svg(acc, o), "Validation next-byte accuracy; same colours as above.");
+  }
+  s << "</section>\n";
+  return s.str();
+}
+
+namespace {
+
+// Plots three to a row (small multiples).
+PlotOptions small_plot() {
+  PlotOptions o;
+  o.width = 380;
+  o.height = 280;
+  o.markers = true;
+  return o;
+}
+
+// An id fragment from free text (corruption names, labels): letters, digits and '-'.
+std::string id_part(const std::string& s) {
+  std::string out;
+  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+  return out;
+}
+
+// What a robustness result evaluated: the run folder of its checkpoint or its model file's name,
+// so that it has the run's colour; the JSON file's own name otherwise.
+std::string robustness_label(const StudyOutput& r) {
+  const std::string ckpt = get_string(r.data, "checkpoint");
+  if (!ckpt.empty()) {
+    std::string p = ckpt;
+    const size_t slash = p.rfind('/');
+    if (slash != std::string::npos && p.substr(slash + 1) == "checkpoint.pt") p = p.substr(0, slash);
+    const size_t s2 = p.rfind('/');
+    return s2 == std::string::npos ? p : p.substr(s2 + 1);
+  }
+  const std::string model = get_string(r.data, "model_file");
+  if (!model.empty()) {
+    const size_t slash = model.rfind('/');
+    return slash == std::string::npos ? model : model.substr(slash + 1);
+  }
+  return r.name;
+}
+
+// Bits per parameter of a mixed-precision point and its predicted loss increase, as plotted.
+void add_point(PlotSeries& s, const nlohmann::json& point) {
+  s.x.push_back(get_number(point, "bits_per_param"));
+  s.y.push_back(get_number(point, "predicted_delta_loss"));
+}
+
+// A log axis when the positive values span more than two decades (loss increases from 8-bit to
+// binary layers do); non-positive values are drawn at its floor, as the caption says.
+void choose_log_axis(const std::vector<PlotSeries>& series, PlotOptions& o) {
+  double lo = INFINITY, hi = 0;
+  for (const auto& s : series)
+    for (double v : s.y)
+      if (std::isfinite(v) && v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
+  if (hi > 0 && hi / lo > 100) {
+    o.log_y = true;
+    o.y_floor = std::max(lo / 2, hi * 1e-6);
+  }
+}
+
+std::string point_weights(const nlohmann::json& layer) {
+  const std::string f = get_string(layer, "weight_format", "int");
+  return f == "int" ? "int" + get_string(layer, "weight_bits") : f;
+}
+
+}  // namespace
+
+std::string robustness_section(const std::vector<StudyOutput>& results, ColorMap& colors) {
+  if (results.empty()) return "";
+  std::vector<std::string> labels;
+  for (const auto& r : results) {
+    std::string l = robustness_label(r);
+    // Two results of the same model (other seeds or splits) stay apart: the file name is added.
+    if (std::find(labels.begin(), labels.end(), l) != labels.end()) l += " (" + r.name + ")";
+    labels.push_back(l);
+  }
+  std::ostringstream s;
+  s << "<section id=\"robustness\">\n<h2>Robustness under corruptions</h2>\n";
+  Table t({"model", "evaluated", "split, images, seed", "clean accuracy", "clean ECE", "mean corruption accuracy",
+           "mean corruption ECE", "worst corruption (mean over severities)"});
+  std::vector<std::string> corruption_order;
+  // corruption -> label -> severity -> accuracy (%)
+  std::map<std::string, std::map<std::string, std::map<int, double>>> acc;
+  std::map<std::string, std::map<int, std::pair<double, int>>> mean_by_severity;  // label -> severity -> (sum, n)
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& j = results[i].data;
+    const nlohmann::json clean = j.value("clean", nlohmann::json::object());
+    std::map<std::string, std::pair<double, int>> per_corruption;
+    for (const auto& sh : j.value("shifted", nlohmann::json::array())) {
+      const std::string c = get_string(sh, "corruption");
+      const int sev = sh.value("severity", 0);
+      const double a = get_number(sh, "accuracy");
+      if (std::find(corruption_order.begin(), corruption_order.end(), c) == corruption_order.end())
+        corruption_order.push_back(c);
+      acc[c][labels[i]][sev] = 100.0 * a;
+      per_corruption[c].first += a, per_corruption[c].second += 1;
+      mean_by_severity[labels[i]][sev].first += 100.0 * a, mean_by_severity[labels[i]][sev].second += 1;
+    }
+    std::string worst = "-";
+    double worst_acc = INFINITY;
+    for (const auto& [c, sum] : per_corruption)
+      if (sum.first / sum.second < worst_acc) worst_acc = sum.first / sum.second, worst = c + " " + percent(worst_acc);
+    const std::string engine = j.contains("model_file") ? "integer runtime (" + get_string(j, "isa", "?") + ")" : "checkpoint";
+    t.row({labels[i], engine,
+           get_string(j, "split", "?") + ", " + whole(get_number(clean, "count")) + ", " +
+               get_string(j, "seed", "?"),
+           percent(get_number(clean, "accuracy")), fixed(get_number(clean, "ece"), 4),
+           percent(get_number(j, "mean_corruption_accuracy")), fixed(get_number(j, "mean_corruption_ece"), 4), worst},
+          colors.color(labels[i]));
+  }
+  s << t.html();
+  s << "<p class=\"note\">ECE: expected calibration error over 15 confidence bins (0 is perfectly calibrated). The mean "
+       "corruption figures average every (corruption, severity) pair. Severity 0 in the plots is the clean split.</p>\n";
+  // Severity 0 of every curve is the model's clean accuracy.
+  auto with_clean = [&](PlotSeries& p, size_t i) {
+    const double a = get_number(results[i].data.value("clean", nlohmann::json::object()), "accuracy");
+    if (std::isfinite(a)) p.x.insert(p.x.begin(), 0.0), p.y.insert(p.y.begin(), 100.0 * a);
+  };
+  std::vector<PlotSeries> mean;
+  for (size_t i = 0; i < results.size(); ++i) {
+    PlotSeries p;
+    p.label = labels[i];
+    p.color = colors.color(labels[i]);
+    for (const auto& [sev, sum] : mean_by_severity[labels[i]]) p.x.push_back(sev), p.y.push_back(sum.first / sum.second);
+    with_clean(p, i);
+    if (!p.x.empty()) mean.push_back(p);
+  }
+  if (!mean.empty()) {
+    PlotOptions o = page_plot();
+    o.markers = true;
+    o.title = "Accuracy against severity, mean over corruptions";
+    o.x_label = "severity (0 = clean)";
+    o.integer_x = true;
+    o.y_label = "top-1 accuracy (%)";
+    s << figure("fig-robustness-mean", line_plot_svg(mean, o),
+                "Accuracy of each model at each severity, averaged over the corruptions; one colour per model, the "
+                "same as in the runs table.");
+  }
+  for (const auto& c : corruption_order) {
+    std::vector<PlotSeries> series;
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto it = acc[c].find(labels[i]);
+      if (it == acc[c].end()) continue;
+      PlotSeries p;
+      p.label = labels[i];
+      p.color = colors.color(labels[i]);
+      for (const auto& [sev, a] : it->second) p.x.push_back(sev), p.y.push_back(a);
+      with_clean(p, i);
+      series.push_back(p);
+    }
+    PlotOptions o = small_plot();
+    o.title = c;
+    o.x_label = "severity (0 = clean)";
+    o.integer_x = true;
+    o.y_label = "accuracy (%)";
+    s << figure("fig-robustness-" + id_part(c), line_plot_svg(series, o), c + ": accuracy against severity.");
+  }
+  s << "</section>\n";
+  return s.str();
+}
+
+std::string sensitivity_section(const std::vector<StudyOutput>& results, ColorMap& colors) {
+  if (results.empty()) return "";
+  std::ostringstream s;
+  s << "<section id=\"sensitivity\">\n<h2>Per-layer sensitivity</h2>\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& j = results[i].data;
+    const nlohmann::json layers = j.value("layers", nlohmann::json::array());
+    // One series per weight setting (int4, ternary, ...) and per activation width, in file order.
+    std::vector<std::string> order;
+    std::map<std::string, PlotSeries> series;
+    std::map<std::string, std::map<size_t, double>> delta;  // setting -> layer -> delta loss
+    auto add = [&](const std::string& key, size_t layer, double d, bool dashed) {
+      if (!series.count(key)) {
+        order.push_back(key);
+        PlotSeries p;
+        p.label = key;
+        p.color = colors.color(key);
+        p.dashed = dashed;
+        series[key] = p;
+      }
+      series[key].x.push_back(static_cast<double>(layer + 1));
+      series[key].y.push_back(d);
+      delta[key][layer] = d;
+    };
+    PlotSeries trace;
+    trace.label = "Hessian trace";
+    trace.color = colors.color("Hessian trace");
+    trace.bars = true;
+    for (size_t k = 0; k < layers.size(); ++k) {
+      for (const auto& w : layers[k].value("weights", nlohmann::json::array())) {
+        const std::string f = get_string(w, "format", "int");
+        add("W " + (f == "int" ? "int" + get_string(w, "bits") : f), k, get_number(w, "delta_loss"), false);
+      }
+      for (const auto& a : layers[k].value("activations", nlohmann::json::array()))
+        add("A" + get_string(a, "bits"), k, get_number(a, "delta_loss"), true);
+      const double tr = get_number(layers[k], "hessian_trace");
+      if (std::isfinite(tr)) trace.x.push_back(static_cast<double>(k + 1)), trace.y.push_back(tr);
+    }
+    s << "<h3>" << esc(results[i].name) << ": " << esc(get_string(j, "model", "?")) << ", "
+      << esc(get_string(j, "method", "?")) << " quantization of one layer at a time, FP loss "
+      << fixed(get_number(j, "fp_loss"), 4) << ", FP accuracy " << percent(get_number(j, "fp_accuracy")) << "</h3>\n";
+    std::vector<std::string> header = {"#", "layer", "parameters", "MACs", "Hessian trace"};
+    for (const auto& k : order) header.push_back("Δloss " + k);
+    Table t(header);
+    for (size_t k = 0; k < layers.size(); ++k) {
+      std::vector<std::string> row = {std::to_string(k + 1), get_string(layers[k], "name"),
+                                      whole(get_number(layers[k], "params")),
+                                      whole(get_number(layers[k], "macs")),
+                                      text(layers[k].value("hessian_trace", nlohmann::json()))};
+      for (const auto& key : order) {
+        const auto it = delta[key].find(k);
+        row.push_back(it == delta[key].end() ? "-" : fixed(it->second, 5));
+      }
+      t.row(row);
+    }
+    s << t.html();
+    std::vector<PlotSeries> plotted;
+    for (const auto& k : order) plotted.push_back(series[k]);
+    if (!plotted.empty()) {
+      PlotOptions o = page_plot();
+      o.markers = true;
+      o.title = "Loss increase when one layer is quantized";
+      o.x_label = "layer (# in the table)";
+      o.integer_x = true;
+      o.y_label = "loss increase (nats)";
+      choose_log_axis(plotted, o);
+      s << figure("fig-sensitivity-loss-" + std::to_string(i), line_plot_svg(plotted, o),
+                  results[i].name + ": validation loss increase over FP when only that layer's weights (solid) or "
+                                    "input activations (dashed) are quantized" +
+                      (o.log_y ? "; log axis, increases of zero or below are drawn at its floor." : "."));
+    }
+    if (!trace.x.empty()) {
+      PlotOptions o = page_plot();
+      o.title = "Hessian trace per layer";
+      o.x_label = "layer (# in the table)";
+      o.y_label = "trace of the layer's Hessian block";
+      choose_log_axis({trace}, o);
+      s << figure("fig-sensitivity-hessian-" + std::to_string(i), line_plot_svg({trace}, o),
+                  results[i].name + ": Hutchinson estimate of the trace of each layer's Hessian block (curvature "
+                                    "the layer's quantization noise meets).");
+    }
+  }
+  s << "</section>\n";
+  return s.str();
+}
+
+std::string mixed_precision_section(const std::vector<StudyOutput>& results, ColorMap& colors) {
+  if (results.empty()) return "";
+  std::ostringstream s;
+  s << "<section id=\"mixed-precision\">\n<h2>Mixed precision</h2>\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& j = results[i].data;
+    const nlohmann::json budget = j.value("budget", nlohmann::json::object());
+    const nlohmann::json choice = j.value("choice", nlohmann::json::object());
+    const nlohmann::json front = j.value("front", nlohmann::json::array());
+    const nlohmann::json uniform = j.value("uniform", nlohmann::json::array());
+    s << "<h3>" << esc(results[i].name) << ": from " << esc(get_string(j, "from", "?")) << ", budget "
+      << esc(get_string(budget, "value", "?")) << " " << esc(get_string(budget, "kind", "?")) << "</h3>\n";
+    // Points: the choice, then the uniform settings it competes with.
+    Table t({"configuration", "bytes", "bits per parameter", "BOPs", "latency", "predicted loss increase"});
+    auto point_row = [&](const nlohmann::json& p, const std::string& what, const std::string& swatch) {
+      const double lat = get_number(p, "latency_ms");
+      t.row({what, whole(get_number(p, "bytes")), fixed(get_number(p, "bits_per_param"), 3),
+             whole(get_number(p, "bops")), std::isfinite(lat) ? fixed(lat, 3) + " ms" : "-",
+             fixed(get_number(p, "predicted_delta_loss"), 5)},
+            swatch);
+    };
+    point_row(choice, "choice: " + get_string(choice, "label", "-"), colors.color("choice"));
+    for (const auto& u : uniform) point_row(u, "uniform " + get_string(u, "label", "-"), colors.color("uniform"));
+    s << t.html();
+
+    PlotSeries f, u, c;
+    f.label = "front (" + std::to_string(front.size()) + " points)";
+    f.color = colors.color("front");
+    f.marker_radius = 2;
+    u.label = "uniform";
+    u.color = colors.color("uniform");
+    u.line = false;
+    u.marker_radius = 4;
+    c.label = "choice";
+    c.color = colors.color("choice");
+    c.line = false;
+    c.marker_radius = 7;
+    std::vector<std::pair<double, double>> fp;
+    for (const auto& p : front) fp.push_back({get_number(p, "bits_per_param"), get_number(p, "predicted_delta_loss")});
+    std::sort(fp.begin(), fp.end());
+    for (const auto& [x, y] : fp) f.x.push_back(x), f.y.push_back(y);
+    for (const auto& p : uniform) add_point(u, p);
+    add_point(c, choice);
+    std::vector<PlotSeries> plotted;
+    for (auto* p : {&f, &u, &c})
+      if (!p->x.empty()) plotted.push_back(*p);
+    PlotOptions o = page_plot();
+    o.title = "Predicted loss increase against size";
+    o.x_label = "weight bits per parameter";
+    o.y_label = "predicted loss increase (nats)";
+    choose_log_axis(plotted, o);
+    s << figure("fig-mixed-front-" + std::to_string(i), line_plot_svg(plotted, o),
+                results[i].name + ": the searched front (line), the uniform settings (dots, named in the table) and "
+                                  "the chosen allocation (large dot); the predicted increase is the sum of per-layer "
+                                  "sensitivities." + (o.log_y ? " Log axis." : ""));
+    // Measured accuracy after QAT of some front points, if the search ran it.
+    const nlohmann::json qat = j.value("pareto_qat", nlohmann::json::array());
+    if (!qat.empty()) {
+      PlotSeries q;
+      q.label = "QAT of front points";
+      q.color = colors.color("front");
+      std::vector<std::pair<double, double>> qp;
+      for (const auto& m : qat) {
+        const int64_t k = m.value("point", int64_t{0});
+        qp.push_back({get_number(front[static_cast<size_t>(k)], "bits_per_param"), 100.0 * get_number(m, "accuracy")});
+      }
+      std::sort(qp.begin(), qp.end());
+      for (const auto& [x, y] : qp) q.x.push_back(x), q.y.push_back(y);
+      PlotOptions oq = page_plot();
+      oq.markers = true;
+      oq.title = "Measured accuracy of front points after QAT";
+      oq.x_label = "weight bits per parameter";
+      oq.y_label = "top-1 accuracy (%)";
+      s << figure("fig-mixed-qat-" + std::to_string(i), line_plot_svg({q}, oq),
+                  results[i].name + ": accuracy measured after quantization-aware training of " +
+                      std::to_string(qat.size()) + " front points.");
+    }
+    // The chosen allocation, layer by layer.
+    const nlohmann::json layers = j.value("layers", nlohmann::json::array());
+    const nlohmann::json alloc = choice.value("layers", nlohmann::json::array());
+    Table a({"#", "layer", "parameters", "MACs", "weights", "activation bits"});
+    PlotSeries wb, ab;
+    wb.label = "weight bits";
+    wb.color = colors.color("weight bits");
+    wb.bars = true;
+    ab.label = "activation bits";
+    ab.color = colors.color("activation bits");
+    ab.bars = true;
+    for (size_t k = 0; k < alloc.size(); ++k) {
+      const std::string name = get_string(alloc[k], "name");
+      nlohmann::json info;
+      for (const auto& l : layers)
+        if (get_string(l, "name") == name) info = l;
+      a.row({std::to_string(k + 1), name, whole(get_number(info, "params")),
+             whole(get_number(info, "macs")), point_weights(alloc[k]),
+             get_string(alloc[k], "act_bits")});
+      wb.x.push_back(static_cast<double>(k + 1)), wb.y.push_back(get_number(alloc[k], "weight_bits"));
+      ab.x.push_back(static_cast<double>(k + 1)), ab.y.push_back(get_number(alloc[k], "act_bits"));
+    }
+    if (!alloc.empty()) {
+      PlotOptions ob = page_plot();
+      ob.title = "Bit allocation of the choice";
+      ob.x_label = "layer (# in the table)";
+      ob.y_label = "bits";
+      s << figure("fig-mixed-bits-" + std::to_string(i), line_plot_svg({wb, ab}, ob),
+                  results[i].name + ": weight and activation bits of each layer in the chosen configuration.");
+      s << "<details><summary>" << esc(results[i].name) << ": allocation per layer</summary>\n" << a.html()
+        << "</details>\n";
+    }
+  }
+  s << "</section>\n";
+  return s.str();
+}
+
+std::string profile_section(const std::vector<StudyOutput>& results, ColorMap& colors) {
+  if (results.empty()) return "";
+  std::ostringstream s;
+  s << "<section id=\"latency\">\n<h2>Latency per layer (integer runtime)</h2>\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& j = results[i].data;
+    const nlohmann::json batches = j.value("profile", nlohmann::json::array());
+    s << "<h3>" << esc(results[i].name) << ": " << esc(get_string(j, "model", "?")) << ", "
+      << esc(get_string(j, "threads", "?")) << " thread(s), kernels " << esc(get_string(j, "isa", "?")) << "</h3>\n";
+    // Rows: the ops of the first batch size (the graph is the same for each); columns: batch sizes.
+    std::vector<std::string> header = {"#", "node", "kind", "kernel"};
+    std::vector<PlotSeries> bars;
+    for (const auto& b : batches) {
+      header.push_back("ms, batch " + get_string(b, "batch"));
+      PlotSeries p;
+      p.label = "batch " + get_string(b, "batch");
+      p.color = colors.color(p.label);
+      p.bars = true;
+      const nlohmann::json ops = b.value("ops", nlohmann::json::array());
+      for (size_t k = 0; k < ops.size(); ++k) p.x.push_back(static_cast<double>(k + 1)), p.y.push_back(get_number(ops[k], "ms"));
+      bars.push_back(p);
+    }
+    Table t(header);
+    const nlohmann::json first = batches.empty() ? nlohmann::json::array() : batches[0].value("ops", nlohmann::json::array());
+    for (size_t k = 0; k < first.size(); ++k) {
+      std::vector<std::string> row = {std::to_string(k + 1), get_string(first[k], "node"), get_string(first[k], "kind"),
+                                      get_string(first[k], "kernel")};
+      for (const auto& b : batches) {
+        const nlohmann::json ops = b.value("ops", nlohmann::json::array());
+        row.push_back(k < ops.size() ? fixed(get_number(ops[k], "ms"), 4) : "-");
+      }
+      t.row(row);
+    }
+    std::vector<std::string> total = {"", "total", "", ""};
+    for (const auto& b : batches) total.push_back(fixed(get_number(b, "total_ms"), 4));
+    t.row(total);
+    s << t.html();
+    bars.erase(std::remove_if(bars.begin(), bars.end(), [](const PlotSeries& p) { return p.x.empty(); }), bars.end());
+    if (!bars.empty()) {
+      PlotOptions o = page_plot();
+      o.title = "Time per layer";
+      o.x_label = "layer (# in the table)";
+      o.y_label = "time per call (ms)";
+      s << figure("fig-latency-" + std::to_string(i), line_plot_svg(bars, o),
+                  results[i].name + ": time of each op of the integer graph per call, one bar per batch size.");
+    }
   }
   s << "</section>\n";
   return s.str();

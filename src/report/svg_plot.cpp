@@ -107,6 +107,29 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
     ymin = std::min(ymin, r.y);
     ymax = std::max(ymax, r.y);
   }
+  // Bars: the series with bars share each x slot side by side; the slot is 80% of the smallest
+  // gap between distinct x values (1 when there is a single x).
+  std::vector<const PlotSeries*> bar_series;
+  std::vector<double> bar_x;
+  for (const auto& ser : series)
+    if (ser.bars) {
+      bar_series.push_back(&ser);
+      for (double x : ser.x)
+        if (std::isfinite(x)) bar_x.push_back(x);
+    }
+  std::sort(bar_x.begin(), bar_x.end());
+  double gap = std::numeric_limits<double>::infinity();
+  for (size_t i = 1; i < bar_x.size(); ++i)
+    if (bar_x[i] > bar_x[i - 1]) gap = std::min(gap, bar_x[i] - bar_x[i - 1]);
+  if (!std::isfinite(gap)) gap = 1.0;
+  if (!bar_series.empty()) {
+    // Room for the outermost bars, and bars start at 0 on a linear axis.
+    xmin -= 0.5 * gap;
+    xmax += 0.5 * gap;
+    if (!o.log_y) ymin = std::min(ymin, 0.0), ymax = std::max(ymax, 0.0);
+    // Headroom above the tallest bar for the legend box, which would otherwise hide its top.
+    ymax = o.log_y ? ymax * 3.0 : ymax + 0.15 * (ymax - ymin);
+  }
   if (xmax == xmin) {
     xmin -= 0.5;
     xmax += 0.5;
@@ -143,7 +166,9 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
   s << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   s << "<text x=\"" << o.width / 2.0 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << xml_escape(o.title) << "</text>\n";
   // Grid and ticks.
+  const bool integer_x = o.integer_x || !bar_series.empty();
   for (double t : nice_ticks(xmin, xmax)) {
+    if (integer_x && t != std::round(t)) continue;
     s << "<line x1=\"" << px(t) << "\" y1=\"" << top << "\" x2=\"" << px(t) << "\" y2=\"" << top + ph
       << "\" stroke=\"#e5e5e5\"/>\n";
     s << "<text x=\"" << px(t) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << fmt(t) << "</text>\n";
@@ -174,20 +199,37 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
     s << "<text x=\"" << left + 6 << "\" y=\"" << py(r.y) - 4 << "\" fill=\"" << r.color << "\">" << xml_escape(r.label)
       << "</text>\n";
   }
+  const double slot = 0.8 * gap * pw / (xmax - xmin);
+  const double bar_w = bar_series.empty() ? 0.0 : slot / static_cast<double>(bar_series.size());
+  const double base_y = py(o.log_y ? std::pow(10.0, ylo) : std::min(std::max(0.0, ylo), yhi));
   // Series.
   for (const auto& ser : series) {
-    const auto idx = thinned_indices(ser.y, o.max_points);
-    s << "<polyline fill=\"none\" stroke=\"" << ser.color << "\" stroke-width=\"1.6\""
-      << (ser.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
-    for (size_t i : idx) {
-      if (!std::isfinite(ser.x[i]) || !std::isfinite(ser.y[i])) continue;
-      s << px(ser.x[i]) << "," << py(ser.y[i]) << " ";
+    const auto idx = ser.bars ? std::vector<size_t>() : thinned_indices(ser.y, o.max_points);
+    if (ser.bars) {
+      const size_t k = static_cast<size_t>(std::find(bar_series.begin(), bar_series.end(), &ser) - bar_series.begin());
+      for (size_t i = 0; i < ser.x.size(); ++i) {
+        if (!std::isfinite(ser.x[i]) || !std::isfinite(ser.y[i])) continue;
+        const double x0 = px(ser.x[i]) - slot / 2 + bar_w * static_cast<double>(k), y1 = py(ser.y[i]);
+        s << "<rect x=\"" << x0 << "\" y=\"" << std::min(y1, base_y) << "\" width=\"" << std::max(0.5, bar_w - 1)
+          << "\" height=\"" << std::abs(base_y - y1) << "\" fill=\"" << ser.color << "\"/>\n";
+      }
+      continue;
     }
-    s << "\"/>\n";
-    if (o.markers) {
+    if (ser.line) {
+      s << "<polyline fill=\"none\" stroke=\"" << ser.color << "\" stroke-width=\"1.6\""
+        << (ser.dashed ? " stroke-dasharray=\"6,4\"" : "") << " points=\"";
       for (size_t i : idx) {
         if (!std::isfinite(ser.x[i]) || !std::isfinite(ser.y[i])) continue;
-        s << "<circle cx=\"" << px(ser.x[i]) << "\" cy=\"" << py(ser.y[i]) << "\" r=\"3\" fill=\"" << ser.color << "\"/>\n";
+        s << px(ser.x[i]) << "," << py(ser.y[i]) << " ";
+      }
+      s << "\"/>\n";
+    }
+    const double r = ser.marker_radius > 0 ? ser.marker_radius : (o.markers || !ser.line ? 3.0 : 0.0);
+    if (r > 0) {
+      for (size_t i : idx) {
+        if (!std::isfinite(ser.x[i]) || !std::isfinite(ser.y[i])) continue;
+        s << "<circle cx=\"" << px(ser.x[i]) << "\" cy=\"" << py(ser.y[i]) << "\" r=\"" << r << "\" fill=\""
+          << ser.color << "\"/>\n";
       }
     }
   }
@@ -206,8 +248,14 @@ std::string line_plot_svg(const std::vector<PlotSeries>& series, const PlotOptio
     double ly = top + 18;
     for (const auto& ser : series) {
       if (ser.label.empty()) continue;
-      s << "<line x1=\"" << lx << "\" y1=\"" << ly - 4 << "\" x2=\"" << lx + 24 << "\" y2=\"" << ly - 4 << "\" stroke=\""
-        << ser.color << "\" stroke-width=\"2\"" << (ser.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>\n";
+      if (ser.bars)
+        s << "<rect x=\"" << lx + 6 << "\" y=\"" << ly - 10 << "\" width=\"12\" height=\"10\" fill=\"" << ser.color << "\"/>\n";
+      else if (!ser.line)
+        s << "<circle cx=\"" << lx + 12 << "\" cy=\"" << ly - 4 << "\" r=\""
+          << (ser.marker_radius > 0 ? ser.marker_radius : 3.0) << "\" fill=\"" << ser.color << "\"/>\n";
+      else
+        s << "<line x1=\"" << lx << "\" y1=\"" << ly - 4 << "\" x2=\"" << lx + 24 << "\" y2=\"" << ly - 4 << "\" stroke=\""
+          << ser.color << "\" stroke-width=\"2\"" << (ser.dashed ? " stroke-dasharray=\"6,4\"" : "") << "/>\n";
       s << "<text x=\"" << lx + 30 << "\" y=\"" << ly << "\">" << xml_escape(ser.label) << "</text>\n";
       ly += 16;
     }

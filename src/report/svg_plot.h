@@ -13,6 +13,10 @@ struct PlotSeries {
   std::vector<double> x, y;
   std::string color = "#1f77b4";
   bool dashed = false;
+  bool line = true;            // false: points only (e.g. single configurations beside a front)
+  double marker_radius = 0.0;  // > 0: a dot of this radius at every point, whatever PlotOptions::markers
+  bool bars = false;           // a bar from the axis (0, or the floor of a log axis) to each y; several
+                               // bar series share each x slot side by side (per-layer values)
 };
 
 // A horizontal line across the plot (e.g. the FP32 accuracy a quantized model is compared with).
@@ -30,6 +34,7 @@ struct PlotOptions {
   bool log_y = false;     // log10 axis; values <= 0 (or below y_floor) are drawn at the floor
   double y_floor = 0.0;   // log axis lower bound (0: from the data, at most 8 decades below the top)
   bool markers = false;   // a dot at every point (curves of a few epochs are otherwise unreadable)
+  bool integer_x = false; // x ticks only at whole numbers (layer index, severity); on with bars
   std::vector<ReferenceLine> reference_lines;
   // Series longer than this are thinned to the minimum and maximum of equal x buckets, which keeps
   // spikes visible and the file small (a WinQ study has thousands of steps per curve).

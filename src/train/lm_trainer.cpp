@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "report/run_provenance.h"
 #include "base/error.h"
 #include "train/checkpoint.h"
 
@@ -174,7 +175,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   std::string metrics;
   std::filesystem::create_directories(config.out_dir);
   metrics = metrics_up_to_step(metrics_file, step);
-  write_file_atomically(config.out_dir + "/config.json", to_json(config).dump(2) + "\n");
+  write_file_atomically(config.out_dir + "/config.json", with_provenance(to_json(config)).dump(2) + "\n");
   int64_t n_params = 0;
   for (const auto& p : net->parameters()) n_params += p.numel();
   *log << "gpt-tiny: " << n_params << " parameters (" << lm.model.layers << " layers, width " << lm.model.width

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "base/atomic_file.h"
+#include "report/run_provenance.h"
 #include "base/error.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
@@ -301,7 +302,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
   if (write_files) {
     std::filesystem::create_directories(config_.out_dir);
     metrics = metrics_up_to(metrics_path(config_), epoch_);
-    write_file_atomically(config_.out_dir + "/config.json", to_json(config_).dump(2) + "\n");
+    write_file_atomically(config_.out_dir + "/config.json", with_provenance(to_json(config_)).dump(2) + "\n");
   }
 
   TrainResult result;

@@ -66,6 +66,15 @@ LM=(--model gpt-tiny --text "$TMP/text.txt" --layers 2 --width 32 --heads 4 --co
 grep -q "bits/byte" "$TMP/lm.log" || fail "gpt-tiny log lacks bits/byte: $(cat "$TMP/lm.log")"
 [[ $(wc -l <"$TMP/lm/metrics.jsonl") -eq 2 ]] || fail "gpt-tiny metrics.jsonl: $(cat "$TMP/lm/metrics.jsonl")"
 grep -q '"val_bits_per_byte"' "$TMP/lm/metrics.jsonl" || fail "metrics.jsonl lacks val_bits_per_byte"
+# The run records its command line (shell-quoted) and machine in config.json.
+python3 - "$TMP/lm/config.json" "$LOWBIT" <<'PY' || fail "gpt-tiny run provenance: $(cat "$TMP/lm/config.json")"
+import json, shlex, sys
+p = json.load(open(sys.argv[1]))["provenance"]
+assert shlex.split(p["command"])[0] == sys.argv[2] and shlex.split(p["command"])[1] == "train", p
+assert "--eval-interval" in p["argv"] and p["argv"][p["argv"].index("--eval-interval") + 1] == "10", p
+assert p["logical_cores"] >= 1 and p["isa"] and p["os"] and p["host"] is not None, p
+assert p["date_utc"].endswith("Z") and p["cpu"] is not None, p
+PY
 "$LOWBIT" eval --checkpoint "$TMP/lm" --json >"$TMP/lm_eval.json" || fail "gpt-tiny eval failed"
 grep -q '"bits_per_byte":' "$TMP/lm_eval.json" && grep -q '"perplexity":' "$TMP/lm_eval.json" \
   && grep -q '"step":20' "$TMP/lm_eval.json" || fail "gpt-tiny eval --json: $(cat "$TMP/lm_eval.json")"
@@ -76,6 +85,7 @@ grep -q '"bits_per_byte":' "$TMP/lm_eval.json" && grep -q '"perplexity":' "$TMP/
   || { cat "$TMP/lmq.log" >&2; fail "gpt-tiny qat failed"; }
 grep -q '"head"' "$TMP/lmq/config.json" || fail "gpt-tiny QAT config lacks the float head override"
 grep -q '"weight_granularity": "group"' "$TMP/lmq/config.json" || fail "--group-size alone did not select group scales"
+grep -q '"command": ".* qat --from .*--group-size 32' "$TMP/lmq/config.json" || fail "QAT run lacks its command line"
 "$LOWBIT" eval --checkpoint "$TMP/lmq" --json | grep -q '"quantized":true' || fail "gpt-tiny QAT eval"
 # gpt-tiny on the integer runtime: convert -> inspect -> generate -> bench, and clear errors.
 "$LOWBIT" convert --checkpoint "$TMP/lmq" --out "$TMP/lm.lbq" >"$TMP/lmc.log" || fail "gpt-tiny convert failed"
@@ -111,6 +121,7 @@ grep -q "lm_cut.lbq" "$TMP/err" || fail "truncated model message: $(cat "$TMP/er
   --out "$TMP/lmp" >"$TMP/lmp.out" 2>"$TMP/lmp.log" || { cat "$TMP/lmp.log" >&2; fail "gpt-tiny ptq failed"; }
 grep -q "validation bits/byte: FP32" "$TMP/lmp.out" || fail "gpt-tiny ptq output: $(cat "$TMP/lmp.out")"
 grep -q '"calib_seed"' "$TMP/lmp/ptq.json" && grep -q '"ptq_val_bits_per_byte"' "$TMP/lmp/ptq.json" || fail "gpt-tiny ptq.json"
+grep -q '"command": ".* ptq --from .*--method gptq' "$TMP/lmp/config.json" || fail "PTQ run lacks its command line"
 "$LOWBIT" eval --checkpoint "$TMP/lmp" --json | grep -q '"quantized":true' || fail "gpt-tiny PTQ eval"
 expect_exit 1 "$LOWBIT" train --model gpt-tiny --patch 4 --steps 2 --out "$TMP/lm_patch"
 grep -q "vit-tiny flag" "$TMP/err" || fail "--patch for gpt-tiny: $(cat "$TMP/err")"
@@ -227,9 +238,19 @@ PY
       | sed -n 's/^image [0-9]*: class \([0-9]*\).*/\1/p' >"$TMP/lowbit.txt"
     cmp -s "$TMP/ort.txt" "$TMP/lowbit.txt" || fail "ONNX Runtime and lowbit predictions differ on the first 50 images"
   fi
-  # The report of the runs above (run folders, the .lbq, the WinQ study): one page, each figure.
-  "$LOWBIT" report "$TMP/run" "$TMP/q" "$TMP/q.lbq" "$TMP/sw" --out "$TMP/report.html" >/dev/null || fail "report failed"
-  for id in fig-loss fig-accuracy deployment fig-winq-w1-0; do
+  # Robustness of the integer model, written for the report; --out goes with --shift only.
+  "$LOWBIT" eval --model "$TMP/q.lbq" --shift gaussian_noise,rotate --severity 1,3 --limit 100 --data "$DATA" \
+    --out "$TMP/robust.json" >"$TMP/robust.out" || fail "eval --shift --out failed"
+  grep -q '"analysis": "robustness"' "$TMP/robust.json" && grep -q '"mean_corruption_ece"' "$TMP/robust.json" \
+    || fail "eval --shift --out: $(cat "$TMP/robust.json")"
+  grep -q "gaussian_noise" "$TMP/robust.out" || fail "eval --shift --out no longer prints the table"
+  expect_exit 1 "$LOWBIT" eval --model "$TMP/q.lbq" --data "$DATA" --out "$TMP/plain.json"
+  grep -q -- "--shift" "$TMP/err" || fail "eval --out without --shift: $(cat "$TMP/err")"
+  # The report of the runs above (run folders, the .lbq, the WinQ study, robustness): one page, each figure.
+  "$LOWBIT" report "$TMP/run" "$TMP/q" "$TMP/q.lbq" "$TMP/sw" "$TMP/robust.json" --out "$TMP/report.html" >/dev/null \
+    || fail "report failed"
+  grep -q "Command and machine" "$TMP/report.html" || fail "report lacks the runs' command and machine"
+  for id in fig-loss fig-accuracy deployment fig-winq-w1-0 fig-robustness-mean fig-robustness-rotate; do
     grep -q "id=\"$id\"" "$TMP/report.html" || fail "report lacks $id"
   done
   expect_exit 1 "$LOWBIT" report "$TMP/no-such-run" --out "$TMP/r2.html"

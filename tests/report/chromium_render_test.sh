@@ -20,10 +20,57 @@ if [[ -z "$BROWSER" ]]; then
 fi
 
 rm -rf "$W"
-mkdir -p "$W/runs/cnn-fp32" "$W/runs/cnn-w4a4" "$W/study" "$W/hess"
+mkdir -p "$W/runs/cnn-fp32" "$W/runs/cnn-w4a4" "$W/runs/gpt" "$W/study" "$W/hess" "$W/mixed"
 # Synthetic outputs in the formats lowbit writes (a real training run would take minutes).
 cat > "$W/runs/cnn-fp32/config.json" <<'JSON'
-{"model": "cnn", "epochs": 3, "batch_size": 128, "optimizer": "adamw", "lr": 0.001, "data_dir": ""}
+{"model": "cnn", "epochs": 3, "batch_size": 128, "optimizer": "adamw", "lr": 0.001, "data_dir": "",
+ "provenance": {"command": "lowbit train --model cnn --epochs 3 --out runs/cnn-fp32", "host": "ci-1",
+                "cpu": "AMD EPYC", "logical_cores": 2, "isa": "avx2", "os": "Linux 6.1 x86_64",
+                "date_utc": "2026-12-01T20:00:00Z"}}
+JSON
+cat > "$W/runs/gpt/config.json" <<'JSON'
+{"model": "gpt-tiny", "epochs": 1, "batch_size": 8, "optimizer": "adamw", "lr": 0.001, "lm": {"layers": 2, "width": 32}}
+JSON
+cat > "$W/runs/gpt/metrics.jsonl" <<'JSON'
+{"epoch":1,"step":10,"train_loss":3.0,"train_bits_per_byte":4.33,"train_acc":0.2,"val_loss":2.9,"val_bits_per_byte":4.18,"val_acc":0.22,"seconds":1.0}
+{"epoch":1,"step":20,"train_loss":2.2,"train_bits_per_byte":3.17,"train_acc":0.35,"val_loss":2.3,"val_bits_per_byte":3.32,"val_acc":0.33,"seconds":1.0}
+JSON
+cat > "$W/robust.json" <<'JSON'
+{"analysis":"robustness","checkpoint":"runs/cnn-fp32/checkpoint.pt","model":"cnn","split":"test","seed":0,
+ "clean":{"corruption":"clean","severity":0,"count":1000,"accuracy":0.90,"loss":0.3,"ece":0.02},
+ "mean_corruption_accuracy":0.7,"mean_corruption_ece":0.08,"shifted":[
+ {"corruption":"gaussian_noise","severity":1,"count":1000,"accuracy":0.85,"loss":0.4,"ece":0.04},
+ {"corruption":"gaussian_noise","severity":3,"count":1000,"accuracy":0.60,"loss":1.1,"ece":0.12},
+ {"corruption":"rotate","severity":1,"count":1000,"accuracy":0.80,"loss":0.6,"ece":0.05},
+ {"corruption":"rotate","severity":3,"count":1000,"accuracy":0.55,"loss":1.4,"ece":0.11}]}
+JSON
+cat > "$W/mixed/sensitivity.json" <<'JSON'
+{"analysis":"sensitivity","checkpoint":"runs/cnn-fp32","model":"cnn","method":"rtn","fp_loss":0.27,"fp_accuracy":0.904,
+ "layers":[{"name":"conv1","params":320,"macs":250000,"hessian_trace":12.0,
+            "weights":[{"format":"int","bits":4,"loss":0.28,"delta_loss":0.01,"accuracy":0.9},
+                       {"format":"ternary","bits":2,"loss":0.6,"delta_loss":0.33,"accuracy":0.7}],
+            "activations":[{"bits":4,"loss":0.29,"delta_loss":0.02,"accuracy":0.9}]},
+           {"name":"fc1","params":40000,"macs":40000,"hessian_trace":3.0,
+            "weights":[{"format":"int","bits":4,"loss":0.271,"delta_loss":0.001,"accuracy":0.904},
+                       {"format":"ternary","bits":2,"loss":0.3,"delta_loss":0.03,"accuracy":0.89}],
+            "activations":[{"bits":4,"loss":0.275,"delta_loss":0.005,"accuracy":0.9}]}]}
+JSON
+point() {  # label bits_per_param delta weight_bits
+  echo "{\"label\":\"$1\",\"bytes\":$(( ${2%.*} * 5000 )),\"bits_per_param\":$2,\"bops\":1e9,\"latency_ms\":0.2,\"predicted_delta_loss\":$3,
+   \"layers\":[{\"name\":\"conv1\",\"weight_format\":\"int\",\"weight_bits\":8,\"act_bits\":8},
+             {\"name\":\"fc1\",\"weight_format\":\"int\",\"weight_bits\":$4,\"act_bits\":4}]}"
+}
+cat > "$W/mixed/mixed_search.json" <<JSON
+{"analysis":"mixed-precision","from":"sensitivity.json","budget":{"kind":"bytes","value":20000},
+ "layers":[{"name":"conv1","params":320,"macs":250000},{"name":"fc1","params":40000,"macs":40000}],
+ "choice":$(point mixed 4.1 0.006 4),"uniform":[$(point W8A8 8 0.0005 8),$(point W4A4 4 0.04 4)],
+ "front":[$(point a 2.1 0.04 2),$(point b 4.1 0.006 4),$(point c 8.0 0.0005 8)],
+ "pareto_qat":[{"point":0,"accuracy":0.86,"loss":0.4},{"point":1,"accuracy":0.9,"loss":0.29}]}
+JSON
+cat > "$W/profile.json" <<'JSON'
+{"model":"cnn-w4a4.lbq","threads":1,"isa":"avx2","profile":[
+ {"batch":1,"ops":[{"index":0,"node":"conv1","kind":"conv2d","kernel":"s8_conv","ms":0.05},
+                   {"index":1,"node":"fc1","kind":"linear","kernel":"s8_gemm","ms":0.02}],"total_ms":0.07}]}
 JSON
 cat > "$W/runs/cnn-w4a4/config.json" <<'JSON'
 {"model": "cnn", "epochs": 2, "batch_size": 128, "optimizer": "adamw", "lr": 0.0005, "data_dir": "",
@@ -60,7 +107,8 @@ echo '{"model":"cnn","top_eigenvalue":8.0,"trace":30.0,"near_zero_fraction":0.7,
   for i in $(seq 0 60); do echo "$i,$(( (i % 10) + 1 ))e-3"; done
 } > "$W/hess/density.csv"
 
-"$LOWBIT" report "$W/runs" "$W/study" "$W/basin.json" "$W/hess" --out "$W/report.html"
+"$LOWBIT" report "$W/runs" "$W/study" "$W/basin.json" "$W/hess" "$W/robust.json" "$W/mixed" "$W/profile.json" \
+  --out "$W/report.html"
 
 # Chromium as root needs --no-sandbox; its own profile folder keeps it off the user's.
 run_browser() {
@@ -91,7 +139,10 @@ if (( colors < 16 )); then
 fi
 
 for id in runs training fig-loss fig-accuracy ptq-vs-qat fig-ptq-vs-qat-0 basin fig-basin-segment-0 \
-          fig-basin-qat-0 hessian fig-hessian-0; do
+          fig-basin-qat-0 hessian fig-hessian-0 language-models fig-lm-bits-per-byte fig-lm-accuracy \
+          robustness fig-robustness-mean fig-robustness-gaussian-noise fig-robustness-rotate \
+          sensitivity fig-sensitivity-loss-0 fig-sensitivity-hessian-0 mixed-precision fig-mixed-front-0 \
+          fig-mixed-qat-0 fig-mixed-bits-0 latency fig-latency-0; do
   if ! grep -q "id=\"$id\"" "$W/dom.html"; then
     echo "FAIL: figure or section '$id' missing from the rendered DOM"
     status=1
@@ -99,6 +150,6 @@ for id in runs training fig-loss fig-accuracy ptq-vs-qat fig-ptq-vs-qat-0 basin 
 done
 svgs=$(grep -o "<svg" "$W/dom.html" | wc -l)
 echo "rendered DOM: $svgs SVG figures"
-(( svgs == 6 )) || { echo "FAIL: expected 6 SVG figures, found $svgs"; status=1; }
+(( svgs == 17 )) || { echo "FAIL: expected 17 SVG figures, found $svgs"; status=1; }
 [[ $status -eq 0 ]] && echo "PASS: report renders in $("$BROWSER" --version 2>/dev/null | head -n 1)"
 exit $status

@@ -2,6 +2,7 @@
 // expected figures and tables, skips what is absent, and bad input fails with a clear message.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -10,6 +11,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "report/report.h"
+#include "report/run_provenance.h"
 #include "report/svg_plot.h"
 #include "report/xml_checker.h"  // tests/report
 #include "runtime/model_file.h"
@@ -45,6 +47,8 @@ void make_run(const std::string& dir, int weight_bits, int epochs, bool torn_las
     config += R"(, "qat": {"quantize": true, "weight_bits": )" + std::to_string(weight_bits) +
               R"(, "weight_format": "int", "weight_granularity": "channel", "weight_estimator": "lsq",
                   "act_bits": 4, "act_estimator": "lsq"})";
+  config += R"(, "provenance": {"command": "lowbit train --out 'runs/my run'", "host": "box-7", "cpu": "Test CPU",
+              "logical_cores": 2, "isa": "avx2", "os": "Linux 6.1 x86_64", "date_utc": "2026-12-01T22:00:00Z"})";
   put(dir + "/config.json", config + "}\n");
   std::string metrics;
   for (int e = 1; e <= epochs; ++e) {
@@ -101,6 +105,80 @@ void make_hessian(const std::string& dir) {
   put(dir + "/density.csv", csv);
 }
 
+// A gpt-tiny run: metrics per evaluation interval in bits per byte.
+void make_lm_run(const std::string& dir) {
+  put(dir + "/config.json", R"({"model": "gpt-tiny", "epochs": 1, "batch_size": 8, "optimizer": "adamw", "lr": 0.001,
+      "lm": {"layers": 2, "width": 32, "heads": 4, "context": 32}})");
+  std::string metrics;
+  for (int k = 1; k <= 3; ++k)
+    metrics += "{\"epoch\":1,\"step\":" + std::to_string(10 * k) + ",\"train_loss\":" + std::to_string(3.0 / k) +
+               ",\"train_bits_per_byte\":" + std::to_string(3.0 / k / std::log(2.0)) + ",\"train_acc\":0.3,\"val_loss\":" +
+               std::to_string(3.1 / k) + ",\"val_bits_per_byte\":" + std::to_string(3.1 / k / std::log(2.0)) +
+               ",\"val_acc\":0.35,\"seconds\":1.0}\n";
+  put(dir + "/metrics.jsonl", metrics);
+}
+
+// `lowbit eval --shift ... --out FILE` of a checkpoint; `drop` lowers every shifted accuracy.
+void make_robustness(const std::string& path, const std::string& checkpoint, double drop) {
+  std::string shifted;
+  for (const char* c : {"gaussian_noise", "rotate"})
+    for (int sev = 1; sev <= 3; ++sev)
+      shifted += std::string(shifted.empty() ? "" : ",") + R"({"corruption":")" + c + R"(","severity":)" +
+                 std::to_string(sev) + R"(,"count":100,"accuracy":)" + std::to_string(0.9 - drop * sev) +
+                 R"(,"loss":0.5,"ece":0.05})";
+  put(path, R"({"analysis":"robustness","checkpoint":")" + checkpoint + R"(","model":"cnn","split":"test","seed":0,
+      "clean":{"corruption":"clean","severity":0,"count":100,"accuracy":0.91,"loss":0.3,"ece":0.02},
+      "mean_corruption_accuracy":0.7,"mean_corruption_ece":0.06,"shifted":[)" + shifted + "]}\n");
+}
+
+void make_sensitivity(const std::string& path) {
+  std::string layers;
+  for (int k = 0; k < 4; ++k)
+    layers += std::string(layers.empty() ? "" : ",") + R"({"name":"conv)" + std::to_string(k) +
+              R"(","params":)" + std::to_string(1000 * (k + 1)) + R"(,"macs":)" + std::to_string(50000 * (k + 1)) +
+              R"(,"hessian_trace":)" + (k == 2 ? std::string("null") : std::to_string(10.0 * (k + 1))) +
+              R"(,"weights":[{"format":"int","bits":4,"loss":0.31,"delta_loss":)" + std::to_string(0.001 * (k + 1)) +
+              R"(,"accuracy":0.9},{"format":"ternary","bits":2,"loss":0.5,"delta_loss":)" + std::to_string(0.2 * (k + 1)) +
+              R"(,"accuracy":0.8}],"activations":[{"bits":4,"loss":0.32,"delta_loss":)" + (k == 0 ? "-0.001" : "0.01") +
+              R"(,"accuracy":0.89}]})";
+  put(path, R"({"analysis":"sensitivity","checkpoint":"runs/cnn-fp32","model":"cnn","method":"rtn","fp_loss":0.3,
+      "fp_accuracy":0.91,"layers":[)" + layers + "]}\n");
+}
+
+std::string mixed_point(const std::string& label, double bits, double delta, int wbits) {
+  std::string layers;
+  for (int k = 0; k < 3; ++k)
+    layers += std::string(layers.empty() ? "" : ",") + R"({"name":"conv)" + std::to_string(k) +
+              R"(","weight_format":"int","weight_bits":)" + std::to_string(k == 0 ? 8 : wbits) + R"(,"act_bits":8})";
+  return R"({"label":")" + label + R"(","bytes":)" + std::to_string(bits * 1000) + R"(,"bits_per_param":)" +
+         std::to_string(bits) + R"(,"bops":1e9,"latency_ms":null,"predicted_delta_loss":)" + std::to_string(delta) +
+         R"(,"layers":[)" + layers + "]}";
+}
+
+void make_mixed(const std::string& path, const std::string& pareto_qat) {
+  std::string front;
+  for (int k = 0; k < 6; ++k)
+    front += std::string(front.empty() ? "" : ",") + mixed_point("f" + std::to_string(k), 2.0 + k, 0.5 / (1 + k * k), 4);
+  put(path, R"({"analysis":"mixed-precision","from":"runs/sensitivity.json","budget":{"kind":"bits","value":4.5},
+      "layers":[{"name":"conv0","params":100,"macs":1000},{"name":"conv1","params":2000,"macs":9000},
+                {"name":"conv2","params":3000,"macs":9000}],
+      "choice":)" + mixed_point("mixed", 4.4, 0.02, 4) + R"(,"uniform":[)" + mixed_point("W8A8", 8, 0.001, 8) + "," +
+                mixed_point("W4A8", 4, 0.05, 4) + R"(],"front":[)" + front + "]" + pareto_qat + "}\n");
+}
+
+void make_profile(const std::string& path) {
+  std::string batches;
+  for (int b : {1, 8}) {
+    std::string ops;
+    for (int k = 0; k < 4; ++k)
+      ops += std::string(ops.empty() ? "" : ",") + R"({"index":)" + std::to_string(k) + R"(,"node":"n)" +
+             std::to_string(k) + R"(","kind":"conv2d","kernel":"s8_conv_avx2","ms":)" + std::to_string(0.01 * b * (k + 1)) + "}";
+    batches += std::string(batches.empty() ? "" : ",") + R"({"batch":)" + std::to_string(b) + R"(,"ops":[)" + ops +
+               R"(],"total_ms":)" + std::to_string(0.1 * b) + "}";
+  }
+  put(path, R"({"model":"cnn-w4a4.lbq","threads":1,"isa":"avx2","profile":[)" + batches + "]}\n");
+}
+
 TEST(Report, FullPageIsWellFormedAndHoldsEveryFigure) {
   const std::string d = fresh_dir();
   make_run(d + "/runs/cnn-fp32", 0, 3);
@@ -110,8 +188,15 @@ TEST(Report, FullPageIsWellFormedAndHoldsEveryFigure) {
   make_basin(d + "/basin.json");
   make_winq_study(d + "/study-winq");
   make_hessian(d + "/hess");
+  make_lm_run(d + "/runs/gpt");
+  make_robustness(d + "/robust/fp32.json", d + "/runs/cnn-fp32/checkpoint.pt", 0.05);
+  make_robustness(d + "/robust/w4a4.json", d + "/runs/cnn-w4a4", 0.1);
+  make_sensitivity(d + "/mixed/sensitivity.json");
+  make_mixed(d + "/mixed/mixed_search.json", R"(,"pareto_qat":[{"point":1,"accuracy":0.88,"loss":0.4},{"point":4,"accuracy":0.9,"loss":0.35}])");
+  make_profile(d + "/profile.json");
   const std::string out = d + "/report.html";
-  const size_t bytes = write_report({d + "/runs", d + "/study", d + "/basin.json", d + "/study-winq", d + "/hess"}, out);
+  const size_t bytes = write_report({d + "/runs", d + "/study", d + "/basin.json", d + "/study-winq", d + "/hess",
+                                     d + "/robust", d + "/mixed", d + "/profile.json"}, out);
   const std::string html = read_whole_file(out);
   EXPECT_EQ(bytes, html.size());
 
@@ -119,7 +204,10 @@ TEST(Report, FullPageIsWellFormedAndHoldsEveryFigure) {
   ASSERT_EQ(check.error, "") << html.substr(0, 2000);
   for (const char* id : {"runs", "training", "fig-loss", "fig-accuracy", "deployment", "ptq-vs-qat", "fig-ptq-vs-qat-0",
                          "basin", "fig-basin-segment-0", "fig-basin-qat-0", "winq", "fig-winq-w2-0", "hessian",
-                         "fig-hessian-0"})
+                         "fig-hessian-0", "language-models", "fig-lm-bits-per-byte", "fig-lm-accuracy", "robustness",
+                         "fig-robustness-mean", "fig-robustness-gaussian-noise", "fig-robustness-rotate", "sensitivity",
+                         "fig-sensitivity-loss-0", "fig-sensitivity-hessian-0", "mixed-precision", "fig-mixed-front-0",
+                         "fig-mixed-qat-0", "fig-mixed-bits-0", "latency", "fig-latency-0"})
     EXPECT_TRUE(check.ids.count(id)) << "missing id " << id;
   // Each SVG carries its title; the run names are legend entries.
   EXPECT_NE(std::find(check.titles.begin(), check.titles.end(),
@@ -127,6 +215,22 @@ TEST(Report, FullPageIsWellFormedAndHoldsEveryFigure) {
             check.titles.end());
   EXPECT_NE(html.find("cnn-fp32 validation"), std::string::npos);
   EXPECT_NE(html.find("cnn-w4a4 train"), std::string::npos);
+  // Command and machine of each run, the command as recorded (shell-quoted).
+  EXPECT_NE(html.find("Command and machine"), std::string::npos);
+  EXPECT_NE(html.find("lowbit train --out 'runs/my run'"), std::string::npos);
+  EXPECT_NE(html.find("box-7"), std::string::npos);
+  EXPECT_NE(html.find("Test CPU"), std::string::npos);
+  // The gpt-tiny run is on its own axes, not on the image runs' loss plot.
+  const size_t loss_fig = html.find("id=\"fig-loss\""), loss_end = html.find("</figure>", loss_fig);
+  EXPECT_EQ(html.substr(loss_fig, loss_end - loss_fig).find("gpt validation"), std::string::npos);
+  const size_t lm_fig = html.find("id=\"fig-lm-bits-per-byte\"");
+  EXPECT_NE(html.substr(lm_fig, html.find("</figure>", lm_fig) - lm_fig).find("gpt validation"), std::string::npos);
+  // Robustness: labelled by the run folder of the checkpoint; the mean corruption accuracy in the table.
+  EXPECT_NE(html.find("70.00%"), std::string::npos);
+  // Sensitivity table names the layers; the mixed-precision table names the uniform points.
+  EXPECT_NE(html.find("<td>conv3</td>"), std::string::npos);
+  EXPECT_NE(html.find("uniform W4A8"), std::string::npos);
+  EXPECT_NE(html.find("s8_conv_avx2"), std::string::npos);
   // The torn last line of metrics.jsonl is ignored, the test line is read: 87.50% (10,000).
   EXPECT_NE(html.find("87.50% (10,000)"), std::string::npos);
   // Deployment table: the .lbq beside the run folder, with the runtime's own totals.
@@ -173,6 +277,46 @@ TEST(Report, ColoursFollowTheRunAcrossPlots) {
   EXPECT_NE(html.find("background:" + second), std::string::npos);
 }
 
+TEST(Report, RobustnessCurvesTakeTheRunColours) {
+  const std::string d = fresh_dir();
+  make_run(d + "/a", 0, 2);
+  make_run(d + "/b", 4, 2);
+  make_robustness(d + "/rb.json", d + "/b/checkpoint.pt", 0.1);
+  make_robustness(d + "/ra.json", d + "/a", 0.05);
+  const ReportInputs in = load_report_inputs({d + "/a", d + "/b", d + "/rb.json", d + "/ra.json"});
+  ASSERT_EQ(in.robustness.size(), 2u);
+  const std::string html = render_report_html(in, {});
+  ASSERT_EQ(check_xml(html).error, "");
+  // Run b is the second run: its robustness curves use its colour, in every corruption's plot.
+  const size_t fig = html.find("id=\"fig-robustness-rotate\"");
+  ASSERT_NE(fig, std::string::npos);
+  const std::string rotate = html.substr(fig, html.find("</figure>", fig) - fig);
+  EXPECT_NE(rotate.find("stroke=\"" + plot_color(1) + "\""), std::string::npos);
+  EXPECT_NE(rotate.find("stroke=\"" + plot_color(0) + "\""), std::string::npos);
+  EXPECT_NE(rotate.find(">b</text>"), std::string::npos);  // legend: the run's name
+}
+
+TEST(Report, AnalysisFilesAreRecognisedByContent) {
+  const std::string d = fresh_dir();
+  make_sensitivity(d + "/any-name.json");
+  make_profile(d + "/p/bench.json");
+  put(d + "/p/other.json", R"({"accuracy": 0.9})");  // lowbit eval --json: not an analysis, ignored
+  const ReportInputs in = load_report_inputs({d + "/any-name.json", d + "/p"});
+  EXPECT_EQ(in.sensitivity.size(), 1u);
+  EXPECT_EQ(in.profile.size(), 1u);
+  const std::string html = render_report_html(in, {});
+  const auto check = check_xml(html);
+  ASSERT_EQ(check.error, "");
+  for (const char* id : {"sensitivity", "fig-sensitivity-loss-0", "latency", "fig-latency-0"}) EXPECT_TRUE(check.ids.count(id)) << id;
+  EXPECT_FALSE(check.ids.count("mixed-precision"));
+  // A mixed-precision result without measured QAT: no QAT plot.
+  make_mixed(d + "/m.json", "");
+  const auto check2 = check_xml(render_report_html(load_report_inputs({d + "/m.json"}), {}));
+  ASSERT_EQ(check2.error, "");
+  EXPECT_TRUE(check2.ids.count("fig-mixed-front-0"));
+  EXPECT_FALSE(check2.ids.count("fig-mixed-qat-0"));
+}
+
 TEST(Report, BadInputFailsClearly) {
   const std::string d = fresh_dir();
   auto message = [](const std::vector<std::string>& paths) {
@@ -197,6 +341,23 @@ TEST(Report, BadInputFailsClearly) {
   EXPECT_NE(message({d + "/hess"}).find("density.csv line 3"), std::string::npos);
   put(d + "/broken.lbq", "not a model");
   EXPECT_NE(message({d + "/broken.lbq"}).find("broken.lbq"), std::string::npos);
+  // Analysis JSONs missing what their section reads: the file and the key are named.
+  put(d + "/sens.json", R"({"analysis":"sensitivity","model":"cnn"})");
+  const std::string sens = message({d + "/sens.json"});
+  EXPECT_NE(sens.find("sens.json"), std::string::npos) << sens;
+  EXPECT_NE(sens.find("'layers'"), std::string::npos) << sens;
+  put(d + "/prof/profile.json", R"({"model":"m","threads":1,"isa":"ref","profile":[{"batch":1,"ops":[{"node":"n0"}]}]})");
+  const std::string prof = message({d + "/prof"});
+  EXPECT_NE(prof.find("profile.json"), std::string::npos) << prof;
+  EXPECT_NE(prof.find("'ms'"), std::string::npos) << prof;
+  make_mixed(d + "/mixed.json", R"(,"pareto_qat":[{"point":17,"accuracy":0.9,"loss":0.3}])");
+  const std::string mixed = message({d + "/mixed.json"});
+  EXPECT_NE(mixed.find("mixed.json"), std::string::npos) << mixed;
+  EXPECT_NE(mixed.find("pareto_qat"), std::string::npos) << mixed;
+  put(d + "/rob.json", R"({"analysis":"robustness","clean":{"accuracy":0.9},"shifted":[{"corruption":"rotate"}]})");
+  const std::string rob = message({d + "/rob.json"});
+  EXPECT_NE(rob.find("rob.json"), std::string::npos) << rob;
+  EXPECT_NE(rob.find("'severity'"), std::string::npos) << rob;
   EXPECT_THROW(write_report({d + "/empty"}, d + "/r.html"), Error);
   EXPECT_FALSE(fs::exists(d + "/r.html"));  // nothing written on error
 }
@@ -242,6 +403,62 @@ TEST(SvgPlot, EscapesTextAndRejectsMismatchedSeries) {
   EXPECT_THROW(line_plot_svg({bad}, o), Error);
   PlotSeries empty{"empty", {}, {}};
   EXPECT_THROW(line_plot_svg({empty}, o), Error);
+}
+
+TEST(SvgPlot, BarsAndPointOnlySeries) {
+  PlotSeries bars{"ms", {1, 2, 3}, {0.5, 2.0, 1.0}, "#123456"};
+  bars.bars = true;
+  PlotSeries bars2{"ms 2", {1, 2, 3}, {1.0, 1.0, 1.0}, "#654321"};
+  bars2.bars = true;
+  PlotSeries dots{"uniform", {1.5, 2.5}, {1.0, 1.5}, "#abcdef"};
+  dots.line = false;
+  PlotOptions o;
+  o.title = "bars";
+  const std::string svg = line_plot_svg({bars, bars2, dots}, o);
+  ASSERT_EQ(check_xml(svg).error, "");
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t p = svg.find(what); p != std::string::npos; p = svg.find(what, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("fill=\"#123456\""), 4u);  // three bars and the legend's mark
+  EXPECT_EQ(count("fill=\"#654321\""), 4u);
+  EXPECT_EQ(count("<polyline"), 0u);          // no series is drawn as a line
+  EXPECT_EQ(count("fill=\"#abcdef\""), 3u);   // two dots and the legend's dot
+  // Side by side: the two bars at x = 1 do not start at the same x.
+  const size_t a = svg.find("fill=\"#123456\""), b = svg.find("fill=\"#654321\"");
+  const auto x_of = [&](size_t at) { return std::stod(svg.substr(svg.rfind("<rect x=\"", at) + 9)); };
+  EXPECT_LT(x_of(a), x_of(b));
+}
+
+TEST(RunProvenance, QuotesArgumentsForTheShell) {
+  EXPECT_EQ(shell_quote("--out=runs/cnn-w4a4"), "--out=runs/cnn-w4a4");
+  EXPECT_EQ(shell_quote("my run"), "'my run'");
+  EXPECT_EQ(shell_quote(""), "''");
+  EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
+  EXPECT_EQ(shell_quote("$HOME"), "'$HOME'");
+  EXPECT_EQ(shell_quote("fc*"), "'fc*'");
+  EXPECT_EQ(shell_quote("~/x"), "'~/x'");
+  EXPECT_EQ(shell_command({"lowbit", "analyze", "--layers", "fc*", "--out", "a b"}),
+            "lowbit analyze --layers 'fc*' --out 'a b'");
+}
+
+TEST(RunProvenance, RecordsCommandAndMachine) {
+  const char* argv[] = {"lowbit", "train", "--out", "runs/x y"};
+  set_command_line(4, argv);
+  const nlohmann::json p = run_provenance();
+  EXPECT_EQ(p["command"], "lowbit train --out 'runs/x y'");
+  EXPECT_EQ(p["argv"].size(), 4u);
+  EXPECT_TRUE(p["host"].is_string());
+  EXPECT_GE(p["logical_cores"].get<int>(), 1);
+  EXPECT_TRUE(p["isa"].is_string());
+  EXPECT_TRUE(p["os"].is_string());
+  const std::string date = p["date_utc"].get<std::string>();
+  EXPECT_EQ(date.size(), 20u);
+  EXPECT_EQ(date.back(), 'Z');
+  const nlohmann::json c = with_provenance({{"model", "cnn"}});
+  EXPECT_EQ(c["model"], "cnn");
+  EXPECT_EQ(c["provenance"]["command"], p["command"]);
 }
 
 TEST(XmlChecker, CatchesWhatTheReportMustNotContain) {
