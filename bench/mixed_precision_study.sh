@@ -56,7 +56,7 @@ for model in $models; do
   # The latency of uniform W4 from the measured table: search once with an unlimited budget.
   search latprobe --budget-latency-ms 1e9 --wbits 8,4,2 --latency-iterations 200
   w4_ms=$(json_get "$out/$model-latprobe/mixed_search.json" "[u for u in j['uniform'] if u['label']=='W4A8'][0]['latency_ms']")
-  search latW4 --budget-latency-ms "$w4_ms" --wbits 8,4,2 --latency-iterations 200
+  search latW4 --budget-latency-ms "$w4_ms" --wbits 8,4,2 --latency-table "$out/$model-latprobe/latency.json"
 
   run_qat() {  # name qat-flags...
     local name=$1; shift

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <stdexcept>
 #include <iomanip>
 #include <sstream>
 
@@ -102,6 +104,27 @@ nlohmann::json LatencyTable::to_json() const {
     layers[name] = j;
   }
   return {{"batch", batch}, {"threads", threads}, {"isa", isa}, {"fixed_ms", fixed_ms}, {"layer_ms", layers}};
+}
+
+LatencyTable LatencyTable::from_file(const std::string& path) {
+  std::ifstream in(path);
+  LOWBIT_CHECK(in.good(), "cannot read latency table '" + path + "': give a latency.json written by 'lowbit search mixed'");
+  LatencyTable t;
+  try {
+    nlohmann::json j;
+    in >> j;
+    t.batch = j.at("batch").get<int64_t>();
+    t.threads = j.at("threads").get<int>();
+    t.isa = j.value("isa", std::string());
+    t.fixed_ms = j.at("fixed_ms").get<double>();
+    for (const auto& [name, per_bits] : j.at("layer_ms").items())
+      for (const auto& [bits, ms] : per_bits.items()) t.layer_ms[name][std::stoi(bits)] = ms.get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("latency table '" + path + "': " + e.what() + " (expected batch, threads, fixed_ms and layer_ms)");
+  } catch (const std::invalid_argument&) {
+    throw Error("latency table '" + path + "': a key of layer_ms's entries is not a bit width");
+  }
+  return t;
 }
 
 double MixedPoint::cost(BudgetKind kind) const {
@@ -263,6 +286,7 @@ MixedSearchResult search_mixed_precision(const SensitivityReport& t, const Mixed
   r.model = t.model;
   r.options = o;
   r.options.latency = nullptr;
+  for (const auto& l : t.layers) r.layers.push_back({{"name", l.name}, {"params", l.weights}, {"macs", l.macs}});
   const double fixed = o.kind == BudgetKind::LatencyMs ? o.latency->fixed_ms : 0.0;
   auto point_of = [&](const Allocation& a, const std::string& label) {
     std::vector<const Candidate*> picks;
@@ -315,6 +339,7 @@ nlohmann::json MixedSearchResult::to_json() const {
           {"weight_widths", widths},
           {"act_bits", options.act_bits},
           {"pin_8bit", options.pin_8bit},
+          {"layers", layers},
           {"choice", choice ? choice->to_json() : nlohmann::json(nullptr)},
           {"uniform", uni},
           {"front", fr},

@@ -54,6 +54,7 @@ struct LatencyTable {
   int threads = 1;
   std::string isa;
   nlohmann::json to_json() const;
+  static LatencyTable from_file(const std::string& path);  // a latency.json; errors name the file and key
 };
 
 struct MixedSearchOptions {
@@ -102,6 +103,7 @@ struct MixedSearchResult {
   std::vector<MixedPoint> front;     // thinned to options.front_points
   size_t front_size = 0;             // before thinning
   std::vector<ParetoQatPoint> pareto_qat;
+  nlohmann::json layers = nlohmann::json::array();  // per table layer: name, params (weights), macs
   double seconds = 0.0;
   nlohmann::json to_json() const;    // the mixed_search.json schema
   std::string table() const;

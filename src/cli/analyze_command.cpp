@@ -158,10 +158,11 @@ void add_analyze_command(CLI::App& app) {
     sa->options.log = &std::cerr;
     const analysis::SensitivityReport r = analysis::analyze_sensitivity(sa->options);
     analysis::write_sensitivity_files(r, sa->out);
+    report::write_report({sa->out}, sa->out + "/report.html");
     if (sa->json)
       std::cout << r.to_json().dump(2) << "\n";
     else
-      std::cout << r.table() << "wrote " << sa->out << "/sensitivity.json, sensitivity.csv\n";
+      std::cout << r.table() << "wrote " << sa->out << "/sensitivity.json, sensitivity.csv, report.html\n";
   });
 
   auto lr = std::make_shared<double>(5e-4);

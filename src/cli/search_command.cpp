@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "qat/qat_run.h"
+#include "report/report.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::cli {
@@ -18,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct SearchArgs {
-  std::string from, out, base_config, data_dir;
+  std::string from, out, base_config, data_dir, latency_table;
   std::optional<double> budget_bits, budget_bytes, budget_bops, budget_latency_ms;
   analysis::MixedSearchOptions search;
   std::vector<std::string> pins;
@@ -76,7 +77,8 @@ void run_search(SearchArgs& a) {
   if (a.search.kind == analysis::BudgetKind::LatencyMs) {
     a.latency.data_dir = a.data_dir;
     a.latency.log = &std::cerr;
-    latency = analysis::measure_layer_latency(table.checkpoint, a.latency);
+    latency = a.latency_table.empty() ? analysis::measure_layer_latency(table.checkpoint, a.latency)
+                                      : analysis::LatencyTable::from_file(a.latency_table);
     write_file_atomically(a.out + "/latency.json", latency.to_json().dump(2) + "\n");
     a.search.latency = &latency;
   }
@@ -119,8 +121,11 @@ void run_search(SearchArgs& a) {
     }
   }
   write_file_atomically(a.out + "/mixed_search.json", r.to_json().dump(2) + "\n");
+  std::vector<std::string> report_inputs{a.out};
+  for (const auto& q : r.pareto_qat) report_inputs.push_back(q.run);  // their training curves
+  report::write_report(report_inputs, a.out + "/report.html");
   std::cout << "wrote " << a.out << "/mixed_search.json" << (r.choice ? ", qat_config.json" : "")
-            << (a.search.latency ? ", latency.json" : "") << "\n";
+            << (a.search.latency ? ", latency.json" : "") << ", report.html\n";
   LOWBIT_CHECK(r.choice.has_value(), "no width assignment fits the budget " + std::to_string(a.search.budget) + " (" +
                                          analysis::to_string(a.search.kind) + "); the cheapest costs " +
                                          (r.front.empty() ? std::string("?") : std::to_string(r.front.front().cost(a.search.kind))));
@@ -151,6 +156,8 @@ void add_search_command(CLI::App& app) {
   mixed->add_option("--pin", a->pins, "Layers (globs) kept at W8A8, e.g. conv1,fc")->delimiter(',');
   mixed->add_option("--base-config", a->base_config, "QAT config JSON whose other settings the written config keeps");
   mixed->add_option("--front-points", a->search.front_points, "Points of the Pareto front kept in the output")->capture_default_str();
+  mixed->add_option("--latency-table", a->latency_table,
+                    "Latency budget: a latency.json measured before (same machine), instead of measuring again");
   mixed->add_option("--latency-batch", a->latency.batch, "Latency budget: batch size measured")->capture_default_str();
   mixed->add_option("--latency-threads", a->latency.threads, "Latency budget: runtime threads")->capture_default_str();
   mixed->add_option("--latency-iterations", a->latency.iterations, "Latency budget: timed runs per width")->capture_default_str();

@@ -202,7 +202,11 @@ void validate_analysis(const std::string& kind, const fs::path& file, const nloh
       }
     }
   } else if (kind == "mixed-precision") {
-    check_points(c, nlohmann::json::array({c.need(j, "choice", T::object)}), "choice");
+    // "choice" is null when no assignment fits the budget (the search still writes its front).
+    LOWBIT_CHECK(j.contains("choice"), "report: " + file.string() +
+                                           " (mixed-precision): 'choice' is missing; rewrite the file with the lowbit "
+                                           "command that makes it (docs/report.md lists the format)");
+    if (!j["choice"].is_null()) check_points(c, nlohmann::json::array({c.need(j, "choice", T::object)}), "choice");
     check_points(c, j.value("uniform", nlohmann::json::array()), "uniform");
     const nlohmann::json& front = c.need(j, "front", T::array);
     check_points(c, front, "front");

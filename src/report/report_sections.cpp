@@ -597,9 +597,18 @@ std::string robustness_label(const StudyOutput& r) {
   return r.name;
 }
 
-// Bits per parameter of a mixed-precision point and its predicted loss increase, as plotted.
-void add_point(PlotSeries& s, const nlohmann::json& point) {
-  s.x.push_back(get_number(point, "bits_per_param"));
+// The cost a mixed-precision search was budgeted in (its front is a front in that unit): the
+// point's key and the axis label.
+std::pair<std::string, std::string> budget_axis(const std::string& kind) {
+  if (kind == "bytes") return {"bytes", "weight bytes"};
+  if (kind == "bops") return {"bops", "bit operations per image (BOPs)"};
+  if (kind == "latency_ms") return {"latency_ms", "latency per batch (ms, measured on the search's machine)"};
+  return {"bits_per_param", "weight bits per parameter"};
+}
+
+// A mixed-precision point's cost (`key`) and its predicted loss increase, as plotted.
+void add_point(PlotSeries& s, const nlohmann::json& point, const std::string& key) {
+  s.x.push_back(get_number(point, key.c_str()));
   s.y.push_back(get_number(point, "predicted_delta_loss"));
 }
 
@@ -810,7 +819,8 @@ std::string mixed_precision_section(const std::vector<StudyOutput>& results, Col
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& j = results[i].data;
     const nlohmann::json budget = j.value("budget", nlohmann::json::object());
-    const nlohmann::json choice = j.value("choice", nlohmann::json::object());
+    const bool has_choice = j.contains("choice") && j["choice"].is_object();
+    const nlohmann::json choice = has_choice ? j["choice"] : nlohmann::json::object();
     const nlohmann::json front = j.value("front", nlohmann::json::array());
     const nlohmann::json uniform = j.value("uniform", nlohmann::json::array());
     s << "<h3>" << esc(results[i].name) << ": from " << esc(get_string(j, "from", "?")) << ", budget "
@@ -824,7 +834,10 @@ std::string mixed_precision_section(const std::vector<StudyOutput>& results, Col
              fixed(get_number(p, "predicted_delta_loss"), 5)},
             swatch);
     };
-    point_row(choice, "choice: " + get_string(choice, "label", "-"), colors.color("choice"));
+    if (has_choice)
+      point_row(choice, "choice: " + get_string(choice, "label", "-"), colors.color("choice"));
+    else
+      t.row({"choice: none fits the budget", "-", "-", "-", "-", "-"}, colors.color("choice"));
     for (const auto& u : uniform) point_row(u, "uniform " + get_string(u, "label", "-"), colors.color("uniform"));
     s << t.html();
 
@@ -840,18 +853,19 @@ std::string mixed_precision_section(const std::vector<StudyOutput>& results, Col
     c.color = colors.color("choice");
     c.line = false;
     c.marker_radius = 7;
+    const auto [x_key, x_label] = budget_axis(get_string(budget, "kind", "bits"));
     std::vector<std::pair<double, double>> fp;
-    for (const auto& p : front) fp.push_back({get_number(p, "bits_per_param"), get_number(p, "predicted_delta_loss")});
+    for (const auto& p : front) fp.push_back({get_number(p, x_key.c_str()), get_number(p, "predicted_delta_loss")});
     std::sort(fp.begin(), fp.end());
     for (const auto& [x, y] : fp) f.x.push_back(x), f.y.push_back(y);
-    for (const auto& p : uniform) add_point(u, p);
-    add_point(c, choice);
+    for (const auto& p : uniform) add_point(u, p, x_key);
+    if (has_choice) add_point(c, choice, x_key);
     std::vector<PlotSeries> plotted;
     for (auto* p : {&f, &u, &c})
       if (!p->x.empty()) plotted.push_back(*p);
     PlotOptions o = page_plot();
-    o.title = "Predicted loss increase against size";
-    o.x_label = "weight bits per parameter";
+    o.title = x_key == "bits_per_param" ? "Predicted loss increase against size" : "Predicted loss increase against the budget's cost";
+    o.x_label = x_label;
     o.y_label = "predicted loss increase (nats)";
     choose_log_axis(plotted, o);
     s << figure("fig-mixed-front-" + std::to_string(i), line_plot_svg(plotted, o),
@@ -867,14 +881,14 @@ std::string mixed_precision_section(const std::vector<StudyOutput>& results, Col
       std::vector<std::pair<double, double>> qp;
       for (const auto& m : qat) {
         const int64_t k = m.value("point", int64_t{0});
-        qp.push_back({get_number(front[static_cast<size_t>(k)], "bits_per_param"), 100.0 * get_number(m, "accuracy")});
+        qp.push_back({get_number(front[static_cast<size_t>(k)], x_key.c_str()), 100.0 * get_number(m, "accuracy")});
       }
       std::sort(qp.begin(), qp.end());
       for (const auto& [x, y] : qp) q.x.push_back(x), q.y.push_back(y);
       PlotOptions oq = page_plot();
       oq.markers = true;
       oq.title = "Measured accuracy of front points after QAT";
-      oq.x_label = "weight bits per parameter";
+      oq.x_label = x_label;
       oq.y_label = "top-1 accuracy (%)";
       s << figure("fig-mixed-qat-" + std::to_string(i), line_plot_svg({q}, oq),
                   results[i].name + ": accuracy measured after quantization-aware training of " +

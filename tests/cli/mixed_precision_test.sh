@@ -135,6 +135,19 @@ for name, per in t["layer_ms"].items():
 assert j["choice"]["latency_ms"] <= 1000
 PY
 
+# The same table given back (--latency-table) gives the same choice without measuring again.
+"$LOWBIT" search mixed --from "$TMP/sens" --out "$TMP/ml2" --budget-latency-ms 1000 --latency-table "$TMP/ml/latency.json" \
+  >/dev/null 2>"$TMP/ml2.log" || { cat "$TMP/ml2.log" >&2; fail "search mixed --latency-table failed"; }
+! grep -q "layer latency:" "$TMP/ml2.log" || fail "--latency-table measured again: $(cat "$TMP/ml2.log")"
+python3 - "$TMP/ml/mixed_search.json" "$TMP/ml2/mixed_search.json" <<'PY' || fail "--latency-table choice differs"
+import json, sys
+a, b = (json.load(open(p))["choice"] for p in sys.argv[1:3])
+assert a == b, (a, b)
+PY
+echo '{"batch": 1}' >"$TMP/bad_latency.json"
+expect_exit 1 "$LOWBIT" search mixed --from "$TMP/sens" --out "$TMP/ml3" --budget-latency-ms 1 --latency-table "$TMP/bad_latency.json"
+grep -q "bad_latency.json" "$TMP/err" || fail "bad latency table message: $(cat "$TMP/err")"
+
 # bench --profile: one entry per op, the times add up to the total.
 "$LOWBIT" bench "$TMP/q3.lbq" --profile --json --batch 1,8 --iterations 3 >"$TMP/profile.json" || fail "bench --profile failed"
 python3 - "$TMP/profile.json" <<'PY' || fail "profile JSON"
