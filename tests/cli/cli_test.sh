@@ -9,15 +9,8 @@ rm -rf "$TMP"
 mkdir -p "$TMP"
 trap 'rm -rf "$TMP"' EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# Runs a command expecting exit code $1; keeps its stderr in $TMP/err.
-expect_exit() {
-  local want="$1"; shift
-  local got=0
-  "$@" >"$TMP/out" 2>"$TMP/err" || got=$?
-  [[ "$got" == "$want" ]] || { cat "$TMP/err" >&2; fail "'$*' exited $got, expected $want"; }
-}
+# fail, expect_exit
+source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"
 
 # Help works for the program and each command.
 "$LOWBIT" --help | grep -q "train" || fail "--help does not list 'train'"

@@ -10,13 +10,8 @@ TMP="${LOWBIT_TEST_TMP:-/tmp}/mixed_precision_test.$$"
 rm -rf "$TMP"
 mkdir -p "$TMP"
 trap 'rm -rf "$TMP"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_exit() {
-  local want="$1"; shift
-  local got=0
-  "$@" >"$TMP/out" 2>"$TMP/err" || got=$?
-  [[ "$got" == "$want" ]] || { cat "$TMP/err" >&2; fail "'$*' exited $got, expected $want"; }
-}
+# fail, expect_exit
+source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"
 
 DATA="${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}"
 [[ -f "$DATA/train-images-idx3-ubyte.gz" ]] || { echo "SKIP: Fashion-MNIST not in $DATA"; exit 77; }
