@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev
+  libpng-dev libjpeg-dev  # --data image folders (src/data/image_folder.cpp)
   fortunes  # plain English text for gpt-tiny's default corpus (docs/transformers.md)
 )
 for arg in "$@"; do

@@ -1,4 +1,5 @@
 #include "analysis/sensitivity.h"
+#include "data/load_dataset.h"
 
 #include <algorithm>
 #include <chrono>
@@ -108,7 +109,7 @@ SensitivityReport analyze_sensitivity(const SensitivityOptions& o) {
                "sensitivity: model '" + info.model_name + "' of '" + info.path +
                    "' is not one of the convertible image models (mlp, cnn, resnet8, mobilenet-tiny, ...)");
 
-  const auto split = data::split_train_validation(data::load_fashion_mnist(data::resolve_data_dir(o.data_dir), "train"), 5000);
+  const auto split = data::split_train_validation(data::load_dataset(data::resolve_data_dir(o.data_dir), "train"), 5000);
   const data::Dataset eval_set = head(split.validation, o.eval_images);
 
   SensitivityReport r;

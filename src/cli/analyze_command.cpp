@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "analysis/basin.h"
+#include "data/load_dataset.h"
 #include "analysis/hessian_analysis.h"
 #include "analysis/sensitivity.h"
 #include "analysis/toy_basin.h"
@@ -114,7 +115,7 @@ void add_analyze_command(CLI::App& app) {
     const train::CheckpointInfo info = train::load_checkpoint(h->checkpoint);
     models::Net net = train::load_net(info.path);
     const auto split = data::split_train_validation(
-        data::load_fashion_mnist(data::resolve_data_dir(h->data_dir), "train"), 5000);
+        data::load_dataset(data::resolve_data_dir(h->data_dir), "train"), 5000);
     std::vector<torch::Tensor> images, labels;
     analysis::hessian_batches(split.train, h->options.batches, h->options.batch_size, images, labels);
     h->options.log = &std::cerr;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "data/load_dataset.h"
 #include "cli/commands.h"
 #include "convert/agreement.h"
 #include "data/fashion_mnist.h"
@@ -98,7 +99,7 @@ void run(const ConvertArgs& args) {
   if (net->model_name() == "gpt-tiny") return run_decoder(args, net);
   const runtime::Model model = convert::to_runtime_model(net, net->model_name() + " from " + args.from);
   if (args.check > 0) {
-    data::Dataset test = data::load_fashion_mnist(data::resolve_data_dir(args.data_dir), "test");
+    data::Dataset test = data::load_dataset(data::resolve_data_dir(args.data_dir), "test");
     const int64_t n = std::min<int64_t>(args.check, test.size());
     test.images = test.images.narrow(0, 0, n);
     test.labels = test.labels.narrow(0, 0, n);

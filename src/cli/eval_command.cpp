@@ -7,6 +7,9 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
+#include "data/load_dataset.h"
+#include "train/data_fit.h"
 #include "analysis/robustness.h"
 #include "convert/agreement.h"
 #include "data/corruptions.h"
@@ -24,6 +27,7 @@ struct EvalArgs {
   std::string checkpoint;
   std::string model;  // .lbq: evaluate on the integer runtime
   std::string data_dir;
+  std::string layout = "auto";  // .npy/.npz image arrays (auto: a checkpoint's own, else by shape)
   std::string split = "test";
   int64_t batch_size = 256;
   int64_t threads = 2;
@@ -40,7 +44,7 @@ struct EvalArgs {
 void run_robustness(const EvalArgs& args) {
   const std::vector<std::string> corruptions = data::parse_corruption_list(args.shift);
   const std::vector<int> severities = data::parse_severity_list(args.severity);
-  data::RawImages split = data::load_fashion_mnist_raw(data::resolve_data_dir(args.data_dir), args.split);
+  data::RawImages split = data::load_dataset_uint8(args.data_dir, args.split, args.layout);
   if (args.limit > 0 && args.limit < split.count) {
     split.count = args.limit;
     split.pixels.resize(static_cast<size_t>(args.limit * split.rows * split.cols));
@@ -120,7 +124,7 @@ void run_language_model(const EvalArgs& args, const train::CheckpointInfo& info)
 // the checkpoint's integer simulation (must be bit-exact) and with its fake quantization.
 void run_runtime(const EvalArgs& args) {
   runtime::Session session(runtime::load_model(args.model), session_options(static_cast<int>(args.threads)));
-  const auto data = data::load_fashion_mnist(data::resolve_data_dir(args.data_dir), args.split);
+  const auto data = data::load_dataset(args.data_dir, args.split, args.layout);
   const convert::RuntimeEval r = convert::evaluate_runtime(session, data, 256);
   nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}, {"split", args.split},
                       {"model_file", args.model}, {"isa", runtime::isa_name(session.isa())}};
@@ -163,7 +167,10 @@ void run(const EvalArgs& args) {
   const auto info = train::load_checkpoint(args.checkpoint);
   if (info.model_name == "gpt-tiny") return run_language_model(args, info);
   models::Net net = train::load_net(info.path);
-  const auto data = data::load_fashion_mnist(data::resolve_data_dir(args.data_dir), args.split);
+  const std::string layout = args.layout != "auto" ? args.layout
+                             : info.config.value("data", nlohmann::json::object()).value("layout", std::string("auto"));
+  const auto data = data::load_dataset(args.data_dir, args.split, layout);
+  train::check_model_fits_data(net, data, args.data_dir);
   const auto r = train::evaluate(net, data, args.batch_size);
   if (args.json) {
     nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss},       {"count", r.count},
@@ -182,10 +189,11 @@ void run(const EvalArgs& args) {
 
 void add_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
-  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint, or an integer model file on the runtime, on Fashion-MNIST");
+  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint, or an integer model file on the runtime, on Fashion-MNIST or --data");
   cmd->add_option("--checkpoint", args->checkpoint, "checkpoint.pt or the run folder holding it");
   cmd->add_option("--model", args->model, "Integer model file (.lbq) to evaluate on the runtime (with --checkpoint: also compare)");
-  cmd->add_option("--data", args->data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--data", args->data_dir, data_flag_help());
+  add_layout_flag(cmd, args->layout);
   cmd->add_option("--split", args->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads for torch")->check(CLI::PositiveNumber)->capture_default_str();

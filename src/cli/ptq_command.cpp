@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/data_flags.h"
 #include "ptq/ptq_run.h"
 
 namespace lowbit::cli {
@@ -67,7 +68,11 @@ void add_ptq_command(CLI::App& app) {
       ->check(CLI::Range(1e-6, 10.0))->capture_default_str();
   cmd->add_option("--block-size", o.ptq.gptq.block_size, "GPTQ: columns per lazy-update block")
       ->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--data", o.data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--calib-samples", o.calib_samples,
+                  "Calibrate on the first N training images, in batches of --calib-batch-size (replaces --calib-batches)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--data", o.data_dir, data_flag_help());
+  add_layout_flag(cmd, o.layout);
   cmd->add_option("--threads", o.threads, "CPU threads for torch")->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite, "Replace an existing checkpoint in --out");
   cmd->callback([args] { run(*args); });

@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
 #include "qat/qat_run.h"
 #include "train/checkpoint.h"
 
@@ -16,6 +17,7 @@ struct QatArgs {
   std::string config_file;
   bool resume = false;
   bool overwrite = false;
+  DataFlags data;  // --layout, --augment-crop, --augment-flip
   nlohmann::json lm = nlohmann::json::object();  // gpt-tiny flags given (train/lm_trainer.h)
 };
 
@@ -43,6 +45,7 @@ void run(QatArgs args) {
     LOWBIT_CHECK(info.config.contains("qat"), "'" + info.path + "' is not a QAT checkpoint; resume it with 'lowbit train --resume'");
     train::TrainConfig config = train::config_from_json(info.config);
     config.out_dir = args.config.out_dir;
+    apply_data_flags(config.extra, args.data, true);
     if (config.model == "gpt-tiny" && !args.lm.empty()) {
       nlohmann::json lm = config.extra.value("lm", nlohmann::json::object());
       lm.update(args.lm);  // e.g. more --steps
@@ -55,6 +58,7 @@ void run(QatArgs args) {
   }
   const qat::QatConfig qat_config =
       args.config_file.empty() ? qat::config_from_flags(args.flags) : qat::QatConfig::from_file(args.config_file);
+  apply_data_flags(args.config.extra, args.data, false);
   qat::QatRunOptions options;
   options.from = args.from;
   options.overwrite = args.overwrite;
@@ -107,7 +111,8 @@ void add_qat_command(CLI::App& app) {
   cmd->add_option("--clip-grad", c.clip_grad, "Clip gradients to this global L2 norm (0: off)")->capture_default_str();
   cmd->add_option("--seed", c.seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads for torch")->capture_default_str();
-  cmd->add_option("--data", c.data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  cmd->add_option("--data", c.data_dir, data_flag_help());
+  add_data_flags(cmd, args->data);
   cmd->add_option("--val-size", c.val_size, "Training images held out for validation")->capture_default_str();
   cmd->add_option("--max-steps-per-epoch", c.max_steps_per_epoch, "Stop each epoch after this many steps (0: whole epoch)")->capture_default_str();
   auto steps = std::make_shared<int64_t>(0);

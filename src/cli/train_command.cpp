@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
 #include "models/net.h"
 #include "models/vit.h"
 #include "train/checkpoint.h"
@@ -18,6 +19,7 @@ struct TrainArgs {
   train::TrainConfig config;
   bool resume = false;
   bool overwrite = false;
+  DataFlags data;  // --layout, --augment-crop, --augment-flip
   // Options given on the command line, with how to copy each onto a config: on --resume the
   // checkpoint's config is the base and only these override it.
   std::vector<std::pair<CLI::Option*, std::function<void(train::TrainConfig&, const train::TrainConfig&)>>> overrides;
@@ -128,6 +130,7 @@ void run(const TrainArgs& args, const CLI::App* cmd) {
       config.extra["lm"] = lm;
     }
   }
+  apply_data_flags(config.extra, args.data, args.resume);
   train::RunOptions options;
   options.resume = args.resume;
   options.overwrite = args.overwrite;
@@ -138,7 +141,7 @@ void run(const TrainArgs& args, const CLI::App* cmd) {
 
 void add_train_command(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a model (FP32) on Fashion-MNIST (CNNs, vit-tiny), or gpt-tiny on text");
+  CLI::App* cmd = app.add_subcommand("train", "Train a model (FP32) on Fashion-MNIST or --data (CNNs, vit-tiny), or gpt-tiny on text");
   std::string models;
   for (const auto& n : models::all_model_names()) models += (models.empty() ? "" : ", ") + n;
   option(cmd, *args, "--model", &train::TrainConfig::model, "Model: " + models);
@@ -158,7 +161,8 @@ void add_train_command(CLI::App& app) {
   option(cmd, *args, "--clip-grad", &train::TrainConfig::clip_grad, "Clip gradients to this global L2 norm (0: off)");
   option(cmd, *args, "--seed", &train::TrainConfig::seed, "Random seed (initialisation and shuffling)");
   option(cmd, *args, "--threads", &train::TrainConfig::threads, "CPU threads for torch");
-  option(cmd, *args, "--data", &train::TrainConfig::data_dir, "Fashion-MNIST folder (default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  option(cmd, *args, "--data", &train::TrainConfig::data_dir, data_flag_help());
+  add_data_flags(cmd, args->data);
   option(cmd, *args, "--val-size", &train::TrainConfig::val_size, "Training images held out for validation (the last ones)");
   option(cmd, *args, "--max-steps-per-epoch", &train::TrainConfig::max_steps_per_epoch, "Stop each epoch after this many steps (0: whole epoch), for quick runs");
   auto lm_option = [&](const std::string& flag, const std::string& key, auto default_value, const std::string& help) {

@@ -7,10 +7,12 @@
 #include "base/atomic_file.h"
 #include "report/run_provenance.h"
 #include "base/error.h"
+#include "data/load_dataset.h"
 #include "ptq/calibration.h"
 #include "qat/qat_run.h"
 #include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/data_fit.h"
 #include "train/lm_trainer.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
@@ -78,7 +80,13 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
 
   PtqRunResult result;
   result.language_model = info.model_name == "gpt-tiny";
-  qat::QatConfig config = ptq_config(o.wbits, o.abits, o.calib_batches, o.observer, o.group_size);
+  LOWBIT_CHECK(o.calib_samples == 0 || !result.language_model,
+               "ptq: --calib-samples counts images; gpt-tiny calibrates on --calib-batches x --calib-batch-size windows");
+  LOWBIT_CHECK(o.calib_samples >= 0, "ptq: --calib-samples must be positive (0: --calib-batches x --calib-batch-size)");
+  // --calib-samples N: ceil(N / batch size) batches, the last one holding the rest.
+  const int64_t calib_batches =
+      o.calib_samples > 0 ? (o.calib_samples + o.calib_batch_size - 1) / o.calib_batch_size : o.calib_batches;
+  qat::QatConfig config = ptq_config(o.wbits, o.abits, calib_batches, o.observer, o.group_size);
   std::vector<torch::Tensor> calibration;
   std::function<Score(models::Net&)> score;
   torch::Tensor val_windows;
@@ -94,9 +102,22 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
       return Score{e.accuracy, e.loss, e.bits_per_byte};
     };
   } else {
-    const std::string dir = data::resolve_data_dir(o.data_dir);
-    calibration = calibration_batches(data::load_fashion_mnist(dir, "train"), o.calib_batches, o.calib_batch_size);
-    test = data::load_fashion_mnist(dir, "test");
+    const std::string layout =
+        o.layout != "auto" ? o.layout
+                           : info.config.value("data", nlohmann::json::object()).value("layout", std::string("auto"));
+    const data::Dataset train_data = data::load_dataset(o.data_dir, "train", layout);
+    if (o.calib_samples > 0) {
+      LOWBIT_CHECK(o.calib_samples <= train_data.size(),
+                   "ptq: --calib-samples " + std::to_string(o.calib_samples) + " but the training split of data '" +
+                       data::resolve_data_dir(o.data_dir) + "' has " + std::to_string(train_data.size()) + " images");
+      for (int64_t start = 0; start < o.calib_samples; start += o.calib_batch_size)
+        calibration.push_back(train_data.images.narrow(0, start, std::min(o.calib_batch_size, o.calib_samples - start)));
+    } else {
+      calibration = calibration_batches(train_data, o.calib_batches, o.calib_batch_size);
+    }
+    test = data::load_dataset(o.data_dir, "test", layout);
+    models::Net probe = train::load_net(o.from);
+    train::check_model_fits_data(probe, test, o.data_dir);
     score = [&](models::Net& net) {
       const train::EvalResult e = train::evaluate(net, test);
       return Score{e.accuracy, e.loss, 0.0};
@@ -111,7 +132,8 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
   }
   if (o.log) *o.log << "ptq: " << to_string(o.ptq.method) << " W" << o.wbits << "A" << o.abits
                     << (o.group_size > 0 ? " g" + std::to_string(o.group_size) : std::string()) << ", "
-                    << o.calib_batches << " calibration batches of " << o.calib_batch_size
+                    << (o.calib_samples > 0 ? std::to_string(o.calib_samples) + " calibration images in " : std::string())
+                    << calib_batches << " calibration batches of " << o.calib_batch_size
                     << (result.language_model ? " windows" : " images") << "\n";
   models::Net net = quantize_checkpoint(o.from, config, calibration, o.ptq, &result.report);
   const Score after = score(net);
@@ -124,7 +146,8 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
                             {"weight_bits", o.wbits},
                             {"act_bits", o.abits},
                             {"group_size", o.group_size},
-                            {"calib_batches", o.calib_batches},
+                            {"calib_batches", calib_batches},
+                            {"calib_samples", o.calib_samples > 0 ? o.calib_samples : calib_batches * o.calib_batch_size},
                             {"calib_batch_size", o.calib_batch_size},
                             {"bn_reestimate", o.ptq.bn_reestimate},
                             {"bias_correction", o.ptq.bias_correction},

@@ -22,9 +22,12 @@ struct PtqRunOptions {
   std::string observer = "minmax";
   int64_t calib_batches = 8;
   int64_t calib_batch_size = 128;  // images, or gpt-tiny byte windows (of the run's context)
+  int64_t calib_samples = 0;       // > 0: calibrate on the first N training images instead
+                                   // (in batches of calib_batch_size, the last one shorter)
   uint64_t seed = 0;               // gpt-tiny: which random training windows calibrate
   PtqOptions ptq;
-  std::string data_dir;  // empty: the default Fashion-MNIST folder
+  std::string data_dir;  // --data (data/load_dataset.h); empty: the default Fashion-MNIST folder
+  std::string layout = "auto";  // .npy/.npz image arrays; "auto" takes the checkpoint's if it has one
   int64_t threads = 2;
   bool overwrite = false;
   std::ostream* log = nullptr;  // progress lines; nullptr: silent

@@ -16,6 +16,9 @@
 #include "base/atomic_file.h"
 #include "report/run_provenance.h"
 #include "base/error.h"
+#include "data/augment.h"
+#include "data/load_dataset.h"
+#include "train/data_fit.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/lm_trainer.h"
@@ -278,6 +281,8 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
   const int64_t spe = steps_per_epoch(config_, n);
   const int64_t total_steps = spe * config_.epochs;
   const int64_t warmup = warmup_steps(config_, total_steps);
+  const data::AugmentOptions augment =
+      data::AugmentOptions::from_json(config_.extra.value("augment", nlohmann::json(nullptr)));
 
   // Data parallelism (docs/distributed.md): every rank draws the same permutation, takes its
   // shard of each global batch, and the summed gradients make every rank take the step the
@@ -323,7 +328,9 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       const int64_t global_bs = std::min(config_.batch_size, n - s * config_.batch_size);
       const auto [shard_offset, bs] = shard_of_batch(global_bs, dist.rank(), world);
       const auto idx = perm.narrow(0, s * config_.batch_size + shard_offset, bs);
-      const auto x = train.images.index_select(0, idx);
+      // Augmentation (off by default) draws from (seed, step): a resumed run draws the same.
+      const auto x = data::augment_batch(train.images.index_select(0, idx), augment, config_.seed, step_,
+                                         shard_offset, global_bs);
       const auto y = train.labels.index_select(0, idx);
 
       const double factor = lr_factor(step_, warmup, total_steps);
@@ -458,14 +465,35 @@ TrainResult run_training(const TrainConfig& config, const RunOptions& options, c
   // Other ranks neither write nor need the run folder of a fresh run (it may be on rank 0's host).
   const std::string ckpt = distributed().is_main() || options.resume ? checked_checkpoint_path(config, options)
                                                                        : config.out_dir + "/checkpoint.pt";
-  const std::string dir = data::resolve_data_dir(config.data_dir);
-  const auto full = data::load_fashion_mnist(dir, "train");
+  // --data: Fashion-MNIST's folder by default, or any source of data/dataset_source.h. The "data"
+  // section keeps the layout choice and, for image folders, the class names (index order).
+  TrainConfig run_config = config;
+  nlohmann::json data_section = run_config.extra.value("data", nlohmann::json::object());
+  const std::string layout = data_section.value("layout", std::string("auto"));
+  data::RawDataset raw_train = data::load_raw_dataset(config.data_dir, "train", layout);
+  if (!raw_train.classes.empty()) {
+    data_section["classes"] = raw_train.classes;
+    run_config.extra["data"] = data_section;
+  }
+  const std::string data_name = raw_train.spec;
+  const auto full = data::to_dataset(raw_train);
+  raw_train = data::RawDataset{};  // the tensors own a copy
   const auto split = data::split_train_validation(full, config.val_size);
-  const auto test = data::load_fashion_mnist(dir, "test");
+  const auto test = data::load_dataset(config.data_dir, "test", layout);
 
+  {
+    // The check runs an FP32 twin of the model: a QAT net's observers must not see this example.
+    nlohmann::json fp32 = to_json(run_config);
+    fp32.erase("qat");
+    models::Net probe = build_net(fp32);
+    check_model_fits_data(probe, split.train, config.data_dir);
+  }
   torch::manual_seed(config.seed);  // model initialisation is deterministic per seed
-  models::Net net = options.initial_net ? *options.initial_net : build_net(to_json(config));
-  Trainer trainer(net, config, hooks);
+  models::Net net = options.initial_net ? *options.initial_net : build_net(to_json(run_config));
+  LOWBIT_CHECK(test.size() == 0 || test.images.sizes().slice(1) == full.images.sizes().slice(1),
+               "data '" + data_name + "': test examples have shape " + data::example_shape_string(test) +
+                   " but training examples " + data::example_shape_string(full) + "; both splits need one shape");
+  Trainer trainer(net, run_config, hooks);
   if (options.log != nullptr) trainer.set_log(options.log);
   if (options.resume) trainer.resume(ckpt);
   return trainer.fit(split.train, split.validation, &test);
