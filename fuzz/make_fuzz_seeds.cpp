@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -168,6 +169,45 @@ int main(int argc, char** argv) {
       return 1;
     }
     ++written;
+  }
+  // .npy: a uint8 [2, 3, 4] array and a float32 [3] one; .npz: both in a stored zip (numpy.savez's layout).
+  {
+    const std::string npy_dir = dir + "/npy_fuzz";
+    auto npy = [](const std::string& descr, const std::string& shape, const std::string& data) {
+      std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+      while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+      header += '\n';
+      return std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(header.size() & 0xFF) +
+             static_cast<char>(header.size() >> 8) + header + data;
+    };
+    const std::string u8 = npy("|u1", "(2, 3, 4)", std::string(24, '\x07'));
+    const std::string f4 = npy("<f4", "(3,)", std::string("\x00\x00\x80\x3f\x00\x00\x00\x40\x00\x00\x40\x40", 12));
+    auto le = [](uint32_t v, int n) {
+      std::string b;
+      for (int i = 0; i < n; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
+      return b;
+    };
+    std::string zip, directory;
+    int members = 0;
+    for (const auto& [name, bytes] : {std::pair<std::string, std::string>{"x_train.npy", u8}, {"y_train.npy", f4}}) {
+      const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+      const std::string fields = le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(crc, 4) + le(static_cast<uint32_t>(bytes.size()), 4) +
+                                 le(static_cast<uint32_t>(bytes.size()), 4) + le(static_cast<uint32_t>(name.size()), 2) + le(0, 2);
+      directory += le(0x02014b50, 4) + le(20, 2) + fields + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) +
+                   le(static_cast<uint32_t>(zip.size()), 4) + name;
+      zip += le(0x04034b50, 4) + fields + name + bytes;
+      ++members;
+    }
+    const uint32_t dir_at = static_cast<uint32_t>(zip.size());
+    zip += directory + le(0x06054b50, 4) + le(0, 4) + le(members, 2) + le(members, 2) +
+           le(static_cast<uint32_t>(directory.size()), 4) + le(dir_at, 4) + le(0, 2);
+    std::filesystem::create_directories(npy_dir);
+    if (!write_file(npy_dir + "/u8.npy", u8, false) || !write_file(npy_dir + "/f4.npy", f4, false) ||
+        !write_file(npy_dir + "/two.npz", zip, false)) {
+      std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", npy_dir.c_str());
+      return 1;
+    }
+    written += 3;
   }
   std::printf("make_fuzz_seeds: %d seed files in %s\n", written, dir.c_str());
   return 0;
