@@ -4,7 +4,8 @@
 //     flatten, linear) at every weight format; a parsed model runs in microseconds;
 //   OUT_DIR/idx_file_fuzz: IDX image and label files in the Fashion-MNIST layout, plain and gzip;
 //   OUT_DIR/text_corpus_fuzz: two parameter bytes (context, validation fraction) and a text: ASCII
-//     and UTF-8 prose, and the head of a default-corpus file (fortunes) when it is installed.
+//     and UTF-8 prose, and the head of a default-corpus file (fortunes) when it is installed;
+//   OUT_DIR/npy_fuzz: a uint8 and a float32 .npy array, and both in a stored .npz.
 //   make_fuzz_seeds OUT_DIR
 #include <zlib.h>
 
