@@ -64,7 +64,8 @@ SourceKind detect_source(const std::string& spec) {
   // default folder; any other gets its own.
   if (ends_with(spec, ".npz")) throw Error("cannot open '" + spec + "': no such file (check the path given to --data)");
   if (spec != default_data_dir() && !fs::exists(spec, ec))
-    throw Error("data '" + spec + "' does not exist; " + std::string(kFormats));
+    throw Error("data '" + spec + "' does not exist; " + std::string(kFormats) +
+                "; without --data lowbit reads $LOWBIT_DATA, else " + default_data_dir());
   return SourceKind::kIdxFolder;
 }
 

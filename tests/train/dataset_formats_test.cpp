@@ -17,6 +17,7 @@
 #include "data/npz_archive.h"
 #include "models/net.h"
 #include "train/data_fit.h"
+#include "train/trainer.h"
 #include "train/test_files.h"
 
 namespace lowbit::data {
@@ -374,6 +375,62 @@ TEST(Augment, DeterministicPerStepAndShardConsistent) {
   EXPECT_TRUE(torch::equal(augment_batch(x, AugmentOptions{}, 1, 0, 0, 8), x));
   expect_error([] { AugmentOptions::from_json({{"crop", 4}}); }, {"augment.crop"});
   EXPECT_EQ(AugmentOptions::from_json(o.to_json()).crop_pad, 2);
+}
+
+// A run with augmentation interrupted after one epoch and resumed ends with the weights of the
+// uninterrupted run; augmentation changes what a run learns (so it is really on).
+TEST(Augment, ResumeContinuesExactly) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  Dataset train;
+  train.images = torch::rand({96, 1, 28, 28}, gen);
+  train.labels = torch::arange(96, torch::kInt64).remainder(10);
+  Dataset val;
+  val.images = train.images.narrow(0, 0, 16);
+  val.labels = train.labels.narrow(0, 0, 16);
+  const std::string root = fresh_test_dir();
+  auto config = [&](const std::string& out, bool augment) {
+    train::TrainConfig c;
+    c.model = "mlp";
+    c.epochs = 2;
+    c.batch_size = 32;
+    c.out_dir = root + "/" + out;
+    c.threads = 1;
+    c.seed = 3;
+    if (augment) c.extra["augment"] = {{"crop_pad", 2}, {"flip", true}};
+    return c;
+  };
+  auto weights = [](models::Net& net) {
+    std::vector<torch::Tensor> s;
+    for (const auto& p : net->parameters()) s.push_back(p.detach().clone());
+    return s;
+  };
+  torch::manual_seed(1);
+  train::Trainer a(models::make_model("mlp"), config("a", true));
+  a.set_log(nullptr);
+  a.fit(train, val);
+  torch::manual_seed(1);
+  {
+    train::Trainer b(models::make_model("mlp"), config("b", true));
+    b.set_log(nullptr);
+    b.fit(train, val, nullptr, /*stop_after_epoch=*/1);
+  }
+  torch::manual_seed(1);
+  train::Trainer c(models::make_model("mlp"), config("b", true));
+  c.set_log(nullptr);
+  c.resume(root + "/b");
+  c.fit(train, val);
+  torch::manual_seed(1);
+  train::Trainer plain(models::make_model("mlp"), config("plain", false));
+  plain.set_log(nullptr);
+  plain.fit(train, val);
+  const auto wa = weights(a.net()), wc = weights(c.net()), wp = weights(plain.net());
+  ASSERT_EQ(wa.size(), wc.size());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wc[i])) << "tensor " << i;
+  EXPECT_FALSE(torch::equal(wa[0], wp[0]));
+  std::ifstream in(root + "/b/config.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["augment"]["crop_pad"], 2);
+  EXPECT_EQ(j["augment"]["flip"], true);
 }
 
 TEST(DataFit, ClearErrorsForShapesAndLabels) {
