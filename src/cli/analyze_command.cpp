@@ -70,7 +70,7 @@ void add_analyze_command(CLI::App& app) {
   basin->add_option("--calib-batches", o->calib_batches, "PTQ calibration batches of 128")->check(CLI::PositiveNumber)->capture_default_str();
   basin->add_flag("--quick", o->quick, "Tiny sets (a test-sized run)");
   basin->add_option("--json", *json_path, "Write the full result as JSON (atomically)");
-  basin->add_option("--data", o->data_dir, "Fashion-MNIST folder");
+  basin->add_option("--data", o->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
   basin->add_option("--threads", o->threads, "CPU threads for torch")->capture_default_str();
   basin->callback([o, json_path, method] {
     if (*method != "both") o->methods = {*method};
@@ -108,7 +108,7 @@ void add_analyze_command(CLI::App& app) {
   hess->add_option("--sigma", ho.sigma, "Gaussian smoothing width of the density (0: 1% of the Ritz value range)")->check(CLI::NonNegativeNumber)->capture_default_str();
   hess->add_option("--threshold", ho.threshold, "|lambda| below this counts as near zero")->check(CLI::PositiveNumber)->capture_default_str();
   hess->add_option("--seed", ho.seed, "Seed of the probes")->capture_default_str();
-  hess->add_option("--data", h->data_dir, "Fashion-MNIST folder");
+  hess->add_option("--data", h->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
   hess->add_option("--threads", h->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   hess->callback([h] {
     torch::set_num_threads(static_cast<int>(h->threads));
@@ -150,7 +150,7 @@ void add_analyze_command(CLI::App& app) {
   sens->add_option("--hessian-probes", so.hessian_probes, "Hutchinson probes per layer (0: no trace)")->check(CLI::Range(0, 100000))->capture_default_str();
   sens->add_option("--hessian-batch-size", so.hessian_batch_size, "Images in the Hessian's batch")->check(CLI::Range(1, 60000))->capture_default_str();
   sens->add_option("--seed", so.seed, "Seed of the Hessian probes")->capture_default_str();
-  sens->add_option("--data", so.data_dir, "Fashion-MNIST folder");
+  sens->add_option("--data", so.data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
   sens->add_option("--threads", sa->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   sens->add_flag("--json", sa->json, "Print sensitivity.json instead of the table");
   sens->callback([sa] {

@@ -124,7 +124,7 @@ void add_convert_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("convert", "Convert a QAT or PTQ checkpoint to an integer runtime model (.lbq)");
   cmd->add_option("--from,--checkpoint", args->from, "QAT/PTQ checkpoint (file or run folder)")->required();
   cmd->add_option("--out", args->out, "Model file to write (.lbq)")->required();
-  cmd->add_option("--data", args->data_dir, "Fashion-MNIST folder for the check");
+  cmd->add_option("--data", args->data_dir, "Data for the check: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
   cmd->add_option("--check", args->check, "Test images on which runtime and integer simulation must agree (0: skip)")
       ->capture_default_str();
   cmd->add_option("--wbits", args->wbits, "FP32 gpt-tiny checkpoints: weight bits of round-to-nearest conversion")

@@ -167,7 +167,7 @@ void add_search_command(CLI::App& app) {
   mixed->add_option("--qat-max-steps", a->qat_max_steps, "--pareto: steps per epoch (0: whole epoch)")->capture_default_str();
   mixed->add_option("--qat-lr", a->qat_lr, "--pareto: QAT learning rate")->capture_default_str();
   mixed->add_flag("--overwrite", a->overwrite, "--pareto: replace existing QAT runs in --out");
-  mixed->add_option("--data", a->data_dir, "Fashion-MNIST folder");
+  mixed->add_option("--data", a->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
   mixed->add_option("--threads", a->threads, "CPU threads for torch")->capture_default_str();
   mixed->callback([a] { run_search(*a); });
 }
