@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev
+  libonnx-dev libprotobuf-dev  # ONNX's generated protobuf classes and checker, for `--from model.onnx` (docs/onnx_import.md)
   fortunes  # plain English text for gpt-tiny's default corpus (docs/transformers.md)
 )
 for arg in "$@"; do

@@ -10,7 +10,7 @@ namespace lowbit::train {
 namespace {
 
 std::set<std::string>& extra_sections() {
-  static std::set<std::string> sections{"qat", "ptq", "export", "lm", "vit"};  // "lm": train/lm_trainer.h, "vit": models/vit.h
+  static std::set<std::string> sections{"qat", "ptq", "export", "lm", "vit", "onnx"};  // "lm": train/lm_trainer.h, "vit": models/vit.h, "onnx": models/imported_net.h
   return sections;
 }
 std::mutex& sections_mutex() {
