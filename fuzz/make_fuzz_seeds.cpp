@@ -6,7 +6,11 @@
 //   OUT_DIR/text_corpus_fuzz: two parameter bytes (context, validation fraction) and a text: ASCII
 //     and UTF-8 prose, and the head of a default-corpus file (fortunes) when it is installed;
 //   OUT_DIR/npy_fuzz: a uint8 and a float32 .npy array, and both in a stored .npz.
+//   OUT_DIR/onnx_import_fuzz: small FP32 ONNX models (8x8 input) written with ONNX's own protobuf
+//     classes, using the operators the importer lowers (conv + batch norm + ReLU / ReLU6, grouped
+//     conv, pooling, residual add, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add, Gemm).
 //   make_fuzz_seeds OUT_DIR
+#include <onnx/onnx_pb.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -117,6 +121,124 @@ bool write_file(const std::string& path, const std::string& bytes, bool gzip) {
   return std::fclose(f) == 0 && ok;
 }
 
+// ---- ONNX seeds ----
+struct OnnxWriter {
+  onnx::ModelProto model;
+  onnx::GraphProto* graph = model.mutable_graph();
+  std::mt19937 rng{7};
+
+  explicit OnnxWriter(int64_t opset) {
+    model.set_ir_version(8);
+    model.set_producer_name("make_fuzz_seeds");
+    auto* op = model.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+    graph->set_name("seed");
+  }
+  void value_info(onnx::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) {
+      auto* dim = t->mutable_shape()->add_dim();
+      if (d < 0) dim->set_dim_param("N");
+      else dim->set_dim_value(d);
+    }
+  }
+  std::string floats(const std::string& name, const std::vector<int64_t>& dims, float lo = -0.5f, float hi = 0.5f) {
+    auto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) {
+      t->add_dims(d);
+      n *= d;
+    }
+    std::uniform_real_distribution<float> u(lo, hi);
+    for (int64_t k = 0; k < n; ++k) t->add_float_data(u(rng));
+    return name;
+  }
+  std::string ints(const std::string& name, const std::vector<int64_t>& v) {
+    auto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<int64_t>(v.size()));
+    for (int64_t x : v) t->add_int64_data(x);
+    return name;
+  }
+  onnx::NodeProto* node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs) {
+    auto* n = graph->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (const auto& i : inputs) n->add_input(i);
+    n->add_output(name + "_out");
+    return n;
+  }
+  static void ints_attr(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  }
+  static void int_attr(onnx::NodeProto* n, const std::string& name, int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  std::string finish(onnx::NodeProto* last, int64_t classes) {
+    last->set_output(0, "y");
+    value_info(graph->add_output(), "y", {-1, classes});
+    return model.SerializeAsString();
+  }
+};
+
+// Conv + BN + ReLU, max pool, grouped conv + Clip(0, 6), global pool, Flatten, Gemm.
+std::string onnx_seed_chain() {
+  OnnxWriter w(13);
+  w.value_info(w.graph->add_input(), "x", {-1, 1, 8, 8});
+  auto* n = w.node("Conv", "conv1", {"x", w.floats("w1", {4, 1, 3, 3}), w.floats("b1", {4})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  n = w.node("BatchNormalization", "bn1", {"conv1_out", w.floats("s", {4}, 0.5f, 1.5f), w.floats("bb", {4}),
+                                           w.floats("m", {4}), w.floats("v", {4}, 0.5f, 2.0f)});
+  n = w.node("Relu", "relu1", {"bn1_out"});
+  n = w.node("MaxPool", "pool1", {"relu1_out"});
+  OnnxWriter::ints_attr(n, "kernel_shape", {2, 2});
+  OnnxWriter::ints_attr(n, "strides", {2, 2});
+  n = w.node("Conv", "dw", {"pool1_out", w.floats("w2", {4, 1, 3, 3})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  OnnxWriter::int_attr(n, "group", 4);
+  n = w.node("Clip", "relu6", {"dw_out", w.floats("lo", {}, 0.0f, 0.0f), w.floats("hi", {}, 6.0f, 6.0f)});
+  n = w.node("GlobalAveragePool", "gap", {"relu6_out"});
+  n = w.node("Flatten", "flat", {"gap_out"});
+  n = w.node("Gemm", "fc", {"flat_out", w.floats("w3", {3, 4}), w.floats("b3", {3})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  return w.finish(n, 3);
+}
+
+// A residual block, average pooling, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add.
+std::string onnx_seed_residual() {
+  OnnxWriter w(17);
+  w.value_info(w.graph->add_input(), "x", {-1, 2, 8, 8});
+  auto* n = w.node("Conv", "c1", {"x", w.floats("w1", {2, 2, 3, 3}), w.floats("b1", {2})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  n = w.node("Relu", "r1", {"c1_out"});
+  n = w.node("Conv", "c2", {"r1_out", w.floats("w2", {2, 2, 1, 1})});
+  n = w.node("Add", "add", {"c2_out", "x"});
+  n = w.node("Relu", "r2", {"add_out"});
+  n = w.node("AveragePool", "pool", {"r2_out"});
+  OnnxWriter::ints_attr(n, "kernel_shape", {2, 2});
+  OnnxWriter::ints_attr(n, "strides", {2, 2});
+  n = w.node("Shape", "shape", {"pool_out"});
+  n = w.node("Gather", "batch", {"shape_out", w.ints("zero", {0})});
+  n = w.node("Concat", "target", {"batch_out", w.ints("minus_one", {-1})});
+  OnnxWriter::int_attr(n, "axis", 0);
+  n = w.node("Reshape", "flatten", {"pool_out", "target_out"});
+  n = w.node("MatMul", "fc", {"flatten_out", w.floats("w3", {32, 5})});
+  n = w.node("Add", "fc_bias", {"fc_out", w.floats("b3", {5})});
+  return w.finish(n, 5);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,6 +332,13 @@ int main(int argc, char** argv) {
     }
     written += 3;
   }
+  const std::string onnx_dir = dir + "/onnx_import_fuzz";
+  if (!write_file(onnx_dir + "/chain.onnx", onnx_seed_chain(), false) ||
+      !write_file(onnx_dir + "/residual.onnx", onnx_seed_residual(), false)) {
+    std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", onnx_dir.c_str());
+    return 1;
+  }
+  written += 2;
   std::printf("make_fuzz_seeds: %d seed files in %s\n", written, dir.c_str());
   return 0;
 }

@@ -23,7 +23,7 @@ cmake --build "$BUILD" -j"${JOBS:-$(nproc)}"
 
 # Seed corpora, written by lowbit itself.
 corpus="$BUILD/corpus"
-mkdir -p "$corpus/lbq_model_fuzz" "$corpus/idx_file_fuzz" "$corpus/text_corpus_fuzz" "$corpus/npy_fuzz"
+mkdir -p "$corpus/lbq_model_fuzz" "$corpus/idx_file_fuzz" "$corpus/text_corpus_fuzz" "$corpus/npy_fuzz" "$corpus/onnx_import_fuzz"
 "$BUILD/make_fuzz_seeds" "$corpus"
 
 status=0

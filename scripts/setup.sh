@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev
   libpng-dev libjpeg-dev  # --data image folders (src/data/image_folder.cpp)
+  libonnx-dev libprotobuf-dev  # ONNX's generated protobuf classes and checker, for `--from model.onnx` (docs/onnx_import.md)
   fortunes  # plain English text for gpt-tiny's default corpus (docs/transformers.md)
 )
 for arg in "$@"; do

@@ -1,6 +1,8 @@
 #include "analysis/sensitivity.h"
 #include "data/load_dataset.h"
 
+#include "models/imported_net.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -104,10 +106,9 @@ SensitivityReport analyze_sensitivity(const SensitivityOptions& o) {
   const train::CheckpointInfo info = train::load_checkpoint(o.checkpoint);
   LOWBIT_CHECK(!info.config.contains("qat"), "'" + info.path + "' is a quantized checkpoint; sensitivity starts from an FP32 one "
                                              "(the run that QAT would start from)");
-  const auto& image_models = models::model_names();
-  LOWBIT_CHECK(std::find(image_models.begin(), image_models.end(), info.model_name) != image_models.end(),
+  LOWBIT_CHECK(models::is_image_classifier(info.model_name),
                "sensitivity: model '" + info.model_name + "' of '" + info.path +
-                   "' is not one of the convertible image models (mlp, cnn, resnet8, mobilenet-tiny, ...)");
+                   "' is not one of the convertible image models (mlp, cnn, resnet8, mobilenet-tiny, or one imported from ONNX)");
 
   const auto split = data::split_train_validation(data::load_dataset(data::resolve_data_dir(o.data_dir), "train"), 5000);
   const data::Dataset eval_set = head(split.validation, o.eval_images);

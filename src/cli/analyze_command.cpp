@@ -137,7 +137,7 @@ void add_analyze_command(CLI::App& app) {
       "sensitivity", "Loss increase per layer when only that layer is quantized, per width, and its Hessian trace "
                      "(docs/mixed_precision.md)");
   auto& so = sa->options;
-  sens->add_option("--checkpoint", so.checkpoint, "FP32 checkpoint (file or run folder) of an image model")->required();
+  sens->add_option("--checkpoint", so.checkpoint, "FP32 checkpoint (file or run folder) of an image model, or an FP32 ONNX model (.onnx)")->required();
   sens->add_option("--out", sa->out, "Output folder: sensitivity.json, sensitivity.csv")->required();
   sens->add_option("--bits", so.weight_widths, "Weight widths: 8..2, ternary, binary")->delimiter(',')->capture_default_str();
   sens->add_option("--abits", so.act_bits, "Activation widths to test with 8-bit weights (e.g. 4; default none)")->delimiter(',');

@@ -190,7 +190,7 @@ void run(const EvalArgs& args) {
 void add_eval_command(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "Evaluate a checkpoint, or an integer model file on the runtime, on Fashion-MNIST or --data");
-  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint.pt or the run folder holding it");
+  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint.pt, the run folder holding it, or an FP32 ONNX model (.onnx)");
   cmd->add_option("--model", args->model, "Integer model file (.lbq) to evaluate on the runtime (with --checkpoint: also compare)");
   cmd->add_option("--data", args->data_dir, data_flag_help());
   add_layout_flag(cmd, args->layout);

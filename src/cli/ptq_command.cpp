@@ -47,7 +47,7 @@ void add_ptq_command(CLI::App& app) {
   auto args = std::make_shared<PtqArgs>();
   auto& o = args->options;
   CLI::App* cmd = app.add_subcommand("ptq", "Post-training quantization (round-to-nearest or GPTQ) of an FP32 checkpoint (image models, vit-tiny, gpt-tiny)");
-  cmd->add_option("--from", o.from, "FP32 checkpoint (file or run folder) to quantize");
+  cmd->add_option("--from", o.from, "FP32 checkpoint (file or run folder), or an FP32 ONNX model (.onnx), to quantize");
   cmd->add_option("--out", o.out, "Output folder (checkpoint.pt, ptq.json)")->required();
   cmd->add_option("--wbits", o.wbits, "Weight bits (2-8)")->check(CLI::Range(2, 8))->capture_default_str();
   cmd->add_option("--abits", o.abits, "Activation bits (2-8)")->check(CLI::Range(2, 8))->capture_default_str();

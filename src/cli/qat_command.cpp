@@ -73,7 +73,7 @@ void add_qat_command(CLI::App& app) {
   args->config.lr = 5e-4;
   args->config.weight_decay = 0.0;
   CLI::App* cmd = app.add_subcommand("qat", "Quantization-aware training starting from an FP32 checkpoint");
-  cmd->add_option("--from", args->from, "FP32 checkpoint (file or run folder) to start from");
+  cmd->add_option("--from", args->from, "FP32 checkpoint (file or run folder), or an FP32 ONNX model (.onnx), to start from");
   cmd->add_option("--out", args->config.out_dir, "Output folder (checkpoint.pt, metrics.jsonl, config.json)")->required();
   cmd->add_option("--config", args->config_file, "QAT config JSON (defaults and per-layer overrides); replaces the quantization flags");
   auto& f = args->flags;

@@ -22,6 +22,7 @@
 #include "runtime/text_generation.h"
 #include "runtime/session.h"
 #include "convert/to_runtime.h"
+#include "models/imported_net.h"
 #include "models/net.h"
 #include "ptq/ptq.h"
 #include "train/checkpoint.h"
@@ -137,7 +138,7 @@ runtime::DecoderBenchmark benchmark_lm_checkpoint(models::Net& net, int64_t cont
 runtime::BenchmarkResult benchmark_checkpoint(models::Net& net, int64_t batch, int threads, int iterations) {
   torch::NoGradGuard no_grad;
   net->eval();
-  const torch::Tensor x = torch::rand({batch, 1, 28, 28});
+  const torch::Tensor x = models::random_inputs(net, batch);
   for (int i = 0; i < 2; ++i) net->forward(x);
   runtime::BenchmarkResult r;
   r.batch = batch;
@@ -281,19 +282,18 @@ void print_metrics(const InspectArgs& args, const std::string& what, const std::
 // weights, activation ranges from one batch of random images: only shapes and widths matter here).
 runtime::Model model_of_checkpoint(const std::string& path, bool& fp32) {
   const train::CheckpointInfo info = train::load_checkpoint(path);
-  const auto& image_models = models::model_names();
-  LOWBIT_CHECK(std::find(image_models.begin(), image_models.end(), info.model_name) != image_models.end(),
+  LOWBIT_CHECK(models::is_image_classifier(info.model_name),
                "inspect --checkpoint: '" + info.path + "' is model '" + info.model_name +
                    "'; metrics cover the convertible image models (" + [&] {
                      std::string s;
-                     for (const auto& n : image_models) s += (s.empty() ? "" : ", ") + n;
+                     for (const auto& n : models::model_names()) s += (s.empty() ? "" : ", ") + n;
                      return s;
-                   }() + ")");
+                   }() + ", or one imported from ONNX)");
   models::Net net = train::load_net(info.path);
   fp32 = !info.config.contains("qat");
   if (fp32) {
     torch::manual_seed(0);
-    ptq::quantize_post_training(net, ptq::ptq_config(8, 8, 1), {torch::rand({16, 1, 28, 28})}, ptq::PtqOptions{});
+    ptq::quantize_post_training(net, ptq::ptq_config(8, 8, 1), {models::random_inputs(net, 16)}, ptq::PtqOptions{});
   }
   // The description `lowbit convert` stores, so that file bytes match its file.
   return convert::to_runtime_model(net, net->model_name() + " from " + path +

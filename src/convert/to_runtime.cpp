@@ -163,9 +163,13 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
   if (record) record->clear();
   runtime::Model m;
   m.name = description.empty() ? net->model_name() : description;
-  m.in_channels = 1;
-  m.in_height = 28;
-  m.in_width = 28;
+  const std::vector<int64_t>& shape = net->input_shape();
+  LOWBIT_CHECK(shape.size() == 3 || shape.size() == 1,
+               "convert: the integer runtime takes [C, H, W] images or [features] vectors; model '" + net->model_name() +
+                   "' takes examples of rank " + std::to_string(shape.size()));
+  m.in_channels = static_cast<int32_t>(shape[0]);
+  m.in_height = shape.size() == 3 ? static_cast<int32_t>(shape[1]) : 1;
+  m.in_width = shape.size() == 3 ? static_cast<int32_t>(shape[2]) : 1;
 
   auto input = std::dynamic_pointer_cast<qat::QInputImpl>(net->input_layer());
   LOWBIT_CHECK(input != nullptr, "convert: the model has no input quantizer; it must be prepared for QAT (lowbit qat) "

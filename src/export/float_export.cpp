@@ -80,12 +80,14 @@ Model FloatBuilder::build(models::Net& net) {
   ir_version_for_opset(out_.opset);  // rejects opsets lowbit does not write
   out_.graph.name = "lowbit_fp32";
   out_.doc_string = "float32 export of lowbit model '" + net->model_name() + "'";
-  out_.graph.inputs.push_back({"input", DataType::Float, {-1, 1, 28, 28}});
+  std::vector<int64_t> input_dims{-1};
+  input_dims.insert(input_dims.end(), net->input_shape().begin(), net->input_shape().end());
+  out_.graph.inputs.push_back({"input", DataType::Float, input_dims});
 
   // Float tensor and rank (4: NCHW, 2: [N, K]) of each Net value; the input quantizer of a QAT
   // net is dropped (the float model takes the float image).
   std::vector<std::string> value{"input"};
-  std::vector<int> rank{4};
+  std::vector<int> rank{static_cast<int>(input_dims.size())};
   int64_t classes = 0;
   for (const models::Node& node : net->nodes()) {
     const std::string x = value.at(static_cast<size_t>(node.inputs.at(0)));

@@ -133,6 +133,7 @@ torch::Tensor SwiGLUImpl::forward(const std::vector<torch::Tensor>& inputs) {
 Net make_gpt(const GptOptions& o) {
   o.validate();
   Net net("gpt-tiny");
+  net->set_input_shape({});  // token ids [N, T], any T up to the context
   const int64_t d = o.width, h = o.hidden_size();
   int x = net->add("embed", std::make_shared<EmbeddingImpl>(kVocab, d), {0});
   for (int64_t b = 0; b < o.layers; ++b) {

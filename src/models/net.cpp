@@ -80,4 +80,12 @@ void NetImpl::set_input_layer(std::shared_ptr<LayerImpl> layer) {
   input_layer_ = std::move(layer);
 }
 
+torch::Tensor random_inputs(const Net& net, int64_t batch) {
+  const std::vector<int64_t>& shape = net->input_shape();
+  LOWBIT_CHECK(!shape.empty(), "model '" + net->model_name() + "' takes token ids, not images");
+  std::vector<int64_t> dims{batch};
+  dims.insert(dims.end(), shape.begin(), shape.end());
+  return torch::rand(dims);
+}
+
 }  // namespace lowbit::models

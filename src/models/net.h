@@ -40,12 +40,22 @@ class NetImpl : public torch::nn::Module {
 
   const std::string& model_name() const { return model_name_; }
 
+  // The shape of one input example: {1, 28, 28} for the zoo's image models (the default), the
+  // file's for an imported model (models/imported_net.h), {} for gpt-tiny (token ids).
+  const std::vector<int64_t>& input_shape() const { return input_shape_; }
+  void set_input_shape(std::vector<int64_t> shape) { input_shape_ = std::move(shape); }
+
  private:
   std::string model_name_;
+  std::vector<int64_t> input_shape_{1, 28, 28};
   std::vector<Node> nodes_;
   std::shared_ptr<LayerImpl> input_layer_;
 };
 TORCH_MODULE(Net);
+
+// `batch` examples of the net's input shape, uniform in [0, 1] (what the zoo's images hold): for
+// shape-only uses such as a stand-in calibration or a benchmark. Throws for gpt-tiny (tokens).
+torch::Tensor random_inputs(const Net& net, int64_t batch);
 
 // The zoo. Inputs are [N, 1, 28, 28] in [0, 1] (pixel / 255; no mean/std normalisation, so that
 // the input quantizer with scale 1/255 represents every pixel exactly); outputs are 10 logits.

@@ -57,7 +57,7 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, c
   LOWBIT_CHECK(!options.from.empty(), "qat: --from names the checkpoint to start from (e.g. runs/cnn-fp32)");
   const train::CheckpointInfo source = train::load_checkpoint(options.from);
   config.model = source.model_name;
-  for (const char* sizes : {"lm", "vit"}) {  // the model's sizes (gpt-tiny, vit-tiny)
+  for (const char* sizes : {"lm", "vit", "onnx"}) {  // the model's sizes (gpt-tiny, vit-tiny) or imported structure
     if (source.config.contains(sizes) && !config.extra.contains(sizes)) config.extra[sizes] = source.config[sizes];
   }
   config.validate();

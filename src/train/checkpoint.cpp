@@ -9,7 +9,9 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "import/onnx_reader.h"
 #include "models/gpt.h"
+#include "models/imported_net.h"
 #include "models/vit.h"
 
 namespace lowbit::train {
@@ -144,6 +146,15 @@ std::string checkpoint_path(const std::string& path_or_dir) {
 
 CheckpointInfo load_checkpoint(const std::string& path_or_dir) {
   CheckpointInfo info;
+  if (import::is_onnx_path(path_or_dir) && !is_directory(path_or_dir)) {
+    // An FP32 ONNX model stands in for an FP32 run: its structure becomes the config's "onnx"
+    // section, so runs that start from it rebuild without the file.
+    const import::ImportedModel m = import::read_onnx_model(path_or_dir);
+    info.path = path_or_dir;
+    info.model_name = models::kImportedModelName;
+    info.config = {{"model", models::kImportedModelName}, {"onnx", import::structure_to_json(m)}};
+    return info;
+  }
   info.path = checkpoint_path(path_or_dir);
   torch::serialize::InputArchive archive;
   open_archive(info.path, archive, info);
@@ -247,8 +258,11 @@ models::Net build_net(const nlohmann::json& config) {
   LOWBIT_CHECK(config.is_object() && config.contains("model") && config["model"].is_string(),
                "model config has no string key 'model': " + config.dump().substr(0, 120));
   const std::string name = config["model"].get<std::string>();
+  if (name == models::kImportedModelName)
+    LOWBIT_CHECK(config.contains("onnx"), "model config names model 'onnx' but has no \"onnx\" section (the imported structure)");
   models::Net net = name == "gpt-tiny"   ? models::make_gpt(models::GptOptions::from_json(config.value("lm", nlohmann::json::object())))
                     : name == "vit-tiny" ? models::make_vit(models::VitOptions::from_json(config.value("vit", nlohmann::json::object())))
+                    : name == models::kImportedModelName ? models::make_imported_net(import::structure_from_json(config["onnx"]))
                                          : models::make_model(name);
   if (config.contains("qat")) {
     QatRebuildHook hook;
@@ -265,6 +279,13 @@ models::Net build_net(const nlohmann::json& config) {
 }
 
 models::Net load_net(const std::string& path_or_dir) {
+  if (import::is_onnx_path(path_or_dir) && !is_directory(path_or_dir)) {
+    const import::ImportedModel m = import::read_onnx_model(path_or_dir);
+    models::Net net = models::make_imported_net(m);
+    models::load_imported_weights(net, m);
+    net->eval();
+    return net;
+  }
   const CheckpointInfo info = load_checkpoint(path_or_dir);
   models::Net net = build_net(info.config);
   TrainingState state;  // weights only: optimizer and shuffle state are not needed

@@ -31,6 +31,8 @@ struct CheckpointInfo {
   int64_t epoch = 0;      // completed epochs
   int64_t step = 0;       // optimizer steps taken
 };
+// A path ending in ".onnx" is an FP32 ONNX model (import/onnx_reader.h) standing in for an FP32
+// run: model "onnx", a config with its imported structure, epoch and step 0.
 CheckpointInfo load_checkpoint(const std::string& path_or_dir);
 
 // The mutable state a checkpoint holds besides the model. Null pointers are skipped on save and
@@ -61,7 +63,7 @@ models::Net build_net(const nlohmann::json& config);
 // "weights_crc32", e.g. to check that a resumed run equals an uninterrupted one).
 uint32_t weights_crc32(models::Net& net);
 
-// build_net + the checkpoint's weights, in eval mode.
+// build_net + the checkpoint's weights, in eval mode (for a ".onnx" path: the imported model).
 models::Net load_net(const std::string& path_or_dir);
 
 }  // namespace lowbit::train

@@ -62,14 +62,16 @@ inline void write_floats(const std::string& path, const torch::Tensor& t) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-// Runs tests/export/ort_run.js on `model` with `images` ([N, 1, 28, 28] float); returns the logits
+// Runs tests/export/ort_run.js on `model` with `images` ([N, ...] float); returns the logits
 // [N, classes]. Fails the test (and returns an undefined tensor) if the run fails.
 inline torch::Tensor run_ort(const std::string& model, const torch::Tensor& images, const std::string& dir) {
   const std::string input = dir + "/images.f32", logits = dir + "/logits.bin", log = dir + "/ort_run.log";
   write_floats(input, images);
+  std::string shape;
+  for (int64_t k = 1; k < images.dim(); ++k) shape += (k > 1 ? "," : "") + std::to_string(images.size(k));
   const std::string cmd = "LOWBIT_ORT_NODE_MODULES='" + ort_node_modules() + "' node '" + source_dir() +
-                          "/tests/export/ort_run.js' '" + model + "' '" + input + "' --logits '" + logits + "' > '" + log +
-                          "' 2>&1";
+                          "/tests/export/ort_run.js' '" + model + "' '" + input + "' --shape " + shape + " --logits '" +
+                          logits + "' > '" + log + "' 2>&1";
   if (std::system(cmd.c_str()) != 0) {
     std::ifstream l(log);
     ADD_FAILURE() << "ONNX Runtime failed on " << model << ":\n" << std::string(std::istreambuf_iterator<char>(l), {});

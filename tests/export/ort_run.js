@@ -9,6 +9,7 @@
 //   --logits FILE       raw float32 [N, classes]
 //   --predictions FILE  one class per line (argmax, ties to the lowest index, as lowbit)
 //   --labels IDX        an IDX label file: also print the accuracy
+//   --shape C,H,W       the per-example input shape of a .f32 INPUT (default 1,28,28; any rank)
 //   --bench 1,256       instead: median latency per batch size (JSON on stdout); timing only
 // The module is taken from $LOWBIT_ORT_NODE_MODULES or third_party/node/node_modules.
 'use strict';
@@ -22,7 +23,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const args = { positional: [], batch: 256, threads: 2, count: -1, iterations: 20 };
+  const args = { positional: [], batch: 256, threads: 2, count: -1, iterations: 20, shape: [1, 28, 28] };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
     const value = () => (i + 1 < argv.length ? argv[++i] : usage(`${a} needs a value`));
@@ -34,6 +35,7 @@ function parseArgs(argv) {
     else if (a === '--threads') args.threads = Number(value());
     else if (a === '--bench') args.bench = value().split(',').map(Number);
     else if (a === '--iterations') args.iterations = Number(value());
+    else if (a === '--shape') args.shape = value().split(',').map(Number);
     else if (a.startsWith('--')) usage(`unknown flag ${a}`);
     else args.positional.push(a);
   }
@@ -41,13 +43,14 @@ function parseArgs(argv) {
   return args;
 }
 
-// Float images [N, 1, rows, cols] from an IDX file or a raw float32 file.
-function readImages(file) {
+// Float examples [N, ...shape] from a raw float32 file, or images [N, 1, rows, cols] from an IDX file.
+function readImages(file, shape) {
   let bytes = fs.readFileSync(file);
   if (file.endsWith('.f32')) {
-    if (bytes.length % (4 * 784) !== 0) usage(`'${file}' holds ${bytes.length} bytes, not a multiple of 784 float32`);
+    const item = shape.reduce((a, b) => a * b, 1);
+    if (bytes.length % (4 * item) !== 0) usage(`'${file}' holds ${bytes.length} bytes, not a multiple of ${item} float32`);
     const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-    return { data, count: data.length / 784, rows: 28, cols: 28 };
+    return { data, count: data.length / item, shape };
   }
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = zlib.gunzipSync(bytes);
   if (bytes.length < 16 || bytes.readUInt32BE(0) !== 2051) usage(`'${file}' is not an IDX image file (magic 2051)`);
@@ -55,7 +58,7 @@ function readImages(file) {
   if (bytes.length !== 16 + count * rows * cols) usage(`'${file}' is truncated`);
   const data = new Float32Array(count * rows * cols);
   for (let i = 0; i < data.length; ++i) data[i] = bytes[16 + i] / 255;  // as lowbit: pixel / 255.0f
-  return { data, count, rows, cols };
+  return { data, count, shape: [1, rows, cols] };
 }
 
 function readLabels(file) {
@@ -84,9 +87,9 @@ async function main() {
   const session = await ort.InferenceSession.create(modelFile, {
     intraOpNumThreads: args.threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
   });
-  const images = readImages(inputFile);
+  const images = readImages(inputFile, args.shape);
   const count = args.count >= 0 ? Math.min(args.count, images.count) : images.count;
-  const item = images.rows * images.cols;
+  const item = images.shape.reduce((a, b) => a * b, 1);
   const input = session.inputNames[0];
   const output = session.outputNames[0];
 
@@ -95,7 +98,7 @@ async function main() {
     for (const batch of args.bench) {
       const x = new Float32Array(batch * item);
       for (let i = 0; i < x.length; ++i) x[i] = images.data[i % (count * item)];
-      const feeds = { [input]: new ort.Tensor('float32', x, [batch, 1, images.rows, images.cols]) };
+      const feeds = { [input]: new ort.Tensor('float32', x, [batch, ...images.shape]) };
       for (let i = 0; i < 3; ++i) await session.run(feeds);  // warm-up
       const times = [];
       for (let i = 0; i < args.iterations; ++i) {
@@ -117,7 +120,7 @@ async function main() {
   for (let start = 0; start < count; start += args.batch) {
     const n = Math.min(args.batch, count - start);
     const x = images.data.subarray(start * item, (start + n) * item);
-    const result = await session.run({ [input]: new ort.Tensor('float32', x, [n, 1, images.rows, images.cols]) });
+    const result = await session.run({ [input]: new ort.Tensor('float32', x, [n, ...images.shape]) });
     const y = result[output].data;
     classes = y.length / n;
     for (let i = 0; i < n; ++i) {

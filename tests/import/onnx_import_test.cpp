@@ -1,0 +1,310 @@
+// ONNX import: the zoo's own FP32 exports read back, graphs written here that use each supported
+// operator, and bad files. Logits are compared with LibTorch (the net that was exported) and with
+// ONNX Runtime on the same file.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+
+#include "base/error.h"
+#include "export/export_test_support.h"
+#include "export/float_export.h"
+#include "export/onnx_graph.h"
+#include "import/onnx_reader.h"
+#include "models/imported_net.h"
+#include "train/checkpoint.h"
+
+namespace lowbit {
+namespace {
+
+using onnx::Attribute;
+
+// max |a - b| / max(1, max |b|): the tolerance scale for logits.
+double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+torch::Tensor logits_of(models::Net& net, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  return net->forward(x);
+}
+
+// Gives every batch norm running statistics far from (0, 1), so that folding them matters.
+void randomise_batch_norms(models::Net& net) {
+  torch::NoGradGuard no_grad;
+  for (const auto& node : net->nodes()) {
+    if (auto c = std::dynamic_pointer_cast<models::ConvBnActImpl>(node.layer); c && c->bn) {
+      c->bn->running_mean.uniform_(-0.5, 0.5);
+      c->bn->running_var.uniform_(0.5, 2.0);
+      c->bn->weight.uniform_(0.5, 1.5);
+      c->bn->bias.uniform_(-0.2, 0.2);
+    }
+  }
+}
+
+std::string save_model(const onnx::Model& model, const std::string& path) {
+  onnx::save(model, path);
+  return path;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(OnnxImport, ZooExportsReadBackWithTheSameLogits) {
+  const std::string dir = testing::fresh_test_dir();
+  for (const std::string name : {"mlp", "cnn", "resnet8", "mobilenet-tiny"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(3);
+    models::Net net = models::make_model(name);
+    randomise_batch_norms(net);
+    const torch::Tensor x = torch::rand({6, 1, 28, 28});
+    const torch::Tensor expected = logits_of(net, x);
+    // Opset 17: the newest that Debian's ONNX checker (1.12) knows, so the checker runs too.
+    const std::string path = save_model(onnx::float_model(net, 17), dir + "/" + name + ".onnx");
+
+    models::Net imported = train::load_net(path);
+    EXPECT_EQ(imported->model_name(), "onnx");
+    EXPECT_LT(relative_difference(logits_of(imported, x), expected), 1e-5);
+    // Each zoo layer comes back as one lowbit layer: batch norm and activation fold into their
+    // conv, and the Flatten the exporter puts between global pooling and the classifier is a new
+    // name for the pooled [N, C] tensor.
+    EXPECT_EQ(imported->nodes().size(), net->nodes().size());
+    const import::ImportedModel m = import::read_onnx_model(path);
+    EXPECT_EQ(m.input_shape, (std::vector<int64_t>{1, 28, 28}));
+    EXPECT_EQ(m.num_outputs, 10);
+    if (name == "cnn") {
+      const auto& conv1 = m.layers.at(0);
+      EXPECT_EQ(conv1.kind, "conv");
+      EXPECT_TRUE(conv1.batch_norm);
+      EXPECT_EQ(conv1.activation, "relu");
+    }
+  }
+}
+
+TEST(OnnxImport, ZooExportsMatchOnnxRuntime) {
+  LOWBIT_SKIP_WITHOUT_ORT();
+  const std::string dir = testing::fresh_test_dir();
+  for (const std::string name : {"cnn", "resnet8", "mobilenet-tiny"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(4);
+    models::Net net = models::make_model(name);
+    randomise_batch_norms(net);
+    const std::string path = save_model(onnx::float_model(net, 17), dir + "/" + name + ".onnx");
+    const torch::Tensor x = torch::rand({8, 1, 28, 28});
+    models::Net imported = train::load_net(path);
+    const torch::Tensor ort = testing::run_ort(path, x, dir);
+    ASSERT_TRUE(ort.defined());
+    EXPECT_LT(relative_difference(logits_of(imported, x), ort), 1e-4);
+  }
+}
+
+// ---- graphs written here, one feature each --------------------------------------------------
+
+struct GraphBuilder {
+  onnx::Model model;
+  explicit GraphBuilder(std::vector<int64_t> input_dims, int64_t opset = 17) {
+    model.opset = opset;
+    model.producer_name = "lowbit-test";
+    model.graph.name = "test";
+    model.graph.inputs.push_back({"x", onnx::DataType::Float, std::move(input_dims)});
+  }
+  std::string weight(const std::string& name, std::vector<int64_t> dims, float scale = 0.3f) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    const torch::Tensor t = torch::randn({n}) * scale;
+    model.graph.initializers.push_back(onnx::make_float_tensor(name, dims, std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + n)));
+    return name;
+  }
+  std::string floats(const std::string& name, std::vector<int64_t> dims, const std::vector<float>& v) {
+    model.graph.initializers.push_back(onnx::make_float_tensor(name, std::move(dims), v));
+    return name;
+  }
+  std::string ints(const std::string& name, const std::vector<int64_t>& v) {
+    model.graph.initializers.push_back(onnx::make_int64_tensor(name, {static_cast<int64_t>(v.size())}, v));
+    return name;
+  }
+  std::string node(const std::string& op, const std::string& name, std::vector<std::string> inputs,
+                   std::vector<Attribute> attributes = {}) {
+    model.graph.nodes.push_back(onnx::Node{op, name, std::move(inputs), {name + "_out"}, std::move(attributes)});
+    return name + "_out";
+  }
+  std::string finish(const std::string& output, int64_t classes, const std::string& path) {
+    model.graph.nodes.back().outputs[0] = "logits";
+    (void)output;
+    model.graph.outputs.push_back({"logits", onnx::DataType::Float, {-1, classes}});
+    return save_model(model, path);
+  }
+};
+
+Attribute ints_attr(const char* name, std::vector<int64_t> v) { return Attribute::make_ints(name, std::move(v)); }
+
+// Conv with bias -> BatchNormalization (epsilon 1e-3) -> Clip(0, 6); average pooling; a grouped
+// conv without bias -> Relu; max pooling with padding; Identity and Dropout; a flatten computed
+// as Shape -> Gather -> Unsqueeze -> Concat -> Reshape; MatMul + Add + Relu; Gemm with transB = 0,
+// alpha and beta; a weight given as Transpose(initializer) and a bias as Mul(initializer, 2).
+std::string write_chain_graph(const std::string& path) {
+  GraphBuilder g({-1, 3, 12, 12});
+  std::string v = g.node("Conv", "stem/conv", {"x", g.weight("w1", {8, 3, 3, 3}), g.weight("b1", {8})},
+                         {ints_attr("pads", {1, 1, 1, 1}), ints_attr("strides", {1, 1})});
+  std::vector<float> scale(8), bias(8), mean(8), var(8);
+  for (int k = 0; k < 8; ++k) {
+    scale[k] = 0.8f + 0.05f * k;
+    bias[k] = 0.1f * (k - 4);
+    mean[k] = 0.05f * k - 0.2f;
+    var[k] = 0.5f + 0.1f * k;
+  }
+  v = g.node("BatchNormalization", "stem/bn",
+             {v, g.floats("s", {8}, scale), g.floats("bb", {8}, bias), g.floats("m", {8}, mean), g.floats("var", {8}, var)},
+             {Attribute::make_float("epsilon", 1e-3f)});
+  v = g.node("Clip", "stem/relu6", {v, g.floats("lo", {}, {0.0f}), g.floats("hi", {}, {6.0f})});
+  v = g.node("AveragePool", "pool1", {v}, {ints_attr("kernel_shape", {2, 2}), ints_attr("strides", {2, 2})});  // 6x6
+  v = g.node("Conv", "dw", {v, g.weight("w2", {8, 4, 3, 3})},
+             {ints_attr("pads", {1, 1, 1, 1}), Attribute::make_int("group", 2), ints_attr("kernel_shape", {3, 3})});
+  v = g.node("Relu", "dw_relu", {v});
+  v = g.node("MaxPool", "pool2", {v}, {ints_attr("kernel_shape", {3, 3}), ints_attr("strides", {2, 2}), ints_attr("pads", {1, 1, 1, 1})});  // 3x3
+  v = g.node("Identity", "id", {v});
+  v = g.node("Dropout", "drop", {v});
+  const std::string shape = g.node("Shape", "shape", {v});
+  const std::string batch = g.node("Gather", "batch", {shape, g.ints("zero", {0})});
+  const std::string minus_one = g.ints("minus_one", {-1});
+  const std::string target = g.node("Concat", "target", {batch, minus_one}, {Attribute::make_int("axis", 0)});
+  v = g.node("Reshape", "flatten", {v, target});  // [N, 72]
+  const std::string wt = g.node("Transpose", "w3_t", {g.weight("w3", {16, 72})});  // [72, 16]
+  v = g.node("MatMul", "fc1", {v, wt});
+  const std::string b3 = g.node("Mul", "b3_x2", {g.weight("b3", {16}), g.floats("two", {}, {2.0f})});
+  v = g.node("Add", "fc1_bias", {v, b3});
+  v = g.node("Relu", "fc1_relu", {v});
+  v = g.node("Gemm", "fc2", {v, g.weight("w4", {16, 5}), g.weight("b4", {1, 5})},
+             {Attribute::make_float("alpha", 0.5f), Attribute::make_float("beta", 2.0f)});
+  return g.finish(v, 5, path);
+}
+
+// Residual: conv -> Relu -> conv, Add with the block input, Relu; GlobalAveragePool -> Flatten ->
+// Gemm(transB = 1). Opset 13 (Clip, Squeeze inputs).
+std::string write_residual_graph(const std::string& path) {
+  GraphBuilder g({-1, 4, 8, 8}, 13);
+  std::string stem = g.node("Conv", "stem", {"x", g.weight("w0", {6, 4, 1, 1}), g.weight("b0", {6})});
+  stem = g.node("Relu", "stem_relu", {stem});
+  std::string h = g.node("Conv", "block_conv1", {stem, g.weight("w1", {6, 6, 3, 3})}, {ints_attr("pads", {1, 1, 1, 1})});
+  h = g.node("Relu", "block_relu1", {h});
+  h = g.node("Conv", "block_conv2", {h, g.weight("w2", {6, 6, 3, 3}), g.weight("b2", {6})}, {ints_attr("pads", {1, 1, 1, 1})});
+  h = g.node("Add", "block_add", {h, stem});
+  h = g.node("Relu", "block_relu2", {h});
+  h = g.node("GlobalAveragePool", "gap", {h});
+  h = g.node("Flatten", "flat", {h});
+  h = g.node("Gemm", "head", {h, g.weight("w3", {3, 6}), g.weight("b3", {3})}, {Attribute::make_int("transB", 1)});
+  return g.finish(h, 3, path);
+}
+
+TEST(OnnxImport, EachOperatorMatchesOnnxRuntime) {
+  LOWBIT_SKIP_WITHOUT_ORT();
+  const std::string dir = testing::fresh_test_dir();
+  torch::manual_seed(5);
+  struct Case {
+    std::string path;
+    torch::Tensor x;
+  };
+  const std::vector<Case> cases = {{write_chain_graph(dir + "/chain.onnx"), torch::randn({5, 3, 12, 12})},
+                                   {write_residual_graph(dir + "/residual.onnx"), torch::randn({4, 4, 8, 8})}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.path);
+    models::Net net = train::load_net(c.path);
+    const torch::Tensor ort = testing::run_ort(c.path, c.x, dir);
+    ASSERT_TRUE(ort.defined());
+    const torch::Tensor ours = logits_of(net, c.x);
+    ASSERT_EQ(ours.sizes(), ort.sizes());
+    EXPECT_LT(relative_difference(ours, ort), 1e-4);
+  }
+}
+
+TEST(OnnxImport, LowersToFusedLayers) {
+  const std::string dir = testing::fresh_test_dir();
+  torch::manual_seed(6);
+  const import::ImportedModel chain = import::read_onnx_model(write_chain_graph(dir + "/chain.onnx"));
+  std::vector<std::string> kinds;
+  for (const auto& l : chain.layers) kinds.push_back(l.kind + ":" + l.activation);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"conv:relu6", "avgpool:none", "conv:relu", "maxpool:none", "flatten:none",
+                                             "linear:relu", "linear:none"}));
+  EXPECT_EQ(chain.layers[0].name, "stem_conv");
+  EXPECT_TRUE(chain.layers[0].batch_norm);
+  EXPECT_EQ(chain.layers[2].groups, 2);
+  EXPECT_TRUE(chain.layers[5].bias);  // MatMul + Add
+  EXPECT_EQ(chain.input_shape, (std::vector<int64_t>{3, 12, 12}));
+  const import::ImportedModel res = import::read_onnx_model(write_residual_graph(dir + "/residual.onnx"));
+  ASSERT_EQ(res.layers.size(), 6u);  // stem, conv1, conv2, add, gap, head (the Flatten after GAP is a new name)
+  EXPECT_EQ(res.layers[3].kind, "add");
+  EXPECT_EQ(res.layers[3].activation, "relu");
+  EXPECT_EQ(res.layers[3].inputs, (std::vector<int>{3, 1}));
+
+  // The structure survives JSON (a run's config), and build_net rebuilds the same net from it.
+  const nlohmann::json config = {{"model", "onnx"}, {"onnx", import::structure_to_json(res)}};
+  models::Net rebuilt = train::build_net(config);
+  ASSERT_EQ(rebuilt->nodes().size(), res.layers.size());
+  for (size_t k = 0; k < res.layers.size(); ++k) EXPECT_EQ(rebuilt->nodes()[k].name, res.layers[k].name);
+}
+
+TEST(OnnxImport, BadModelsGiveErrorsNamingNodeOperatorAndOpset) {
+  const std::string dir = testing::fresh_test_dir();
+  torch::manual_seed(7);
+  auto expect_error = [&](const std::string& path, const std::vector<std::string>& parts) {
+    const std::string message = error_of([&] { import::read_onnx_model(path); });
+    for (const auto& p : parts) EXPECT_NE(message.find(p), std::string::npos) << "'" << p << "' not in: " << message;
+  };
+  {  // An operator lowbit has no layer for.
+    GraphBuilder g({-1, 8});
+    std::string v = g.node("Gemm", "fc", {"x", g.weight("w", {4, 8})}, {Attribute::make_int("transB", 1)});
+    v = g.node("LeakyRelu", "act/leaky", {v});
+    expect_error(g.finish(v, 4, dir + "/leaky.onnx"), {"node 'act/leaky'", "LeakyRelu", "opset 17", "not supported", "Supported:"});
+  }
+  {  // Dilated convolution.
+    GraphBuilder g({-1, 1, 8, 8});
+    std::string v = g.node("Conv", "dil", {"x", g.weight("w", {2, 1, 3, 3})}, {ints_attr("dilations", {2, 2})});
+    v = g.node("Flatten", "f", {v});
+    expect_error(g.finish(v, 32, dir + "/dilated.onnx"), {"node 'dil'", "(Conv, opset 17)", "dilations"});
+  }
+  {  // A symbolic spatial size.
+    GraphBuilder g({-1, 1, -1, 8});
+    std::string v = g.node("Flatten", "f", {"x"});
+    expect_error(g.finish(v, 8, dir + "/dynamic.onnx"), {"input 'x'", "dimension 2", "fixed"});
+  }
+  {  // Batch normalization on its own.
+    GraphBuilder g({-1, 2, 4, 4});
+    std::string v = g.node("BatchNormalization", "bn",
+                           {"x", g.floats("s", {2}, {1, 1}), g.floats("b", {2}, {0, 0}), g.floats("m", {2}, {0, 0}), g.floats("v", {2}, {1, 1})});
+    v = g.node("Flatten", "f", {v});
+    expect_error(g.finish(v, 32, dir + "/bn.onnx"), {"node 'bn'", "BatchNormalization", "preceding Conv"});
+  }
+  {  // A final softmax.
+    GraphBuilder g({-1, 8});
+    std::string v = g.node("Gemm", "fc", {"x", g.weight("w", {4, 8})}, {Attribute::make_int("transB", 1)});
+    v = g.node("Softmax", "prob", {v});
+    expect_error(g.finish(v, 4, dir + "/softmax.onnx"), {"Softmax", "logits"});
+  }
+  // Not ONNX at all, empty, truncated, missing.
+  {
+    std::ofstream(dir + "/text.onnx") << "this is not a model\n";
+    expect_error(dir + "/text.onnx", {"text.onnx"});
+    std::ofstream(dir + "/empty.onnx").flush();
+    expect_error(dir + "/empty.onnx", {"empty.onnx", "empty"});
+    torch::manual_seed(8);
+    models::Net net = models::make_model("cnn");
+    const std::string bytes = onnx::serialize(onnx::float_model(net, 17));
+    for (size_t cut : {bytes.size() / 2, bytes.size() - 7, size_t{3}}) {
+      std::ofstream(dir + "/cut.onnx", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(cut));
+      const std::string message = error_of([&] { import::read_onnx_model(dir + "/cut.onnx"); });
+      EXPECT_NE(message.find("cut.onnx"), std::string::npos) << cut << ": " << message;
+    }
+    expect_error(dir + "/missing.onnx", {"cannot open", "missing.onnx"});
+  }
+}
+
+}  // namespace
+}  // namespace lowbit
