@@ -641,10 +641,11 @@ void Lowering::lower_batch_norm(const onnx::NodeProto& n) {
 void Lowering::lower_activation(const onnx::NodeProto& n, const std::string& activation) {
   const Activation x = activation_input(n, 0);
   ImportedLayer* layer = sole_producer(x);
-  if (layer == nullptr || (layer->kind != "conv" && layer->kind != "linear" && layer->kind != "add") || layer->activation != "none")
+  if (layer == nullptr || (layer->kind != "conv" && layer->kind != "linear" && layer->kind != "add"))
     fail(n, "cannot be fused: lowbit applies ReLU and ReLU6 inside the convolution, linear or residual add layer that "
-            "produces their input, and that layer must have no other reader and no activation yet");
-  layer->activation = activation;
+            "produces their input, and that layer must have no other reader");
+  // ReLU and ReLU6 compose to the narrower of the two: PyTorch exports relu6 as Relu -> Clip(0, 6).
+  layer->activation = layer->activation == "relu6" || activation == "relu6" ? "relu6" : activation;
   layer->onnx_nodes += " + " + describe(n);
   set_activation(n, n.output(0), x, 1);
 }

@@ -146,8 +146,8 @@ struct GraphBuilder {
 
 Attribute ints_attr(const char* name, std::vector<int64_t> v) { return Attribute::make_ints(name, std::move(v)); }
 
-// Conv with bias -> BatchNormalization (epsilon 1e-3) -> Clip(0, 6); average pooling; a grouped
-// conv without bias -> Relu; max pooling with padding; Identity and Dropout; a flatten computed
+// Conv with bias -> BatchNormalization (epsilon 1e-3) -> Clip(0, 6) -> Relu; average pooling; a
+// grouped conv without bias -> Relu -> Clip(0, 6) (PyTorch's relu6); max pooling with padding; Identity and Dropout; a flatten computed
 // as Shape -> Gather -> Unsqueeze -> Concat -> Reshape; MatMul + Add + Relu; Gemm with transB = 0,
 // alpha and beta; a weight given as Transpose(initializer) and a bias as Mul(initializer, 2).
 std::string write_chain_graph(const std::string& path) {
@@ -165,10 +165,12 @@ std::string write_chain_graph(const std::string& path) {
              {v, g.floats("s", {8}, scale), g.floats("bb", {8}, bias), g.floats("m", {8}, mean), g.floats("var", {8}, var)},
              {Attribute::make_float("epsilon", 1e-3f)});
   v = g.node("Clip", "stem/relu6", {v, g.floats("lo", {}, {0.0f}), g.floats("hi", {}, {6.0f})});
+  v = g.node("Relu", "stem/relu_again", {v});  // ReLU6 then ReLU: still ReLU6
   v = g.node("AveragePool", "pool1", {v}, {ints_attr("kernel_shape", {2, 2}), ints_attr("strides", {2, 2})});  // 6x6
   v = g.node("Conv", "dw", {v, g.weight("w2", {8, 4, 3, 3})},
              {ints_attr("pads", {1, 1, 1, 1}), Attribute::make_int("group", 2), ints_attr("kernel_shape", {3, 3})});
   v = g.node("Relu", "dw_relu", {v});
+  v = g.node("Clip", "dw_relu6", {v, g.floats("lo2", {}, {0.0f}), g.floats("hi2", {}, {6.0f})});  // PyTorch's relu6: Relu -> Clip
   v = g.node("MaxPool", "pool2", {v}, {ints_attr("kernel_shape", {3, 3}), ints_attr("strides", {2, 2}), ints_attr("pads", {1, 1, 1, 1})});  // 3x3
   v = g.node("Identity", "id", {v});
   v = g.node("Dropout", "drop", {v});
@@ -231,7 +233,7 @@ TEST(OnnxImport, LowersToFusedLayers) {
   const import::ImportedModel chain = import::read_onnx_model(write_chain_graph(dir + "/chain.onnx"));
   std::vector<std::string> kinds;
   for (const auto& l : chain.layers) kinds.push_back(l.kind + ":" + l.activation);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"conv:relu6", "avgpool:none", "conv:relu", "maxpool:none", "flatten:none",
+  EXPECT_EQ(kinds, (std::vector<std::string>{"conv:relu6", "avgpool:none", "conv:relu6", "maxpool:none", "flatten:none",
                                              "linear:relu", "linear:none"}));
   EXPECT_EQ(chain.layers[0].name, "stem_conv");
   EXPECT_TRUE(chain.layers[0].batch_norm);
