@@ -165,18 +165,21 @@ def median_ms(fn, x, iterations):
 
 
 def bench(args):
-    """PyTorch FP32 and int8 (FX graph mode static quantization, fbgemm) latency of each model."""
+    """PyTorch FP32 and int8 (FX graph mode static quantization) latency of each model, on the
+    first quantized engine this PyTorch build has of fbgemm, onednn and qnnpack (Debian's 1.13 has
+    no fbgemm)."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
     torch.set_num_threads(args.threads)
+    engine = next(e for e in ("fbgemm", "onednn", "qnnpack") if e in torch.backends.quantized.supported_engines)
+    torch.backends.quantized.engine = engine
     xte, yte = load("test", args.data)
-    out = {"torch": torch.__version__, "threads": args.threads, "models": {}}
+    out = {"torch": torch.__version__, "threads": args.threads, "engine": engine, "models": {}}
     for name, cls in MODELS.items():
         model = cls()
         model.load_state_dict(torch.load(os.path.join(args.out, f"{name}.pt")))
         model.eval()
-        torch.backends.quantized.engine = "fbgemm"
-        prepared = prepare_fx(model, get_default_qconfig_mapping("fbgemm"), (xte[:1],))
+        prepared = prepare_fx(model, get_default_qconfig_mapping(engine), (xte[:1],))
         with torch.no_grad():
             for i in range(0, 512, 128):
                 prepared(xte[i:i + 128])

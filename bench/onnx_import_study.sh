@@ -5,12 +5,13 @@
 #   lowbit ptq  --from model.onnx  (W8A8)         -> convert -> runtime accuracy
 #   lowbit qat  --from model.onnx  (W4A4)         -> convert -> runtime accuracy
 # and speed, same script run, 2 threads: lowbit's integer runtime (W8A8 and W4A4 .lbq), ONNX Runtime
-# on the original FP32 file, PyTorch FP32 and int8 (FX static quantization, fbgemm).
+# on the original FP32 file, PyTorch FP32 and int8 (FX static quantization; fbgemm, else onednn).
 # Prints a Markdown table per part; timing figures are for comparing within this run only.
 #
 # Usage: bench/onnx_import_study.sh [BUILD_DIR=build] [OUT=runs/onnx_examples]
 #   EPOCHS=2 (PyTorch training)  QAT_EPOCHS=1  QAT_STEPS=0 (steps per QAT epoch, 0 = all)
 #   ITERATIONS=30  needs python3-torch (scripts/setup.sh --bench) and onnxruntime-node
+#   SPEED_ONLY=1 re-times an earlier run's files (on an idle machine) without retraining
 set -euo pipefail
 build=${1:-build}
 out=${2:-runs/onnx_examples}
@@ -33,14 +34,18 @@ results="$out/study.jsonl"
 : >"$results"
 for m in small-resnet mobilenetv2; do
   echo "== $m" >&2
-  "$lowbit" eval --checkpoint "$out/$m.onnx" --data "$data" --json >"$out/$m.fp32.json"
-  "$lowbit" ptq --from "$out/$m.onnx" --out "$out/$m-w8a8" --wbits 8 --abits 8 --calib-batches 8 --data "$data" --overwrite >/dev/null
-  "$lowbit" qat --from "$out/$m.onnx" --out "$out/$m-w4a4" --wbits 4 --abits 4 --epochs "$qat_epochs" \
-    --max-steps-per-epoch "$qat_steps" --data "$data" --overwrite >/dev/null
+  if [[ "${SPEED_ONLY:-0}" != 1 ]]; then
+    "$lowbit" eval --checkpoint "$out/$m.onnx" --data "$data" --json >"$out/$m.fp32.json"
+    "$lowbit" ptq --from "$out/$m.onnx" --out "$out/$m-w8a8" --wbits 8 --abits 8 --calib-batches 8 --data "$data" --overwrite >/dev/null
+    "$lowbit" qat --from "$out/$m.onnx" --out "$out/$m-w4a4" --wbits 4 --abits 4 --epochs "$qat_epochs" \
+      --max-steps-per-epoch "$qat_steps" --data "$data" --overwrite >/dev/null
+  fi
   for q in w8a8 w4a4; do
-    "$lowbit" eval --checkpoint "$out/$m-$q" --data "$data" --json >"$out/$m-$q.sim.json"
-    "$lowbit" convert --from "$out/$m-$q" --out "$out/$m-$q.lbq" --check 1000 --data "$data" >/dev/null
-    "$lowbit" eval --model "$out/$m-$q.lbq" --data "$data" --json >"$out/$m-$q.runtime.json"
+    if [[ "${SPEED_ONLY:-0}" != 1 ]]; then
+      "$lowbit" eval --checkpoint "$out/$m-$q" --data "$data" --json >"$out/$m-$q.sim.json"
+      "$lowbit" convert --from "$out/$m-$q" --out "$out/$m-$q.lbq" --check 1000 --data "$data" >/dev/null
+      "$lowbit" eval --model "$out/$m-$q.lbq" --data "$data" --json >"$out/$m-$q.runtime.json"
+    fi
     for b in 1 256; do
       its=$iterations; [[ $b == 1 ]] && its=$((4 * iterations))
       "$lowbit" bench "$out/$m-$q.lbq" --batch $b --threads 2 --iterations $its --json \
@@ -59,8 +64,9 @@ $py - "$results" "$out/pytorch.json" "$out/pytorch_bench.json" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 torch_train = json.load(open(sys.argv[2]))["models"]
-torch_bench = json.load(open(sys.argv[3]))["models"]
-print("| model | PyTorch FP32 | lowbit FP32 (imported) | PTQ W8A8 (sim / runtime) | QAT W4A4 (sim / runtime) | PyTorch int8 |")
+torch_bench_all = json.load(open(sys.argv[3]))
+torch_bench, engine = torch_bench_all["models"], torch_bench_all["engine"]
+print(f"| model | PyTorch FP32 | lowbit FP32 (imported) | PTQ W8A8 (sim / runtime) | QAT W4A4 (sim / runtime) | PyTorch int8 ({engine}) |")
 print("|---|---|---|---|---|---|")
 for r in rows:
     if "fp32" not in r:
@@ -75,7 +81,7 @@ print("|---|---|---|---|---|")
 for m in torch_bench:
     for b in (1, 256):
         timed = [(r["runtime"], r["ms"]) for r in rows if r.get("model") == m and r.get("batch") == b]
-        timed += [("pytorch fp32", torch_bench[m][f"fp32_ms_b{b}"]), ("pytorch int8 (fbgemm)", torch_bench[m][f"int8_ms_b{b}"])]
+        timed += [("pytorch fp32", torch_bench[m][f"fp32_ms_b{b}"]), (f"pytorch int8 ({engine})", torch_bench[m][f"int8_ms_b{b}"])]
         ort = dict(timed).get("onnxruntime fp32 (original file)")
         for name, ms in timed:
             print(f"| {m} | {b} | {name} | {ms:.3f} | {ort / ms:.2f}x |" if ort else f"| {m} | {b} | {name} | {ms:.3f} | |")
