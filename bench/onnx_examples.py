@@ -15,33 +15,17 @@ logits. Needs Debian's python3-torch (scripts/setup.sh --bench); not used by the
   python3 bench/onnx_examples.py bench --out DIR                # PyTorch FP32 and int8 latency (JSON)
 """
 import argparse
-import gzip
 import json
 import os
-import struct
+import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, count = struct.unpack(">II", data[:8])
-    if magic == 2051:
-        rows, cols = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, np.uint8, offset=16).reshape(count, 1, rows, cols)
-    return np.frombuffer(data, np.uint8, offset=8)
-
-
-def load(split, data_dir):
-    prefix = "train" if split == "train" else "t10k"
-    x = read_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"))
-    y = read_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
-    return torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y.astype(np.int64))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_anchor import load, median_ms  # noqa: E402  (Fashion-MNIST as lowbit reads it; timing)
 
 
 def conv_bn(cin, cout, k, stride=1, groups=1):
@@ -152,18 +136,6 @@ def train(args):
         json.dump({"torch": torch.__version__, "threads": args.threads, "models": results}, f, indent=2)
 
 
-def median_ms(fn, x, iterations):
-    with torch.no_grad():
-        for _ in range(3):
-            fn(x)
-        times = []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            fn(x)
-            times.append((time.perf_counter() - t0) * 1e3)
-    return sorted(times)[len(times) // 2]
-
-
 def bench(args):
     """PyTorch FP32 and int8 (FX graph mode static quantization) latency of each model, on the
     first quantized engine this PyTorch build has of fbgemm, onednn and qnnpack (Debian's 1.13 has
@@ -188,8 +160,9 @@ def bench(args):
         for batch in (1, 256):
             x = xte[:batch]
             it = args.iterations * (4 if batch == 1 else 1)
-            r[f"fp32_ms_b{batch}"] = median_ms(model, x, it)
-            r[f"int8_ms_b{batch}"] = median_ms(int8, x, it)
+            with torch.no_grad():
+                r[f"fp32_ms_b{batch}"] = median_ms(model, x, it)
+                r[f"int8_ms_b{batch}"] = median_ms(int8, x, it)
         out["models"][name] = r
         print(json.dumps({name: r}), flush=True)
     with open(os.path.join(args.out, "pytorch_bench.json"), "w") as f:
