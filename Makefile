@@ -4,7 +4,7 @@
 #   make test-isa   runtime and end-to-end tests again with each kernel level forced (LOWBIT_ISA)
 #   make test-aarch64   cross-builds the runtime for aarch64, runs its tests under qemu per NEON level
 #   make sanitize   numerics + runtime tests under ASan/UBSan, threaded ones under TSan
-#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60)
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60), or FUZZ_RUNS executions each
 #   make bench      the benchmarks (BENCH_SET=quick|full), results in bench/results/
 BUILD ?= build
 AARCH64_BUILD ?= build-aarch64
@@ -45,7 +45,7 @@ sanitize: setup
 
 fuzz:
 	@bash scripts/setup.sh --fuzz
-	@JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh build-fuzz
+	@JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_ONLY=$(FUZZ_ONLY) bash scripts/fuzz.sh build-fuzz
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

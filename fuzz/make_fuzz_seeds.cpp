@@ -9,6 +9,10 @@
 //   OUT_DIR/onnx_import_fuzz: small FP32 ONNX models (8x8 input) written with ONNX's own protobuf
 //     classes, using the operators the importer lowers (conv + batch norm + ReLU / ReLU6, grouped
 //     conv, pooling, residual add, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add, Gemm).
+//   OUT_DIR/qat_config_fuzz: per-layer QAT configs as lowbit writes them (config_from_flags, with
+//     overrides by pattern, WinQ on, per-group and per-token settings, a mixed-precision search's shape);
+//   OUT_DIR/checkpoint_fuzz: a stored zip sealed with the checkpoint trailer (first byte odd), and a
+//     run's config JSON with its "qat" section (first byte even).
 //   make_fuzz_seeds OUT_DIR
 #include <onnx/onnx_pb.h>
 #include <zlib.h>
@@ -20,8 +24,11 @@
 #include <random>
 #include <string>
 
+#include "qat/qat_config.h"
 #include "runtime/model.h"
 #include "runtime/model_file.h"
+#include "train/checkpoint_trailer.h"
+#include "train/train_config.h"
 
 namespace {
 
@@ -293,6 +300,7 @@ int main(int argc, char** argv) {
     }
     ++written;
   }
+  std::string npz_bytes;  // also the opaque archive of a checkpoint seed below
   // .npy: a uint8 [2, 3, 4] array and a float32 [3] one; .npz: both in a stored zip (numpy.savez's layout).
   {
     const std::string npy_dir = dir + "/npy_fuzz";
@@ -324,6 +332,7 @@ int main(int argc, char** argv) {
     const uint32_t dir_at = static_cast<uint32_t>(zip.size());
     zip += directory + le(0x06054b50, 4) + le(0, 4) + le(members, 2) + le(members, 2) +
            le(static_cast<uint32_t>(directory.size()), 4) + le(dir_at, 4) + le(0, 2);
+    npz_bytes = zip;
     std::filesystem::create_directories(npy_dir);
     if (!write_file(npy_dir + "/u8.npy", u8, false) || !write_file(npy_dir + "/f4.npy", f4, false) ||
         !write_file(npy_dir + "/two.npz", zip, false)) {
@@ -339,6 +348,46 @@ int main(int argc, char** argv) {
     return 1;
   }
   written += 2;
+  // QAT configs as lowbit writes them.
+  std::vector<nlohmann::json> qat_configs;
+  {
+    lowbit::qat::QatFlags flags;
+    qat_configs.push_back(lowbit::qat::config_from_flags(flags).to_json());
+    flags.wbits = 2;
+    flags.granularity = "group";
+    flags.group_size = 32;
+    flags.winq = true;
+    qat_configs.push_back(lowbit::qat::config_from_flags(flags).to_json());
+    nlohmann::json mixed = lowbit::qat::config_from_flags(lowbit::qat::QatFlags{}).to_json();
+    mixed["overrides"] = nlohmann::json::array(
+        {{{"pattern", "conv1"}, {"weight_bits", 8}, {"act_bits", 8}},
+         {{"pattern", "block*"}, {"weight_format", "ternary"}},
+         {{"pattern", "fc*"}, {"weight_format", "binary"}, {"weight_granularity", "tensor"}},
+         {{"pattern", "layers.?.mlp.*"}, {"weight_format", "seq2"}, {"act_granularity", "token"}}});
+    qat_configs.push_back(mixed);
+  }
+  const std::string qat_dir = dir + "/qat_config_fuzz", ckpt_dir = dir + "/checkpoint_fuzz";
+  for (size_t i = 0; i < qat_configs.size(); ++i) {
+    if (!write_file(qat_dir + "/qat_" + std::to_string(i) + ".json", qat_configs[i].dump(), false)) {
+      std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", qat_dir.c_str());
+      return 1;
+    }
+    ++written;
+  }
+  {
+    lowbit::train::TrainConfig run;
+    run.model = "resnet8";
+    run.epochs = 2;
+    run.extra["qat"] = qat_configs[2];
+    const std::string config = lowbit::train::to_json(run).dump();
+    if (!write_file(ckpt_dir + "/sealed_zip", "\x01" + lowbit::train::with_checksum_trailer(npz_bytes), false) ||
+        !write_file(ckpt_dir + "/sealed_config", "\x03" + lowbit::train::with_checksum_trailer(config), false) ||
+        !write_file(ckpt_dir + "/config.json", std::string(1, '\0') + config, false)) {
+      std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", ckpt_dir.c_str());
+      return 1;
+    }
+    written += 3;
+  }
   std::printf("make_fuzz_seeds: %d seed files in %s\n", written, dir.c_str());
   return 0;
 }

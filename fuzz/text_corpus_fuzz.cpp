@@ -2,34 +2,19 @@
 // context (1..1024) and the validation fraction; the rest is the corpus file. Whatever the bytes,
 // the reader returns exactly the file's bytes and a split that leaves at least one window of
 // context + 1 bytes on each side, or throws lowbit::Error.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <string>
 
 #include "base/error.h"
 #include "data/text_files.h"
-
-namespace {
-
-const std::string& scratch_path() {
-  static const std::string path = "/tmp/lowbit_text_fuzz." + std::to_string(::getpid());
-  return path;
-}
-
-}  // namespace
+#include "scratch_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   const int64_t context = 1 + (data[0] | ((data[1] & 0x3) << 8));
   const double val_fraction = ((data[1] >> 2) + 1) / 65.0;  // in (0, 1)
-  const std::string& path = scratch_path();
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) __builtin_trap();
-  if (size > 2 && std::fwrite(data + 2, 1, size - 2, f) != size - 2) __builtin_trap();
-  std::fclose(f);
+  const std::string& path = lowbit::fuzz::write_scratch_file("lowbit_text_fuzz", data + 2, size - 2);
   try {
     const auto files = lowbit::data::text_corpus_files(path);
     if (files.size() != 1 || files[0] != path) __builtin_trap();

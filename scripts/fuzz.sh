@@ -4,15 +4,21 @@
 # from a seed corpus the project's own tools write. A crash stops the run with the reproducer's
 # path; turn it into a regression test (tests/runtime/model_file_test.cpp holds the .lbq ones).
 # Prints executions and crashes per harness (docs/reliability.md quotes them).
+# FUZZ_RUNS=N runs each harness for exactly N executions instead (the long runs of
+# docs/reliability.md: FUZZ_RUNS=10000000); FUZZ_ONLY=name[,name] limits the run to those harnesses.
 #
-# Usage: scripts/fuzz.sh [BUILD_DIR=build-fuzz]    FUZZ_SECONDS=N   FUZZ_JOBS=1
+# Usage: scripts/fuzz.sh [BUILD_DIR=build-fuzz]    FUZZ_SECONDS=N | FUZZ_RUNS=N   FUZZ_ONLY=...
 set -euo pipefail
 
 BUILD="${1:-build-fuzz}"
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
 CXX_FUZZ="${CXX_FUZZ:-$(command -v clang++-14 || command -v clang++ || true)}"
 [[ -n "$CXX_FUZZ" ]] || { echo "fuzz: clang++ not found (scripts/setup.sh --fuzz installs clang-14 and libclang-rt-14-dev)" >&2; exit 1; }
-[[ "$SECONDS_EACH" =~ ^[0-9]+$ ]] || { echo "fuzz: FUZZ_SECONDS must be a whole number, not '$SECONDS_EACH'" >&2; exit 2; }
+[[ "$SECONDS_EACH" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: FUZZ_SECONDS must be a whole number >= 1, not '$SECONDS_EACH'" >&2; exit 2; }
+RUNS="${FUZZ_RUNS:-}"
+[[ -z "$RUNS" || "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: FUZZ_RUNS must be a whole number >= 1, not '$RUNS'" >&2; exit 2; }
+ONLY=",${FUZZ_ONLY:-},"
+if [[ -n "$RUNS" ]]; then limit=(-runs="$RUNS"); budget="$RUNS runs"; else limit=(-max_total_time="$SECONDS_EACH"); budget="$SECONDS_EACH s"; fi
 
 flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 mkdir -p "$BUILD"
@@ -23,22 +29,28 @@ cmake --build "$BUILD" -j"${JOBS:-$(nproc)}"
 
 # Seed corpora, written by lowbit itself.
 corpus="$BUILD/corpus"
-mkdir -p "$corpus/lbq_model_fuzz" "$corpus/idx_file_fuzz" "$corpus/text_corpus_fuzz" "$corpus/npy_fuzz" "$corpus/onnx_import_fuzz"
+for harness in "$BUILD"/*_fuzz; do mkdir -p "$corpus/$(basename "$harness")"; done
 "$BUILD/make_fuzz_seeds" "$corpus"
 
 status=0
-printf '%-20s %12s %8s %s\n' harness executions crashes seconds > "$BUILD/fuzz_summary.txt"
+printf '%-22s %12s %8s %8s\n' harness executions crashes seconds > "$BUILD/fuzz_summary.txt"
 for harness in "$BUILD"/*_fuzz; do
   name=$(basename "$harness")
+  [[ "$ONLY" == ",," || "$ONLY" == *",$name,"* ]] || continue
   mkdir -p "$corpus/$name" "$BUILD/crashes/$name"
-  echo "== $name: $SECONDS_EACH s"
+  echo "== $name: $budget"
   log="$BUILD/$name.log"
   rc=0
-  "$harness" -max_total_time="$SECONDS_EACH" -max_len=400000 -rss_limit_mb=2048 -timeout=20 \
+  dict=()  # tokens for the harnesses that read JSON
+  case "$name" in qat_config_fuzz | checkpoint_fuzz) dict=(-dict=fuzz/json_config.dict) ;; esac
+  start=$(date +%s)
+  "$harness" "${limit[@]}" "${dict[@]}" -max_len=400000 -rss_limit_mb=2048 -timeout=20 \
     -artifact_prefix="$BUILD/crashes/$name/" -print_final_stats=1 "$corpus/$name" > "$log" 2>&1 || rc=$?
+  took=$(( $(date +%s) - start ))
+  rm -f /dev/shm/lowbit_*_fuzz.* /tmp/lowbit_*_fuzz.*  # the path-reading harnesses' scratch files
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   crashes=$(find "$BUILD/crashes/$name" -type f | wc -l)
-  printf '%-20s %12s %8s %s\n' "$name" "$execs" "$crashes" "$SECONDS_EACH" >> "$BUILD/fuzz_summary.txt"
+  printf '%-22s %12s %8s %8s\n' "$name" "$execs" "$crashes" "$took" >> "$BUILD/fuzz_summary.txt"
   if [[ $rc -ne 0 || $crashes -ne 0 ]]; then
     echo "fuzz: $name FAILED (exit $rc); reproducer(s) in $BUILD/crashes/$name:" >&2
     tail -n 40 "$log" >&2

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "base/json_value.h"
 
 namespace lowbit::models {
 namespace {
@@ -56,11 +57,9 @@ GptOptions GptOptions::from_json(const nlohmann::json& j) {
   auto read = [&](const char* key, auto& field) {
     auto it = j.find(key);
     if (it == j.end()) return;
-    try {
-      field = it->get<std::decay_t<decltype(field)>>();
-    } catch (const nlohmann::json::exception&) {
-      throw Error(std::string("gpt-tiny option '") + key + "' has the wrong type: " + it->dump());
-    }
+    const auto x = json_value_as<std::decay_t<decltype(field)>>(*it);
+    if (!x) throw Error(std::string("gpt-tiny option '") + key + "' has the wrong type or is out of range: " + it->dump());
+    field = *x;
   };
   read("layers", o.layers);
   read("width", o.width);

@@ -108,22 +108,6 @@ struct FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunct
 
 }  // namespace
 
-Estimator estimator_from_string(const std::string& name) {
-  if (name == "ste") return Estimator::Ste;
-  if (name == "lsq") return Estimator::Lsq;
-  if (name == "lsqplus" || name == "lsq+") return Estimator::LsqPlus;
-  throw Error("unknown gradient estimator '" + name + "'; use one of: ste, lsq, lsqplus");
-}
-
-std::string to_string(Estimator e) {
-  switch (e) {
-    case Estimator::Ste: return "ste";
-    case Estimator::Lsq: return "lsq";
-    case Estimator::LsqPlus: return "lsqplus";
-  }
-  return "?";
-}
-
 torch::Tensor effective_zero_point(const torch::Tensor& zero_point, const quant::QuantSpec& spec, int64_t num_params) {
   std::vector<int32_t> z = effective_zps(zero_point, spec, num_params);
   return torch::from_blob(z.data(), {num_params}, torch::kInt32).clone();

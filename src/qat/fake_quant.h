@@ -34,16 +34,11 @@
 #pragma once
 #include <string>
 
+#include "qat/quantizer_options.h"  // Estimator
 #include "quant/quant_spec.h"
 #include "torch_pch.h"
 
 namespace lowbit::qat {
-
-enum class Estimator { Ste, Lsq, LsqPlus };
-
-// "ste" | "lsq" | "lsqplus"; throws lowbit::Error naming the allowed values.
-Estimator estimator_from_string(const std::string& name);
-std::string to_string(Estimator e);
 
 // The differentiable op. x: float32 CPU tensor of any shape. scale: float32 [P] with
 // P = quant::num_qparams(spec, x.sizes()), ordered as quant::qparam_index. zero_point: float32

@@ -7,32 +7,6 @@
 
 namespace lowbit::qat {
 
-ScaleInit scale_init_from_string(const std::string& name) {
-  if (name == "auto") return ScaleInit::Auto;
-  if (name == "observer") return ScaleInit::Observer;
-  if (name == "lsq") return ScaleInit::LsqMeanAbs;
-  if (name == "meanabs") return ScaleInit::MeanAbs;
-  throw Error("unknown scale initialisation '" + name + "'; use one of: auto, observer, lsq, meanabs");
-}
-
-std::string to_string(ScaleInit init) {
-  switch (init) {
-    case ScaleInit::Auto: return "auto";
-    case ScaleInit::Observer: return "observer";
-    case ScaleInit::LsqMeanAbs: return "lsq";
-    case ScaleInit::MeanAbs: return "meanabs";
-  }
-  return "?";
-}
-
-NoiseMode noise_mode_from_string(const std::string& name) {
-  if (name == "abs") return NoiseMode::Absolute;
-  if (name == "rel") return NoiseMode::Relative;
-  throw Error("unknown noise mode '" + name + "'; use abs (sigma is absolute) or rel (sigma times each row's scale)");
-}
-
-std::string to_string(NoiseMode mode) { return mode == NoiseMode::Absolute ? "abs" : "rel"; }
-
 FakeQuantizeImpl::FakeQuantizeImpl(FakeQuantizeOptions options)
     : options_(std::move(options)), observer_(options_.spec, options_.observer) {
   LOWBIT_CHECK(options_.init_batches >= 1, "fake quantizer: init_batches must be >= 1 (got " +

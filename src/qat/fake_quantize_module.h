@@ -32,33 +32,10 @@
 
 #include "qat/fake_quant.h"
 #include "qat/observers.h"
+#include "qat/quantizer_options.h"  // ScaleInit, FakeQuantizeOptions, NoiseMode, QuantizerNoise
 #include "torch_pch.h"
 
 namespace lowbit::qat {
-
-enum class ScaleInit { Auto, Observer, LsqMeanAbs, MeanAbs };
-ScaleInit scale_init_from_string(const std::string& name);  // "auto" | "observer" | "lsq" | "meanabs"
-std::string to_string(ScaleInit init);
-
-struct FakeQuantizeOptions {
-  quant::QuantSpec spec;
-  Estimator estimator = Estimator::Ste;
-  ObserverOptions observer;
-  ScaleInit init = ScaleInit::Auto;
-  int64_t init_batches = 1;  // learned scales: batches observed before the scale is set
-  // Observe in eval mode too (weights: their range is known without a training batch, so an
-  // untrained model can be evaluated quantized).
-  bool observe_in_eval = false;
-};
-
-enum class NoiseMode { Absolute, Relative };
-NoiseMode noise_mode_from_string(const std::string& name);  // "abs" | "rel"
-std::string to_string(NoiseMode mode);
-
-struct QuantizerNoise {
-  double sigma = 0.0;  // 0: off
-  NoiseMode mode = NoiseMode::Absolute;
-};
 
 class FakeQuantizeImpl : public torch::nn::Module {
  public:

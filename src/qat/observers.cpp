@@ -55,36 +55,6 @@ double sse_of(const std::vector<float>& v, const quant::QParams& qp, const quant
 
 }  // namespace
 
-ObserverKind observer_kind_from_string(const std::string& name) {
-  if (name == "minmax") return ObserverKind::MinMax;
-  if (name == "ema" || name == "moving_average") return ObserverKind::MovingAverageMinMax;
-  if (name == "percentile") return ObserverKind::Percentile;
-  if (name == "mse") return ObserverKind::Mse;
-  throw Error("unknown observer '" + name + "'; use one of: minmax, ema, percentile, mse");
-}
-
-std::string to_string(ObserverKind kind) {
-  switch (kind) {
-    case ObserverKind::MinMax: return "minmax";
-    case ObserverKind::MovingAverageMinMax: return "ema";
-    case ObserverKind::Percentile: return "percentile";
-    case ObserverKind::Mse: return "mse";
-  }
-  return "?";
-}
-
-void ObserverOptions::validate() const {
-  LOWBIT_CHECK(momentum > 0.0 && momentum <= 1.0,
-               "observer momentum must be in (0, 1] (got " + std::to_string(momentum) + ")");
-  LOWBIT_CHECK(percentile > 50.0 && percentile <= 100.0,
-               "observer percentile must be in (50, 100] (got " + std::to_string(percentile) + "), e.g. 99.99");
-  LOWBIT_CHECK(mse_candidates >= 1, "MSE observer needs at least 1 candidate range (got " +
-                                        std::to_string(mse_candidates) + ")");
-  LOWBIT_CHECK(mse_min_fraction > 0.0 && mse_min_fraction <= 1.0,
-               "MSE observer's smallest clipping fraction must be in (0, 1] (got " + std::to_string(mse_min_fraction) +
-                   ")");
-}
-
 std::pair<torch::Tensor, torch::Tensor> batch_range(const torch::Tensor& x_in, const quant::QuantSpec& spec,
                                                     const ObserverOptions& options) {
   spec.validate();

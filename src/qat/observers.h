@@ -22,29 +22,12 @@
 #include <string>
 #include <vector>
 
+#include "qat/quantizer_options.h"  // ObserverKind, ObserverOptions
 #include "quant/qparams.h"
 #include "quant/quant_spec.h"
 #include "torch_pch.h"
 
 namespace lowbit::qat {
-
-enum class ObserverKind { MinMax, MovingAverageMinMax, Percentile, Mse };
-
-// "minmax" | "ema" (alias "moving_average") | "percentile" | "mse"; throws naming the allowed values.
-ObserverKind observer_kind_from_string(const std::string& name);
-std::string to_string(ObserverKind kind);
-
-struct ObserverOptions {
-  ObserverKind kind = ObserverKind::MinMax;
-  double momentum = 0.1;          // weight of the new batch in the moving average, in (0, 1]
-  double percentile = 99.99;      // Percentile: in (50, 100]
-  int mse_candidates = 64;        // Mse: number of clipping fractions tried, >= 1
-  double mse_min_fraction = 0.1;  // Mse: smallest fraction of the batch range tried, in (0, 1]
-  int64_t freeze_after = -1;      // freeze after this many observe() calls; < 0: never
-
-  // Throws lowbit::Error naming the bad field and its allowed range.
-  void validate() const;
-};
 
 // Quantization parameters as tensors, one entry per (scale, zero_point) pair.
 struct QParamTensors {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "base/json_value.h"
 
 namespace lowbit::qat {
 namespace {
@@ -17,11 +18,8 @@ const char* const kSettingKeys =
 
 template <typename T>
 T get_as(const json& v, const std::string& key, const std::string& where, const char* type_name) {
-  try {
-    return v.get<T>();
-  } catch (const json::exception&) {
-    throw Error("QAT config " + where + ": key '" + key + "' must be " + type_name + " (got " + v.dump() + ")");
-  }
+  if (const std::optional<T> x = json_value_as<T>(v)) return *x;
+  throw Error("QAT config " + where + ": key '" + key + "' must be " + type_name + " (got " + v.dump() + ")");
 }
 
 ObserverOptions observer_options(const std::string& kind, const QuantSettings& s) {

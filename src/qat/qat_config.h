@@ -26,8 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "qat/fake_quantize_module.h"
-#include "qat/winq.h"
+#include "qat/quantizer_options.h"
 
 namespace lowbit::qat {
 

@@ -18,51 +18,7 @@ uint64_t splitmix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-template <typename T>
-T get_key(const nlohmann::json& j, const std::string& key, const char* what) {
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error("QAT config 'winq': key '" + key + "' must be " + what + " (got " + j.at(key).dump() + ")");
-  }
-}
-
 }  // namespace
-
-void WinqConfig::validate() const {
-  LOWBIT_CHECK(period >= -1, "--winq-period / winq.period: must be a number of steps >= 1, 0 (no reset) or -1 "
-                             "(auto: a quarter of the run at <= 2 bits, half otherwise); got " +
-                                 std::to_string(period));
-  LOWBIT_CHECK(std::isfinite(keep) && keep >= 0.0 && keep < 1.0,
-               "--winq-keep / winq.keep: the share of the latent weight kept, a in W <- a W + (1 - a) Q(W), must be "
-               "in [0, 1) (the authors' code uses 0.2; the paper's alpha = 1 - a); got " +
-                   std::to_string(keep));
-  LOWBIT_CHECK(std::isfinite(noise) && noise >= 0.0 && noise < 1.0,
-               "--winq-noise / winq.noise: sigma must be in [0, 1) (0: no noise; the authors' code uses 1e-3); got " +
-                   std::to_string(noise));
-  LOWBIT_CHECK(noise_mode == "abs" || noise_mode == "rel",
-               "--winq-noise-mode / winq.noise_mode: use abs (sigma is absolute) or rel (sigma times each row's "
-               "scale); got '" + noise_mode + "'");
-}
-
-nlohmann::json WinqConfig::to_json() const {
-  return {{"enabled", enabled}, {"period", period}, {"keep", keep}, {"noise", noise}, {"noise_mode", noise_mode}};
-}
-
-WinqConfig WinqConfig::from_json(const nlohmann::json& j) {
-  LOWBIT_CHECK(j.is_object(), "QAT config 'winq' must be a JSON object (got " + j.dump() + ")");
-  WinqConfig c;
-  for (const auto& [key, v] : j.items()) {
-    if (key == "enabled") c.enabled = get_key<bool>(j, key, "true or false");
-    else if (key == "period") c.period = get_key<int64_t>(j, key, "an integer");
-    else if (key == "keep") c.keep = get_key<double>(j, key, "a number");
-    else if (key == "noise") c.noise = get_key<double>(j, key, "a number");
-    else if (key == "noise_mode") c.noise_mode = get_key<std::string>(j, key, "a string");
-    else throw Error("QAT config 'winq': unknown key '" + key + "'; allowed: enabled, period, keep, noise, noise_mode");
-  }
-  c.validate();
-  return c;
-}
 
 int64_t interpolation_reset(torch::nn::Module& root, double keep) {
   LOWBIT_CHECK(keep >= 0.0 && keep < 1.0, "interpolation_reset: keep must be in [0, 1), got " + std::to_string(keep));

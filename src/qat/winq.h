@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qat/fake_quantize_module.h"
+#include "qat/quantizer_options.h"  // WinqConfig
 #include "torch_pch.h"
 
 namespace lowbit::train {
@@ -28,21 +29,6 @@ struct TrainHooks;
 }
 
 namespace lowbit::qat {
-
-struct WinqConfig {
-  bool enabled = false;
-  // Reset every `period` optimizer steps; 0: no reset; -1 ("auto"): as the released schedules,
-  // a quarter of the run when every quantized weight has <= 2 bits, half of it otherwise.
-  int64_t period = -1;
-  double keep = 0.2;          // a in W <- a W + (1 - a) Q(W); in [0, 1)
-  double noise = 1e-3;        // sigma; 0: no noise
-  std::string noise_mode = "abs";  // "abs" | "rel"
-
-  // Throws lowbit::Error naming the key / flag and what is allowed.
-  void validate() const;
-  nlohmann::json to_json() const;
-  static WinqConfig from_json(const nlohmann::json& j);  // keys: enabled, period, keep, noise, noise_mode
-};
 
 // One interpolation reset of every weight-quantized layer of `root`; returns how many layers
 // were reset (layers whose quantizer is disabled or has no scales yet are skipped).

@@ -15,10 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "models/net.h"
+#include "train/checkpoint_trailer.h"  // kCheckpointFormat
 
 namespace lowbit::train {
-
-constexpr const char* kCheckpointFormat = "lowbit-checkpoint-v2";
 
 // A folder means <folder>/checkpoint.pt; anything else is taken as the file itself.
 std::string checkpoint_path(const std::string& path_or_dir);

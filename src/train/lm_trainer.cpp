@@ -11,6 +11,7 @@
 #include "base/atomic_file.h"
 #include "report/run_provenance.h"
 #include "base/error.h"
+#include "base/json_value.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::train {
@@ -79,15 +80,21 @@ LmSettings LmSettings::from_json(const nlohmann::json& j) {
     }
   }
   s.model = models::GptOptions::from_json(j);
-  try {
-    s.text = j.value("text", s.text);
-    s.steps = j.value("steps", s.steps);
-    s.eval_interval = j.value("eval_interval", s.eval_interval);
-    s.val_fraction = j.value("val_fraction", s.val_fraction);
-    s.eval_windows = j.value("eval_windows", s.eval_windows);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("training config section 'lm' has a value of the wrong type: ") + e.what());
-  }
+  auto read = [&](const char* key, auto& field) {
+    auto it = j.find(key);
+    if (it == j.end()) return;
+    const auto x = json_value_as<std::decay_t<decltype(field)>>(*it);
+    if (!x) {
+      throw Error(std::string("training config section 'lm': key '") + key +
+                  "' has the wrong type or is out of range: " + it->dump());
+    }
+    field = *x;
+  };
+  read("text", s.text);
+  read("steps", s.steps);
+  read("eval_interval", s.eval_interval);
+  read("val_fraction", s.val_fraction);
+  read("eval_windows", s.eval_windows);
   return s;
 }
 

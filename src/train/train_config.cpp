@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/json_value.h"
 
 namespace lowbit::train {
 namespace {
@@ -24,11 +25,9 @@ template <typename T>
 void read_key(const nlohmann::json& j, const char* key, T& field) {
   auto it = j.find(key);
   if (it == j.end()) return;
-  try {
-    field = it->template get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(std::string("training config key '") + key + "' has the wrong type: " + it->dump());
-  }
+  const std::optional<T> x = json_value_as<T>(*it);
+  if (!x) throw Error(std::string("training config key '") + key + "' has the wrong type or is out of range: " + it->dump());
+  field = *x;
 }
 
 const std::vector<const char*>& known_keys() {

@@ -98,6 +98,22 @@ TEST(QatConfig, ErrorsNameKeyAndFix) {
   EXPECT_NO_THROW(c.check_patterns({"fc3"}));
 }
 
+// Found while writing fuzz/qat_config_fuzz.cpp (UBSan on its reproducer): nlohmann's get<int>()
+// casts any number, so {"weight_bits": 1e300} was undefined behaviour and 3.7 silently became 3.
+TEST(QatConfig, NumbersMustBeExactlyOfTheKeysType) {
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"weight_bits": 1e300})")), "'weight_bits' must be an integer");
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"weight_bits": 3.7})")), "'weight_bits' must be an integer");
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"act_bits": true})")), "'act_bits' must be an integer");
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"freeze_steps": 1e30})")), "'freeze_steps' must be an integer");
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"weight_group_size": 4294967296})")),
+                   "'weight_group_size' must be an integer");
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"quantize": 1})")), "'quantize' must be true or false");
+  EXPECT_ERROR_HAS(QatConfig::from_json(json::parse(R"({"winq": {"period": 2.5}})")), "key 'period' must be an integer");
+  // Whole numbers written as floats (as Python's json writes 4.0) are read exactly.
+  EXPECT_EQ(QatConfig::from_json(json::parse(R"({"weight_bits": 3.0})")).defaults.weight_bits, 3);
+  EXPECT_EQ(QatConfig::from_json(json::parse(R"({"observer_momentum": 1})")).defaults.observer_momentum, 1.0);
+}
+
 TEST(QatConfig, FromFileNamesTheFile) {
   const char* tmp = std::getenv("LOWBIT_TEST_TMP");
   const std::string dir = tmp ? tmp : "/tmp";

@@ -72,6 +72,21 @@ TEST(Gpt, DefaultSizeAndShapes) {
             std::string::npos);
 }
 
+// The "lm" section of a run's config: numbers must be exactly of the key's type (no cast of
+// 1e300 to an integer, no fraction dropped), as in the training and QAT configs.
+TEST(Gpt, LmSectionNumbersAreCheckedNotCast) {
+  EXPECT_NE(error_of([] { models::GptOptions::from_json(nlohmann::json{{"layers", 2.5}}); })
+                .find("'layers' has the wrong type or is out of range"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { train::LmSettings::from_json(nlohmann::json{{"steps", 1e300}}); })
+                .find("'steps' has the wrong type or is out of range"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { train::LmSettings::from_json(nlohmann::json{{"text", 3}}); }).find("'text'"),
+            std::string::npos);
+  EXPECT_EQ(train::LmSettings::from_json(nlohmann::json{{"steps", 40.0}, {"layers", 3}}).steps, 40);
+  EXPECT_EQ(train::LmSettings::from_json(nlohmann::json{{"layers", 3}}).model.layers, 3);
+}
+
 TEST(Gpt, CausalMaskingFutureBytesDoNotChangeEarlierLogits) {
   torch::manual_seed(1);
   models::Net net = models::make_gpt(tiny());

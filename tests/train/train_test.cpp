@@ -121,6 +121,15 @@ TEST(Config, UnknownKeysAndBadValuesAreNamed) {
   auto wrong_type = to_json(TrainConfig{});
   wrong_type["epochs"] = "ten";
   EXPECT_NE(error_of([&] { config_from_json(wrong_type); }).find("'epochs'"), std::string::npos);
+  // Out-of-range and fractional numbers are errors, not casts (fuzz/checkpoint_fuzz.cpp reads
+  // checkpoint configs): a seed of -1 used to become 18446744073709551615, 1e300 epochs was UB.
+  for (const auto& [key, value] : {std::pair<const char*, nlohmann::json>{"seed", -1}, {"epochs", 1e300},
+                                   {"batch_size", 2.5}, {"nesterov", 1}}) {
+    auto bad_number = to_json(TrainConfig{});
+    bad_number[key] = value;
+    const std::string m = error_of([&] { config_from_json(bad_number); });
+    EXPECT_NE(m.find(std::string("'") + key + "' has the wrong type or is out of range"), std::string::npos) << m;
+  }
 
   register_config_section("analysis");
   auto with_section = to_json(TrainConfig{});
