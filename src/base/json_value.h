@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
+
 namespace lowbit {
 
 template <typename T>
@@ -60,6 +62,17 @@ std::optional<T> json_value_as(const nlohmann::json& v) {
     }
     return std::nullopt;
   }
+}
+
+// Reads j[key] into `field` when the key is present (absent: `field` keeps its default). Throws
+// lowbit::Error "<where>: key '<key>' has the wrong type or is out of range: <value>" otherwise.
+template <typename T>
+void read_json_key(const nlohmann::json& j, const char* key, T& field, const std::string& where) {
+  const auto it = j.find(key);
+  if (it == j.end()) return;
+  const std::optional<T> x = json_value_as<T>(*it);
+  if (!x) throw Error(where + ": key '" + key + "' has the wrong type or is out of range: " + it->dump());
+  field = *x;
 }
 
 }  // namespace lowbit

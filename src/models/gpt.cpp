@@ -54,13 +54,7 @@ nlohmann::json GptOptions::to_json() const {
 GptOptions GptOptions::from_json(const nlohmann::json& j) {
   GptOptions o;
   if (!j.is_object()) return o;
-  auto read = [&](const char* key, auto& field) {
-    auto it = j.find(key);
-    if (it == j.end()) return;
-    const auto x = json_value_as<std::decay_t<decltype(field)>>(*it);
-    if (!x) throw Error(std::string("gpt-tiny option '") + key + "' has the wrong type or is out of range: " + it->dump());
-    field = *x;
-  };
+  auto read = [&](const char* key, auto& field) { read_json_key(j, key, field, "gpt-tiny options"); };
   read("layers", o.layers);
   read("width", o.width);
   read("heads", o.heads);

@@ -80,16 +80,7 @@ LmSettings LmSettings::from_json(const nlohmann::json& j) {
     }
   }
   s.model = models::GptOptions::from_json(j);
-  auto read = [&](const char* key, auto& field) {
-    auto it = j.find(key);
-    if (it == j.end()) return;
-    const auto x = json_value_as<std::decay_t<decltype(field)>>(*it);
-    if (!x) {
-      throw Error(std::string("training config section 'lm': key '") + key +
-                  "' has the wrong type or is out of range: " + it->dump());
-    }
-    field = *x;
-  };
+  auto read = [&](const char* key, auto& field) { read_json_key(j, key, field, "training config section 'lm'"); };
   read("text", s.text);
   read("steps", s.steps);
   read("eval_interval", s.eval_interval);

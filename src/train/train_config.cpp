@@ -20,14 +20,9 @@ std::mutex& sections_mutex() {
   return m;
 }
 
-// Reads `key` into `field` if present, with an error naming the key and the expected type.
 template <typename T>
 void read_key(const nlohmann::json& j, const char* key, T& field) {
-  auto it = j.find(key);
-  if (it == j.end()) return;
-  const std::optional<T> x = json_value_as<T>(*it);
-  if (!x) throw Error(std::string("training config key '") + key + "' has the wrong type or is out of range: " + it->dump());
-  field = *x;
+  read_json_key(j, key, field, "training config");
 }
 
 const std::vector<const char*>& known_keys() {
