@@ -1,5 +1,6 @@
 #include "analysis/basin.h"
 #include "data/load_dataset.h"
+#include "data/run_data_layout.h"
 
 #include <cmath>
 #include <iomanip>
@@ -87,7 +88,8 @@ BasinResult analyze_basin(const BasinOptions& o) {
   LOWBIT_CHECK(!info.config.contains("qat"), "analyze basin: '" + info.path + "' is a quantized checkpoint; give an FP32 one");
 
   const std::string dir = data::resolve_data_dir(o.data_dir);
-  const auto split = data::split_train_validation(data::load_dataset(dir, "train"), 5000);
+  const auto split =
+      data::split_train_validation(data::load_dataset(dir, "train", data::run_data_layout(o.layout, info.config)), 5000);
   const data::Dataset train_set = o.quick ? head(split.train, 512) : split.train;
   const data::Dataset eval_set = head(split.validation, o.quick ? std::min<int64_t>(o.eval_images, 256) : o.eval_images);
   const int64_t calib_batches = o.quick ? 2 : o.calib_batches;

@@ -30,6 +30,7 @@ struct BasinOptions {
   int64_t calib_batches = 8;
   bool quick = false;          // tiny sets, for tests
   std::string data_dir;
+  std::string layout = "auto";  // .npy/.npz arrays; auto: the checkpoint's (data/run_data_layout.h)
   int64_t threads = 2;
   std::ostream* log = nullptr;
 };

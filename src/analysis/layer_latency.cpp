@@ -1,5 +1,6 @@
 #include "analysis/layer_latency.h"
 #include "data/load_dataset.h"
+#include "data/run_data_layout.h"
 
 #include <ostream>
 
@@ -17,7 +18,9 @@ LatencyTable measure_layer_latency(const std::string& checkpoint, const LatencyO
   LOWBIT_CHECK(!o.container_bits.empty(), "layer latency: no widths to measure");
   LOWBIT_CHECK(o.batch >= 1 && o.threads >= 1 && o.iterations >= 1, "layer latency: batch, threads and iterations must be >= 1");
   const train::CheckpointInfo info = train::load_checkpoint(checkpoint);
-  const auto split = data::split_train_validation(data::load_dataset(data::resolve_data_dir(o.data_dir), "train"), 5000);
+  const auto split = data::split_train_validation(data::load_dataset(data::resolve_data_dir(o.data_dir), "train",
+                                                                      data::run_data_layout(o.layout, info.config)),
+                                                   5000);
   LatencyTable t;
   t.batch = o.batch;
   t.threads = o.threads;

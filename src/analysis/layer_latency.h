@@ -26,6 +26,7 @@ struct LatencyOptions {
   int iterations = 30;
   int64_t calib_batches = 1, calib_batch_size = 64;
   std::string data_dir;
+  std::string layout = "auto";  // .npy/.npz arrays; auto: the checkpoint's (data/run_data_layout.h)
   std::ostream* log = nullptr;
 };
 

@@ -36,9 +36,9 @@ struct StudyData {
 
 StudyData load_data(const StudyOptions& o) {
   const std::string dir = data::resolve_data_dir(o.data_dir);
-  const auto split = data::split_train_validation(data::load_dataset(dir, "train"), 5000);
+  const auto split = data::split_train_validation(data::load_dataset(dir, "train", o.layout), 5000);
   StudyData d;
-  d.test = data::load_dataset(dir, "test");
+  d.test = data::load_dataset(dir, "test", o.layout);
   d.train = split.train;
   d.validation = head(split.validation, 1000);
   if (o.quick) {

@@ -24,6 +24,7 @@ struct StudyOptions {
   int64_t fp32_epochs = 1;           // only when training the FP32 model
   int64_t calib_batches = 8;
   std::string data_dir;
+  std::string layout = "auto";       // .npy/.npz arrays: nchw, nhwc or auto (by shape)
   int64_t threads = 2;
   std::ostream* log = nullptr;
 };

@@ -1,5 +1,6 @@
 #include "analysis/sensitivity.h"
 #include "data/load_dataset.h"
+#include "data/run_data_layout.h"
 
 #include "models/imported_net.h"
 
@@ -110,7 +111,9 @@ SensitivityReport analyze_sensitivity(const SensitivityOptions& o) {
                "sensitivity: model '" + info.model_name + "' of '" + info.path +
                    "' is not one of the convertible image models (mlp, cnn, resnet8, mobilenet-tiny, or one imported from ONNX)");
 
-  const auto split = data::split_train_validation(data::load_dataset(data::resolve_data_dir(o.data_dir), "train"), 5000);
+  const auto split = data::split_train_validation(data::load_dataset(data::resolve_data_dir(o.data_dir), "train",
+                                                                      data::run_data_layout(o.layout, info.config)),
+                                                   5000);
   const data::Dataset eval_set = head(split.validation, o.eval_images);
 
   SensitivityReport r;

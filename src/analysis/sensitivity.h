@@ -47,6 +47,7 @@ struct SensitivityOptions {
   int64_t hessian_batches = 1, hessian_batch_size = 128;
   uint64_t seed = 0;
   std::string data_dir;                            // empty: the default Fashion-MNIST folder
+  std::string layout = "auto";                     // .npy/.npz arrays; auto: the checkpoint's (data/run_data_layout.h)
   std::ostream* log = nullptr;
 };
 

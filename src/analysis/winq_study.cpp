@@ -1,5 +1,6 @@
 #include "analysis/winq_study.h"
 #include "data/load_dataset.h"
+#include "data/run_data_layout.h"
 
 #include <algorithm>
 #include <chrono>
@@ -157,7 +158,8 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
                "study winq: '" + info.path + "' holds model '" + info.model_name + "', not --model '" + o.model + "'");
 
   const std::string dir = data::resolve_data_dir(o.data_dir);
-  const auto split = data::split_train_validation(data::load_dataset(dir, "train"), 5000);
+  const auto split =
+      data::split_train_validation(data::load_dataset(dir, "train", data::run_data_layout(o.layout, info.config)), 5000);
   const data::Dataset validation = head(split.validation, o.val_images);
   const data::Dataset no_validation = head(split.validation, 0);
   std::vector<torch::Tensor> h_images, h_labels;

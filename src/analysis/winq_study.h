@@ -41,6 +41,7 @@ struct WinqStudyOptions {
   int64_t hessian_lanczos_steps = 30;
   double hessian_threshold = 1.5e-3;
   std::string data_dir;
+  std::string layout = "auto";  // .npy/.npz arrays; auto: the --from checkpoint's (data/run_data_layout.h)
   int64_t threads = 2;
   std::ostream* log = nullptr;
 };

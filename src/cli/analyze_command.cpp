@@ -14,6 +14,8 @@
 #include "analysis/toy_basin.h"
 #include "base/atomic_file.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
+#include "data/run_data_layout.h"
 #include "data/fashion_mnist.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
@@ -70,7 +72,7 @@ void add_analyze_command(CLI::App& app) {
   basin->add_option("--calib-batches", o->calib_batches, "PTQ calibration batches of 128")->check(CLI::PositiveNumber)->capture_default_str();
   basin->add_flag("--quick", o->quick, "Tiny sets (a test-sized run)");
   basin->add_option("--json", *json_path, "Write the full result as JSON (atomically)");
-  basin->add_option("--data", o->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
+  add_data_and_layout_flags(basin, o->data_dir, o->layout);
   basin->add_option("--threads", o->threads, "CPU threads for torch")->capture_default_str();
   basin->callback([o, json_path, method] {
     if (*method != "both") o->methods = {*method};
@@ -90,7 +92,7 @@ void add_analyze_command(CLI::App& app) {
 
   struct HessianArgs {
     analysis::HessianOptions options;
-    std::string checkpoint, out, data_dir;
+    std::string checkpoint, out, data_dir, layout = "auto";
     int64_t threads = 2;
   };
   auto h = std::make_shared<HessianArgs>();
@@ -108,14 +110,15 @@ void add_analyze_command(CLI::App& app) {
   hess->add_option("--sigma", ho.sigma, "Gaussian smoothing width of the density (0: 1% of the Ritz value range)")->check(CLI::NonNegativeNumber)->capture_default_str();
   hess->add_option("--threshold", ho.threshold, "|lambda| below this counts as near zero")->check(CLI::PositiveNumber)->capture_default_str();
   hess->add_option("--seed", ho.seed, "Seed of the probes")->capture_default_str();
-  hess->add_option("--data", h->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
+  add_data_and_layout_flags(hess, h->data_dir, h->layout);
   hess->add_option("--threads", h->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   hess->callback([h] {
     torch::set_num_threads(static_cast<int>(h->threads));
     const train::CheckpointInfo info = train::load_checkpoint(h->checkpoint);
     models::Net net = train::load_net(info.path);
     const auto split = data::split_train_validation(
-        data::load_dataset(data::resolve_data_dir(h->data_dir), "train"), 5000);
+        data::load_dataset(data::resolve_data_dir(h->data_dir), "train", data::run_data_layout(h->layout, info.config)),
+        5000);
     std::vector<torch::Tensor> images, labels;
     analysis::hessian_batches(split.train, h->options.batches, h->options.batch_size, images, labels);
     h->options.log = &std::cerr;
@@ -150,7 +153,7 @@ void add_analyze_command(CLI::App& app) {
   sens->add_option("--hessian-probes", so.hessian_probes, "Hutchinson probes per layer (0: no trace)")->check(CLI::Range(0, 100000))->capture_default_str();
   sens->add_option("--hessian-batch-size", so.hessian_batch_size, "Images in the Hessian's batch")->check(CLI::Range(1, 60000))->capture_default_str();
   sens->add_option("--seed", so.seed, "Seed of the Hessian probes")->capture_default_str();
-  sens->add_option("--data", so.data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
+  add_data_and_layout_flags(sens, so.data_dir, so.layout);
   sens->add_option("--threads", sa->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   sens->add_flag("--json", sa->json, "Print sensitivity.json instead of the table");
   sens->callback([sa] {

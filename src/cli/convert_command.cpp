@@ -7,6 +7,8 @@
 #include "base/error.h"
 #include "data/load_dataset.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
+#include "data/run_data_layout.h"
 #include "convert/agreement.h"
 #include "data/fashion_mnist.h"
 #include "convert/to_decoder.h"
@@ -28,6 +30,7 @@ struct ConvertArgs {
   std::string from;
   std::string out;
   std::string data_dir;
+  std::string layout = "auto";
   int64_t check = 1000;
   // FP32 gpt-tiny checkpoints only: round-to-nearest weights (no training).
   int wbits = 4;
@@ -99,7 +102,9 @@ void run(const ConvertArgs& args) {
   if (net->model_name() == "gpt-tiny") return run_decoder(args, net);
   const runtime::Model model = convert::to_runtime_model(net, net->model_name() + " from " + args.from);
   if (args.check > 0) {
-    data::Dataset test = data::load_dataset(data::resolve_data_dir(args.data_dir), "test");
+    const nlohmann::json run_config = train::load_checkpoint(args.from).config;
+    data::Dataset test =
+        data::load_dataset(data::resolve_data_dir(args.data_dir), "test", data::run_data_layout(args.layout, run_config));
     const int64_t n = std::min<int64_t>(args.check, test.size());
     test.images = test.images.narrow(0, 0, n);
     test.labels = test.labels.narrow(0, 0, n);
@@ -124,7 +129,7 @@ void add_convert_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("convert", "Convert a QAT or PTQ checkpoint to an integer runtime model (.lbq)");
   cmd->add_option("--from,--checkpoint", args->from, "QAT/PTQ checkpoint (file or run folder)")->required();
   cmd->add_option("--out", args->out, "Model file to write (.lbq)")->required();
-  cmd->add_option("--data", args->data_dir, "Data for the check: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
+  add_data_and_layout_flags(cmd, args->data_dir, args->layout);
   cmd->add_option("--check", args->check, "Test images on which runtime and integer simulation must agree (0: skip)")
       ->capture_default_str();
   cmd->add_option("--wbits", args->wbits, "FP32 gpt-tiny checkpoints: weight bits of round-to-nearest conversion")

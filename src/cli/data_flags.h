@@ -28,10 +28,18 @@ struct DataFlags {
 
 inline void add_layout_flag(CLI::App* cmd, std::string& layout, CLI::Option** option = nullptr) {
   CLI::Option* o = cmd->add_option("--layout", layout, "Image arrays of 4 dimensions (.npy/.npz): nchw or nhwc "
-                                                       "(auto: channels are the axis of size 1 or 3)")
+                                                       "(auto: the layout the run was trained with, else channels "
+                                                       "are the axis of size 1 or 3)")
                        ->check(CLI::IsMember({"auto", "nchw", "nhwc"}))
                        ->capture_default_str();
   if (option != nullptr) *option = o;
+}
+
+// --data and --layout, for the commands that read data without training on it (analyze, search,
+// study, convert); with a checkpoint, --layout auto means the run's own (data/run_data_layout.h).
+inline void add_data_and_layout_flags(CLI::App* cmd, std::string& data_dir, std::string& layout) {
+  cmd->add_option("--data", data_dir, data_flag_help());
+  add_layout_flag(cmd, layout);
 }
 
 inline void add_data_flags(CLI::App* cmd, DataFlags& f) {

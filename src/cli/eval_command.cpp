@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/data_flags.h"
 #include "data/load_dataset.h"
+#include "data/run_data_layout.h"
 #include "train/data_fit.h"
 #include "analysis/robustness.h"
 #include "convert/agreement.h"
@@ -167,9 +168,7 @@ void run(const EvalArgs& args) {
   const auto info = train::load_checkpoint(args.checkpoint);
   if (info.model_name == "gpt-tiny") return run_language_model(args, info);
   models::Net net = train::load_net(info.path);
-  const std::string layout = args.layout != "auto" ? args.layout
-                             : info.config.value("data", nlohmann::json::object()).value("layout", std::string("auto"));
-  const auto data = data::load_dataset(args.data_dir, args.split, layout);
+  const auto data = data::load_dataset(args.data_dir, args.split, data::run_data_layout(args.layout, info.config));
   train::check_model_fits_data(net, data, args.data_dir);
   const auto r = train::evaluate(net, data, args.batch_size);
   if (args.json) {

@@ -9,6 +9,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
 #include "qat/qat_run.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
@@ -19,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct SearchArgs {
-  std::string from, out, base_config, data_dir, latency_table;
+  std::string from, out, base_config, data_dir, latency_table, layout = "auto";
   std::optional<double> budget_bits, budget_bytes, budget_bops, budget_latency_ms;
   analysis::MixedSearchOptions search;
   std::vector<std::string> pins;
@@ -43,6 +44,7 @@ analysis::SensitivityReport sensitivity_table(SearchArgs& a) {
   std::cerr << "search: no sensitivity.json in '" << a.from << "'; measuring it (lowbit analyze sensitivity defaults)\n";
   a.sensitivity.checkpoint = a.from;
   a.sensitivity.data_dir = a.data_dir;
+  a.sensitivity.layout = a.layout;
   a.sensitivity.log = &std::cerr;
   if (!a.search.weight_widths.empty()) a.sensitivity.weight_widths = a.search.weight_widths;
   bool has8 = false;
@@ -76,6 +78,7 @@ void run_search(SearchArgs& a) {
   analysis::LatencyTable latency;
   if (a.search.kind == analysis::BudgetKind::LatencyMs) {
     a.latency.data_dir = a.data_dir;
+    a.latency.layout = a.layout;
     a.latency.log = &std::cerr;
     latency = a.latency_table.empty() ? analysis::measure_layer_latency(table.checkpoint, a.latency)
                                       : analysis::LatencyTable::from_file(a.latency_table);
@@ -167,7 +170,7 @@ void add_search_command(CLI::App& app) {
   mixed->add_option("--qat-max-steps", a->qat_max_steps, "--pareto: steps per epoch (0: whole epoch)")->capture_default_str();
   mixed->add_option("--qat-lr", a->qat_lr, "--pareto: QAT learning rate")->capture_default_str();
   mixed->add_flag("--overwrite", a->overwrite, "--pareto: replace existing QAT runs in --out");
-  mixed->add_option("--data", a->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: Fashion-MNIST)");
+  add_data_and_layout_flags(mixed, a->data_dir, a->layout);
   mixed->add_option("--threads", a->threads, "CPU threads for torch")->capture_default_str();
   mixed->callback([a] { run_search(*a); });
 }

@@ -6,6 +6,7 @@
 #include "analysis/winq_study.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/data_flags.h"
 #include "report/report.h"
 
 namespace lowbit::cli {
@@ -26,7 +27,7 @@ void add_study_command(CLI::App& app) {
   cmd->add_option("--qat-lr", o->qat_lr, "QAT peak learning rate")->capture_default_str();
   cmd->add_option("--fp32-epochs", o->fp32_epochs, "Epochs when training the FP32 model")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--calib-batches", o->calib_batches, "PTQ calibration batches of 128")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--data", o->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  add_data_and_layout_flags(cmd, o->data_dir, o->layout);
   cmd->add_option("--threads", o->threads, "CPU threads for torch")->capture_default_str();
   cmd->callback([o] {
     o->log = &std::cerr;
@@ -62,7 +63,7 @@ void add_study_command(CLI::App& app) {
   wq->add_option("--hessian-batches", w->hessian_batches, "Batches of the Hessian loss")->check(CLI::Range(1, 100))->capture_default_str();
   wq->add_option("--threshold", w->hessian_threshold, "Near-zero threshold on |lambda|")->check(CLI::PositiveNumber)->capture_default_str();
   wq->add_option("--val-images", w->val_images, "Validation images for the final loss / accuracy")->check(CLI::Range(1, 5000))->capture_default_str();
-  wq->add_option("--data", w->data_dir, "Data: IDX folder, .npz, .npy folder or image folder (docs/datasets.md; default: $LOWBIT_DATA or /usr/share/datasets/fashion-mnist)");
+  add_data_and_layout_flags(wq, w->data_dir, w->layout);
   wq->add_option("--threads", w->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   wq->callback([w] {
     try {

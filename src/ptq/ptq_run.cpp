@@ -8,6 +8,7 @@
 #include "report/run_provenance.h"
 #include "base/error.h"
 #include "data/load_dataset.h"
+#include "data/run_data_layout.h"
 #include "ptq/calibration.h"
 #include "qat/qat_run.h"
 #include "qat/quantized_transformer.h"
@@ -102,9 +103,7 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
       return Score{e.accuracy, e.loss, e.bits_per_byte};
     };
   } else {
-    const std::string layout =
-        o.layout != "auto" ? o.layout
-                           : info.config.value("data", nlohmann::json::object()).value("layout", std::string("auto"));
+    const std::string layout = data::run_data_layout(o.layout, info.config);
     const data::Dataset train_data = data::load_dataset(o.data_dir, "train", layout);
     if (o.calib_samples > 0) {
       LOWBIT_CHECK(o.calib_samples <= train_data.size(),

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "data/run_data_layout.h"
 #include "qat/quantized_layers.h"
 #include "qat/winq.h"
 #include "qat/quantized_transformer.h"
@@ -59,6 +60,11 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, c
   config.model = source.model_name;
   for (const char* sizes : {"lm", "vit", "onnx"}) {  // the model's sizes (gpt-tiny, vit-tiny) or imported structure
     if (source.config.contains(sizes) && !config.extra.contains(sizes)) config.extra[sizes] = source.config[sizes];
+  }
+  // The data layout the FP32 run was trained with, unless --layout says otherwise.
+  const std::string layout = data::run_data_layout("auto", source.config);
+  if (layout != "auto" && !config.extra.value("data", nlohmann::json::object()).contains("layout")) {
+    config.extra["data"]["layout"] = layout;
   }
   config.validate();
   models::Net net = train::load_net(source.path);

@@ -114,6 +114,17 @@ grep -q "augmentation" "$TMP/err" || fail "resume with other augmentation: $(cat
 "$LOWBIT" qat --from "$TMP/npz" --out "$TMP/qat" --data "$TMP/fm.npz" --wbits 4 --abits 8 --epochs 1 --batch-size 32 \
   --val-size 32 --augment-flip 2>"$TMP/qat.log" || { cat "$TMP/qat.log" >&2; fail "qat with --augment-flip failed"; }
 grep -q '"flip": true' "$TMP/qat/config.json" || fail "qat config lacks the augment section"
+# --layout on the commands that read a run's data without training (convert, analyze, search,
+# study): checked by CLI11 and passed on; without it they use the run's own layout.
+"$LOWBIT" convert --from "$TMP/qat" --out "$TMP/qat.lbq" --data "$TMP/fm.npz" --layout nchw --check 64 \
+  >"$TMP/convert.out" 2>"$TMP/convert.log" || { cat "$TMP/convert.log" >&2; fail "convert --data --layout failed"; }
+grep -q "64/64" "$TMP/convert.out" || fail "convert check on the .npz: $(cat "$TMP/convert.out")"
+for sub in "analyze sensitivity --checkpoint $TMP/npz" "analyze hessian --checkpoint $TMP/npz" "analyze basin" \
+           "search mixed --from $TMP/npz" "study ptq-vs-qat" "study winq" "convert --from $TMP/qat"; do
+  # shellcheck disable=SC2086
+  expect_exit 2 "$LOWBIT" $sub --out "$TMP/x" --layout hwc
+  grep -q -- "--layout: hwc not in" "$TMP/err" || fail "'$sub --layout hwc': $(cat "$TMP/err")"
+done
 
 # Bad inputs: exit code 1 and a message that names the file and the problem.
 expect_exit 1 "$LOWBIT" train --model mlp --data "$TMP/rgb.npz" --epochs 1 --val-size 2 --out "$TMP/rgb"

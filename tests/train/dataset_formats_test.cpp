@@ -15,6 +15,7 @@
 #include "data/load_dataset.h"
 #include "data/npy_array.h"
 #include "data/npz_archive.h"
+#include "data/run_data_layout.h"
 #include "models/net.h"
 #include "train/data_fit.h"
 #include "train/trainer.h"
@@ -211,6 +212,18 @@ TEST(DatasetSource, NhwAndNchwAndNhwcLayouts) {
     EXPECT_EQ(examples_from_arrays(x, "x", y, "y", "nhwc").example_shape(), (std::vector<int64_t>{3, 3, 5}));
     EXPECT_EQ(examples_from_arrays(x, "x", y, "y", "nchw").example_shape(), (std::vector<int64_t>{3, 5, 3}));
   }
+}
+
+// Commands that read a run's data (eval, ptq, qat --from, analyze, search, convert) use the
+// layout the run was trained with unless --layout says otherwise.
+TEST(DatasetSource, RunDataLayoutFlagThenRunThenAuto) {
+  const nlohmann::json nhwc_run = {{"model", "cnn"}, {"data", {{"layout", "nhwc"}}}};
+  EXPECT_EQ(run_data_layout("auto", nhwc_run), "nhwc");
+  EXPECT_EQ(run_data_layout("nchw", nhwc_run), "nchw");
+  EXPECT_EQ(run_data_layout("auto", nlohmann::json{{"model", "cnn"}}), "auto");
+  EXPECT_EQ(run_data_layout("auto", nlohmann::json{{"data", {{"classes", {"a", "b"}}}}}), "auto");
+  expect_error([&] { run_data_layout("auto", nlohmann::json{{"data", {{"layout", "hwc"}}}}); },
+               {"data.layout", "\"hwc\"", "nchw"});
 }
 
 TEST(DatasetSource, ShapeMismatchAndBadLabels) {
