@@ -4,7 +4,8 @@
 #   lowbit integer runtime (.lbq)              lowbit bench --json, once per ISA level the CPU has
 #   lowbit's LibTorch FP32 evaluation          lowbit bench --checkpoint FP32_RUN --json
 #   ONNX Runtime 1.30, float32 and QDQ .onnx   tests/export/ort_run.js --bench (Node binding, intra-op threads 2)
-#   PyTorch 1.13 FP32 and int8 (fbgemm)        bench/pytorch_anchor.py infer (reference CNN only)
+#   PyTorch 1.13 FP32 and int8 (fbgemm qconfig; kernels: the build's default engine, onednn in Debian's)
+#                                              bench/pytorch_anchor.py infer (reference CNN only)
 # Prints a Markdown table: median latency, throughput, ratio to the fastest anchor (ONNX Runtime
 # or PyTorch) at that batch size, model file size. Timing only: run it on an otherwise idle
 # machine (not while compiling), and compare ratios, not absolute figures, across machines.

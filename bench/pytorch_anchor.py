@@ -4,7 +4,9 @@ optimizer, run with Debian's python3-torch in the same benchmark run as lowbit.
 
   pytorch_anchor.py fp32-epoch [--steps N]    one FP32 training epoch (Adam, batch 128)
   pytorch_anchor.py qat-epoch  [--steps N]    one eager-mode W8A8 QAT epoch (torch.ao, fbgemm qconfig)
-  pytorch_anchor.py infer                     inference latency, FP32 and int8 (eager PTQ, fbgemm), batch 1 and 256
+  pytorch_anchor.py infer                     inference latency, FP32 and int8 (eager PTQ with the fbgemm qconfig,
+                                              run by this build's default quantized engine: onednn in Debian's
+                                              1.13, which has no fbgemm), batch 1 and 256
   pytorch_anchor.py qat-accuracy [--seed S --fp32-epochs E --qat-epochs Q]
                                               FP32 training, then W8A8 eager QAT, then convert to int8:
                                               test accuracy of each (the accuracy anchor of docs/RESULTS.md)
@@ -106,7 +108,9 @@ def infer(args):
     with torch.no_grad():
         int8(x[:512])
     torch.ao.quantization.convert(int8, inplace=True)
-    out = {"mode": "infer", "threads": args.threads, "torch": torch.__version__, "engine": "fbgemm", "results": []}
+    # The qconfig only sets observers (fbgemm's: reduce_range); the kernels are the build's engine.
+    out = {"mode": "infer", "threads": args.threads, "torch": torch.__version__, "qconfig": "fbgemm",
+           "engine": torch.backends.quantized.engine, "results": []}
     with torch.no_grad():
         for name, model in (("pytorch-fp32", fp32), ("pytorch-int8", int8)):
             for batch, iterations in ((1, 200), (256, 30)):
