@@ -62,7 +62,7 @@ struct In {
       if (p.u8) p.u8->assign(src, src + t.size);
       if (p.f32) {
         p.f32->resize(t.size / 4);
-        std::memcpy(p.f32->data(), src, t.size);
+        lbq::copy_tensor_bytes(p.f32->data(), src, t.size);
       }
     }
     for (size_t t = 0; t < refs.size(); ++t)

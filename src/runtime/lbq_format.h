@@ -5,6 +5,7 @@
 // describes (kind 2: a decoder language model, decoder_model_file.cpp).
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,13 @@ constexpr uint32_t kKindHeaderAt = 60;  // version >= 2: model kind; version 1: 
 enum class ModelKind : uint32_t { Graph = 1, Decoder = 2 };
 
 enum class DType : uint32_t { U8 = 1, I32 = 2, F32 = 3, FixedPoint = 4 };  // FixedPoint: (int32 m, int32 shift)
+
+// Copies a tensor's bytes out of the file. A file may declare a tensor of 0 bytes, whose
+// destination is an empty vector with a null data(); memcpy with a null pointer is undefined
+// even for 0 bytes (found by fuzz/lbq_model_fuzz.cpp under UBSan).
+inline void copy_tensor_bytes(void* dst, const char* src, size_t n) {
+  if (n > 0) std::memcpy(dst, src, n);
+}
 
 struct Writer {
   std::string b;

@@ -11,6 +11,7 @@
 namespace lowbit::runtime {
 namespace {
 
+using lbq::copy_tensor_bytes;
 using lbq::DType;
 using lbq::Reader;
 using lbq::TensorOut;
@@ -168,16 +169,16 @@ Model parse_model(const std::string& b, const std::string& name) {
     if (w) op.weight.packed.assign(b.data() + w->offset, b.data() + w->offset + w->size);
     if (bias) {
       op.bias_q.resize(bias->size / 4);
-      std::memcpy(op.bias_q.data(), b.data() + bias->offset, bias->size);  // little-endian host (checked below)
+      copy_tensor_bytes(op.bias_q.data(), b.data() + bias->offset, bias->size);  // little-endian host (checked below)
     }
     if (mult) {
       std::vector<int32_t> pairs(mult->size / 4);
-      std::memcpy(pairs.data(), b.data() + mult->offset, mult->size);
+      copy_tensor_bytes(pairs.data(), b.data() + mult->offset, mult->size);
       for (size_t k = 0; k + 1 < pairs.size(); k += 2) op.multipliers.push_back({pairs[k], pairs[k + 1]});
     }
     if (scale) {
       op.out_scale.resize(scale->size / 4);
-      std::memcpy(op.out_scale.data(), b.data() + scale->offset, scale->size);
+      copy_tensor_bytes(op.out_scale.data(), b.data() + scale->offset, scale->size);
     }
   }
   for (uint32_t t = 0; t < tensor_count; ++t)

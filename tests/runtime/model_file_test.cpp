@@ -112,6 +112,22 @@ TEST(ModelFile, ErrorsNameFileAndField) {
   EXPECT_THROW(load_model(tmp_path("does_not_exist.lbq")), Error);
 }
 
+// Found by fuzz/lbq_model_fuzz.cpp (2026-12-02, UBSan): a file declaring a 0-byte out_scale
+// tensor made the reader memcpy into an empty vector's null data(), undefined even for 0 bytes.
+// The reproducer, resealed as the harness does; under `make sanitize` the old reader aborts here.
+TEST(ModelFile, ZeroByteTensorIsReadWithoutUndefinedBehaviour) {
+  const std::string path = std::string(LOWBIT_SOURCE_DIR) + "/tests/runtime/data/zero_size_out_scale.lbq";
+  std::string bytes = read_whole_file(path);
+  ASSERT_EQ(bytes.size(), 1728u) << path;
+  reseal_model_bytes(bytes);
+  try {
+    const Model m = parse_model(bytes, "zero_size_out_scale.lbq");
+    validate_model(m);  // accepted: then it is a valid model
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("zero_size_out_scale.lbq"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ModelFile, Crc32KnownValue) {
   EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);
 }
