@@ -1,10 +1,13 @@
-// describe_model table and per-op CPU time of the reference-CNN-shaped model (where the time goes).
-//   build/profile_reference_cnn [batch] [threads] [bits] [iterations]     (bits 8, 7, 4, 2)
+// describe_model table and per-op CPU time of the reference-CNN-shaped model (where the time goes),
+// or of the MobileNetV2-tiny-shaped one (model "mobilenet", reference_cnn.h), or of a model file
+// (a path ending in .lbq; bits is then ignored). Needs no LibTorch.
+//   build/profile_reference_cnn [batch] [threads] [bits] [iterations] [cnn|mobilenet|FILE.lbq]   (bits 8, 7, 4, 2)
 // Per op: the mean CPU ms over the iterations and the fastest iteration's (on a shared machine the
 // minimum is the run least disturbed by other tenants; compare binaries on the same column).
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "runtime/model_tools.h"
@@ -18,10 +21,17 @@ int main(int argc, char** argv) {
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   const int bits = argc > 3 ? std::atoi(argv[3]) : 8;
   const int iterations = argc > 4 ? std::atoi(argv[4]) : 10;
+  const std::string shape = argc > 5 ? argv[5] : "cnn";
+  const bool file = shape.size() > 4 && shape.compare(shape.size() - 4, 4, ".lbq") == 0;
+  if (shape != "cnn" && shape != "mobilenet" && !file) {
+    std::fprintf(stderr, "profile_reference_cnn: model must be cnn, mobilenet or a .lbq file, not '%s'\n", shape.c_str());
+    return 2;
+  }
   // bits 7: the int8 model with every weight halved (codes in [-64, 63], what `lowbit qat --wbits 7`
   // deploys as int8): on AVX2 its layers pass the vpmaddubsw pair bound and run u8_w8p
-  Model m = random_reference_cnn(1, bits == 7 ? 8 : bits);
-  if (bits == 7)
+  Model m = file ? Session::load(shape).model()
+                 : shape == "cnn" ? random_reference_cnn(1, bits == 7 ? 8 : bits) : random_mobilenet_tiny(1, bits == 7 ? 8 : bits);
+  if (bits == 7 && !file)
     for (Op& op : m.ops) {
       if (!op.has_weights()) continue;
       std::vector<int32_t> w(static_cast<size_t>(op.weight_count()));
@@ -34,7 +44,7 @@ int main(int argc, char** argv) {
   std::printf("%s\n", describe_model(m).c_str());
   Session s(m, o);
   std::vector<double> total(m.ops.size() + 1, 0.0), best(m.ops.size() + 1, 1e30);
-  std::vector<float> x(static_cast<size_t>(batch * 28 * 28), 0.5f);
+  std::vector<float> x(static_cast<size_t>(batch * m.in_channels * m.in_height * m.in_width), 0.5f);
   s.run(x.data(), batch);
   for (int it = 0; it < iterations; ++it) {
     s.run(x.data(), batch);

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "runtime/kernels/add_kernels.h"
 #include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/gemm_kernels.h"
 #include "runtime/kernels/im2col_kernels.h"
@@ -46,17 +47,17 @@ std::set<std::string> level_symbols(Isa isa) {
              SYMBOL(s16_w1odd_gemm_fxp_4x16__avx2), SYMBOL(u8_w4_gemm_fxp_4x16__avx2),
              SYMBOL(u8_w2_gemm_fxp_4x16__avx2),     SYMBOL(u8_w4odd_gemm_fxp_4x16__avx2),
              SYMBOL(u8_w2odd_gemm_fxp_4x16__avx2),  SYMBOL(u8_w1odd_gemm_fxp_4x16__avx2),
-             SYMBOL(u8_w8p_gemm_fxp_4x16__avx2)};
+             SYMBOL(u8_w8p_gemm_fxp_4x16__avx2),    SYMBOL(u8_add_lut64k__portable)};
       break;
 #endif
 #if defined(__aarch64__)
     case Isa::Neon:
       own = {SYMBOL(f32_quantize_8x__neon), SYMBOL(u8_maxpool_16c__neon), SYMBOL(u8_stack_rows_c1_16x__neon),
-             SYMBOL(s16_w8_gemm_fxp_8x8__neon)};
+             SYMBOL(s16_w8_gemm_fxp_8x8__neon), SYMBOL(u8_add_lut64k__portable)};
       break;
     case Isa::NeonDot:
       own = {SYMBOL(f32_quantize_8x__neon), SYMBOL(u8_maxpool_16c__neon), SYMBOL(u8_stack_rows_c1_16x__neon),
-             SYMBOL(u8_w8_gemm_fxp_8x8__neondot)};
+             SYMBOL(u8_w8_gemm_fxp_8x8__neondot), SYMBOL(u8_add_lut64k__portable)};
       break;
 #endif
     default: break;
@@ -81,7 +82,7 @@ TEST(KernelNames, TablesNameRealSymbols) {
 
 // <input>_<op ...>_<tile>__<isa> for optimized kernels (gemm_config.h), ref::<op> for the reference.
 TEST(KernelNames, FollowTheGrammar) {
-  const std::regex optimized("(f32|s16|u8)_[a-z0-9_]+[a-z0-9]__(avx2|avx512vnni|neon|neondot)");
+  const std::regex optimized("(f32|s16|u8)_[a-z0-9_]+[a-z0-9]__(avx2|avx512vnni|neon|neondot|portable)");
   const std::regex reference("ref::[a-z0-9_]+");
   for (Isa isa : levels_in_build())
     for (const std::string& n : isa_kernel_names(isa))

@@ -77,13 +77,19 @@ TEST(OpKernels, ConvMatchesReference) {
   const Case cases[] = {{1, 32, 9, 9, 3, 1, 1, 1},  {3, 5, 7, 6, 3, 2, 1, 1},  {8, 17, 5, 5, 1, 1, 0, 1},
                         {7, 16, 6, 7, 3, 1, 0, 1},  {4, 8, 6, 6, 3, 1, 1, 2},  {12, 12, 5, 5, 3, 1, 1, 12},
                         {16, 33, 4, 4, 3, 2, 1, 1}, {32, 64, 5, 5, 3, 1, 1, 1}, {9, 4, 8, 8, 5, 3, 2, 1},
-                        {32, 32, 7, 7, 3, 2, 1, 32}, {16, 16, 6, 6, 5, 1, 2, 16}};
+                        {32, 32, 7, 7, 3, 2, 1, 32}, {16, 16, 6, 6, 5, 1, 2, 16},
+                        // depthwise with 32-channel blocks, an 8-channel block and a scalar tail
+                        {72, 72, 6, 5, 3, 1, 1, 72}, {45, 45, 5, 6, 3, 2, 1, 45}};
   for (const auto& k : rtest::all_weight_kinds()) {
     for (const Case& c : cases) {
       for (bool output_layer : {false, true}) {
         const Model m = conv_model(rng, k, c.cin, c.cout, c.h, c.w, c.kernel, c.stride, c.pad, c.groups, output_layer);
         compare(m, 3, 5);
         if (HasFatalFailure()) return;
+        if (c.groups == c.cin && c.groups > 1) {  // depthwise at batch 1 as well
+          compare(m, 1, 6);
+          if (HasFatalFailure()) return;
+        }
       }
     }
   }

@@ -5,7 +5,8 @@
 // Every entry is made with LOWBIT_KERNEL(fn): its name is the stringified symbol of the function it
 // points to, so the names Session::kernel_names() prints are the real symbols and cannot drift.
 // Optimized kernels follow the grammar of gemm_config.h (<input>_<op>_..._<tile>__<isa>); the
-// reference kernels are named by their qualified name (ref::max_pool, ref_kernels.h).
+// reference kernels are named by their qualified name (ref::max_pool, ref_kernels.h). A kernel in
+// plain C++ that every optimized level shares ends in __portable (u8_add_lut64k__portable).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,11 +38,14 @@ using AvgPoolFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, ValueS
 using AddFn = void (*)(const Op& op, const uint8_t* a, const ActQParams& qa, const uint8_t* b, const ActQParams& qb,
                        int64_t n, uint8_t* y);
 using FlattenFn = void (*)(const uint8_t* x, int64_t batch, ValueShape in, uint8_t* y);
+// y[i] = table[a[i] * 256 + b[i]] for i < n: a residual add through the op's 65,536-entry table of
+// quant::requantize_add, made when the op is prepared (add_kernels.h).
+using AddTableFn = void (*)(const uint8_t* table, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y);
 // The contracts of ref::conv2d and ref::linear: conv / linear layers without a GEMM kernel.
 using Conv2dFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, int32_t zx, ValueShape out,
                           uint8_t* y_u8, int32_t* y_i32);
 using LinearFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, int32_t zx, uint8_t* y_u8, int32_t* y_i32);
-// Depthwise conv (groups = in_channels = out_channels) on tap-major weight values [KH * KW][C]
+// Depthwise conv (groups = in_channels = out_channels) on weights packed by pack_depthwise_weights
 // (depthwise_kernels.h).
 using DepthwiseFn = void (*)(const Op& op, const int32_t* w, const uint8_t* x, int64_t batch, ValueShape in, int32_t zx,
                              ValueShape out, const GemmOutput& o);
@@ -60,9 +64,11 @@ struct PoolConfig {
   Kernel<MaxPoolFn> max_pool;
   Kernel<AvgPoolFn> avg_pool;  // AvgPool2d and GlobalAvgPool
 };
-// Residual add; always set.
+// Residual add; `add` always set. Where `table` is set, the op runs it instead on a table of all
+// 256 x 256 input pairs (64 KiB per add op, built from the same quant::requantize_add, so exact).
 struct AddConfig {
   Kernel<AddFn> add;
+  Kernel<AddTableFn> table;
 };
 // Flatten to PyTorch's C-major order; always set (optimized levels usually fold it, flatten_op.h).
 struct FlattenConfig {

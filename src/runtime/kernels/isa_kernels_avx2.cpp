@@ -1,4 +1,5 @@
 // The non-GEMM kernels of the avx2 level, which the avx512vnni level uses too.
+#include "runtime/kernels/add_kernels.h"
 #include "runtime/kernels/depthwise_kernels.h"
 #include "runtime/kernels/im2col_kernels.h"
 #include "runtime/kernels/isa_kernels.h"
@@ -14,7 +15,7 @@ const IsaKernels& isa_kernels_avx2() {
       true,
       {LOWBIT_KERNEL(f32_quantize_8x__avx2)},
       {LOWBIT_KERNEL(u8_maxpool_32c__avx2), LOWBIT_KERNEL(ref::avg_pool)},
-      {LOWBIT_KERNEL(ref::add)},
+      {LOWBIT_KERNEL(ref::add), LOWBIT_KERNEL(u8_add_lut64k__portable)},
       {LOWBIT_KERNEL(ref::flatten)},
       {LOWBIT_KERNEL(ref::conv2d), LOWBIT_KERNEL(ref::linear)},
       {LOWBIT_KERNEL(u8_dwconv_s32_fxp_8c__avx2)},

@@ -1,19 +1,18 @@
 #include "runtime/ops/depthwise_op.h"
 
+#include "runtime/kernels/depthwise_kernels.h"
+
 namespace lowbit::runtime {
 namespace {
 
 class DepthwiseOp final : public PreparedOp {
  public:
   DepthwiseOp(const OpGraph& g, int32_t index)
-      : PreparedOp(g, index), kernel_(g.kernels.depthwise.depthwise), zx_(g.input_qparams(index).zero_point) {
-    const Op& o = op();
-    // Weights unpacked once into a tap-major table [KH * KW][C].
-    const int32_t taps = o.kernel_h * o.kernel_w, C = o.out_channels;
-    w_.resize(static_cast<size_t>(taps) * C);
-    for (int32_t c = 0; c < C; ++c)
-      for (int32_t t = 0; t < taps; ++t) w_[static_cast<size_t>(t) * C + c] = o.weight.value(static_cast<size_t>(c) * taps + t);
-    for (const auto& m : o.multipliers) {
+      : PreparedOp(g, index),
+        kernel_(g.kernels.depthwise.depthwise),
+        zx_(g.input_qparams(index).zero_point),
+        w_(pack_depthwise_weights(op())) {
+    for (const auto& m : op().multipliers) {
       multiplier_.push_back(m.multiplier);
       shift_.push_back(m.shift);
     }
@@ -45,7 +44,7 @@ class DepthwiseOp final : public PreparedOp {
  private:
   Kernel<DepthwiseFn> kernel_;
   int32_t zx_;
-  std::vector<int32_t> w_;
+  std::vector<int32_t> w_;  // pairs of kernel-row taps, packed once (depthwise_kernels.h)
   std::vector<int32_t> multiplier_, shift_;
 };
 
