@@ -7,11 +7,15 @@ exported to ONNX, as a user would arrive with them (docs/onnx_import.md, bench/o
   mobilenetv2    stem conv + BN + ReLU6, inverted residual blocks (1x1 expand + ReLU6, 3x3
                  depthwise + ReLU6, 1x1 linear projection, residual add when the shape allows),
                  global average pooling, linear
+  mobilenetv3    MobileNetV3-style activations without squeeze-excitation: stem conv + BN +
+                 hardswish, inverted residual blocks whose expansion uses SiLU or hardswish and
+                 whose depthwise conv uses hardswish or LeakyReLU; PyTorch 1.13 exports hardswish
+                 as x * HardSigmoid(x) and SiLU as x * Sigmoid(x) at opset 13
 
 Inputs are [N, 1, 28, 28] in [0, 1] (pixel / 255, as lowbit reads Fashion-MNIST); outputs are 10
 logits. Needs Debian's python3-torch (scripts/setup.sh --bench); not used by the tests.
 
-  python3 bench/onnx_examples.py train --out DIR [--epochs 2]   # DIR/<model>.onnx, DIR/pytorch.json
+  python3 bench/onnx_examples.py train --out DIR [--epochs 2] [--models a,b]   # DIR/<model>.onnx, DIR/pytorch.json
   python3 bench/onnx_examples.py bench --out DIR                # PyTorch FP32 and int8 latency (JSON)
 """
 import argparse
@@ -87,7 +91,46 @@ class MobileNetV2Tiny(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-MODELS = {"small-resnet": SmallResNet, "mobilenetv2": MobileNetV2Tiny}
+class GatedInvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, expand, expand_act, depthwise_act):
+        super().__init__()
+        hidden = cin * expand
+        self.expand = conv_bn(cin, hidden, 1)
+        self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
+        self.project = conv_bn(hidden, cout, 1)
+        self.expand_act, self.depthwise_act = expand_act, depthwise_act
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        h = self.project(self.depthwise_act(self.depthwise(self.expand_act(self.expand(x)))))
+        return x + h if self.residual else h
+
+
+class MobileNetV3Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        hs, silu, leaky = nn.Hardswish(), nn.SiLU(), nn.LeakyReLU(0.1)
+        self.stem = conv_bn(1, 16, 3)
+        self.blocks = nn.Sequential(
+            GatedInvertedResidual(16, 16, 1, 2, silu, hs), GatedInvertedResidual(16, 24, 2, 4, hs, leaky),
+            GatedInvertedResidual(24, 24, 1, 4, silu, hs), GatedInvertedResidual(24, 48, 2, 4, hs, hs),
+            GatedInvertedResidual(48, 48, 1, 4, silu, leaky))
+        self.fc = nn.Linear(48, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.hardswish(self.stem(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+MODELS = {"small-resnet": SmallResNet, "mobilenetv2": MobileNetV2Tiny, "mobilenetv3": MobileNetV3Tiny}
+
+
+def selected(args):
+    names = args.models.split(",") if args.models else list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        sys.exit(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    return {n: MODELS[n] for n in names}
 
 
 def accuracy(model, x, y, batch=1000):
@@ -105,7 +148,7 @@ def train(args):
     xtr, ytr = load("train", args.data)
     xte, yte = load("test", args.data)
     results = {}
-    for name, cls in MODELS.items():
+    for name, cls in selected(args).items():
         torch.manual_seed(args.seed)
         model = cls()
         opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
@@ -132,7 +175,11 @@ def train(args):
         params = sum(p.numel() for p in model.parameters())
         results[name] = {"test_accuracy": acc, "params": params, "epochs": args.epochs, "train_seconds": time.time() - t0}
         print(f"{name}: {params} parameters, test accuracy {acc:.4f} after {args.epochs} epochs -> {path}", flush=True)
-    with open(os.path.join(args.out, "pytorch.json"), "w") as f:
+    summary = os.path.join(args.out, "pytorch.json")
+    if os.path.exists(summary):  # a run of a subset (--models) keeps the other models' entries
+        with open(summary) as f:
+            results = {**json.load(f).get("models", {}), **results}
+    with open(summary, "w") as f:
         json.dump({"torch": torch.__version__, "threads": args.threads, "models": results}, f, indent=2)
 
 
@@ -147,7 +194,7 @@ def bench(args):
     torch.backends.quantized.engine = engine
     xte, yte = load("test", args.data)
     out = {"torch": torch.__version__, "threads": args.threads, "engine": engine, "models": {}}
-    for name, cls in MODELS.items():
+    for name, cls in selected(args).items():
         model = cls()
         model.load_state_dict(torch.load(os.path.join(args.out, f"{name}.pt")))
         model.eval()
@@ -178,6 +225,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="", help="comma-separated subset of " + ", ".join(MODELS))
     ap.add_argument("--iterations", type=int, default=30)
     args = ap.parse_args()
     train(args) if args.mode == "train" else bench(args)

@@ -1,14 +1,15 @@
 // Writes the fuzzers' seed corpora, so that mutations start from real files:
 //   OUT_DIR/lbq_model_fuzz: small models (8x8 input) built and serialized by the runtime's own
 //     builder, using every op kind (conv, depthwise conv, max / average / global pool, add,
-//     flatten, linear) at every weight format; a parsed model runs in microseconds;
+//     lookup, flatten, linear) at every weight format; a parsed model runs in microseconds;
 //   OUT_DIR/idx_file_fuzz: IDX image and label files in the Fashion-MNIST layout, plain and gzip;
 //   OUT_DIR/text_corpus_fuzz: two parameter bytes (context, validation fraction) and a text: ASCII
 //     and UTF-8 prose, and the head of a default-corpus file (fortunes) when it is installed;
 //   OUT_DIR/npy_fuzz: a uint8 and a float32 .npy array, and both in a stored .npz.
 //   OUT_DIR/onnx_import_fuzz: small FP32 ONNX models (8x8 input) written with ONNX's own protobuf
 //     classes, using the operators the importer lowers (conv + batch norm + ReLU / ReLU6, grouped
-//     conv, pooling, residual add, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add, Gemm).
+//     conv, pooling, residual add, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add, Gemm,
+//     LeakyRelu, HardSwish, SiLU as x * Sigmoid(x), HardSigmoid, Tanh).
 //   OUT_DIR/qat_config_fuzz: per-layer QAT configs as lowbit writes them (config_from_flags, with
 //     overrides by pattern, WinQ on, per-group and per-token settings, a mixed-precision search's shape);
 //   OUT_DIR/checkpoint_fuzz: a stored zip sealed with the checkpoint trailer (first byte odd), and a
@@ -81,6 +82,13 @@ Model small_model(uint32_t seed, int bits, lowbit::quant::Grid grid) {
   Op ap = rt::make_avg_pool(v, 2, 1, 1);
   ap.out = m.ops.back().out;
   v = m.add(ap);
+  {  // an element-wise function as a table (here x^2 / 255 on the codes)
+    std::vector<uint8_t> table(256);
+    for (int q = 0; q < 256; ++q) table[static_cast<size_t>(q)] = static_cast<uint8_t>(q * q / 255);
+    Op lut = rt::make_lookup(v, table);
+    lut.out = ActQParams{0.02f, 0, 0, 255};
+    v = m.add(lut);
+  }
   if (seed % 2 == 0) {
     Op gp = rt::make_global_avg_pool(v);
     gp.out = m.ops.back().out;
@@ -193,6 +201,12 @@ struct OnnxWriter {
     a->set_type(onnx::AttributeProto::INT);
     a->set_i(v);
   }
+  static void float_attr(onnx::NodeProto* n, const std::string& name, float v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(v);
+  }
   std::string finish(onnx::NodeProto* last, int64_t classes) {
     last->set_output(0, "y");
     value_info(graph->add_output(), "y", {-1, classes});
@@ -244,6 +258,30 @@ std::string onnx_seed_residual() {
   n = w.node("MatMul", "fc", {"flatten_out", w.floats("w3", {32, 5})});
   n = w.node("Add", "fc_bias", {"fc_out", w.floats("b3", {5})});
   return w.finish(n, 5);
+}
+
+// Element-wise functions: LeakyRelu, HardSwish, x * Sigmoid(x) (SiLU), HardSigmoid, Tanh.
+std::string onnx_seed_pointwise() {
+  OnnxWriter w(17);
+  w.value_info(w.graph->add_input(), "x", {-1, 2, 8, 8});
+  auto* n = w.node("Conv", "c1", {"x", w.floats("w1", {4, 2, 3, 3}), w.floats("b1", {4})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  n = w.node("LeakyRelu", "leaky", {"c1_out"});
+  OnnxWriter::float_attr(n, "alpha", 0.1f);
+  n = w.node("HardSwish", "hswish", {"leaky_out"});
+  n = w.node("Conv", "c2", {"hswish_out", w.floats("w2", {4, 4, 1, 1})});
+  n = w.node("Sigmoid", "gate", {"c2_out"});
+  n = w.node("Mul", "silu", {"c2_out", "gate_out"});
+  n = w.node("HardSigmoid", "hsig", {"silu_out"});
+  OnnxWriter::float_attr(n, "alpha", 0.2f);
+  n = w.node("GlobalAveragePool", "gap", {"hsig_out"});
+  n = w.node("Flatten", "flat", {"gap_out"});
+  n = w.node("Gemm", "fc", {"flat_out", w.floats("w3", {4, 4}), w.floats("b3", {4})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  n = w.node("Tanh", "tanh", {"fc_out"});
+  n = w.node("Gemm", "fc2", {"tanh_out", w.floats("w4", {3, 4})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  return w.finish(n, 3);
 }
 
 }  // namespace
@@ -343,11 +381,12 @@ int main(int argc, char** argv) {
   }
   const std::string onnx_dir = dir + "/onnx_import_fuzz";
   if (!write_file(onnx_dir + "/chain.onnx", onnx_seed_chain(), false) ||
-      !write_file(onnx_dir + "/residual.onnx", onnx_seed_residual(), false)) {
+      !write_file(onnx_dir + "/residual.onnx", onnx_seed_residual(), false) ||
+      !write_file(onnx_dir + "/pointwise.onnx", onnx_seed_pointwise(), false)) {
     std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", onnx_dir.c_str());
     return 1;
   }
-  written += 2;
+  written += 3;
   // QAT configs as lowbit writes them.
   std::vector<nlohmann::json> qat_configs;
   {

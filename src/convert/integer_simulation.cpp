@@ -159,6 +159,11 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
       case OpKind::Flatten:
         y = x.reshape({x.size(0), -1, 1, 1});
         break;
+      case OpKind::Lookup: {
+        const torch::Tensor table = torch::tensor(std::vector<int64_t>(op.table.begin(), op.table.end()), torch::kInt64);
+        y = table.index({x.reshape({-1})}).view(x.sizes());
+        break;
+      }
     }
     values.push_back(y);
     value_q.push_back(op.out);

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "qat/quantized_layers.h"
+#include "quant/pointwise_function.h"
 #include "quant/quantize.h"
 #include "quant/rounding.h"
 
@@ -211,6 +212,14 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
                    where(node) + ": a residual add needs two inputs and an output quantizer");
       op = runtime::make_add(node.inputs[0], node.inputs[1]);
       out_q = with_activation(act_qparams(*add->output_quantizer, node), add->activation());
+    } else if (auto pw = std::dynamic_pointer_cast<qat::QPointwiseImpl>(node.layer)) {
+      LOWBIT_CHECK(pw->output_quantizer && !last,
+                   where(node) + ": an element-wise " + pw->function().name() +
+                       " needs an output quantizer and a layer after it (the last layer must be conv or linear)");
+      out_q = act_qparams(*pw->output_quantizer, node);
+      const auto table = quant::make_pointwise_table(pw->function(), in_q.scale, in_q.zero_point, out_q.scale,
+                                                     out_q.zero_point, out_q.qmin, out_q.qmax);
+      op = runtime::make_lookup(x, std::vector<uint8_t>(table.begin(), table.end()));
     } else if (auto pool = std::dynamic_pointer_cast<qat::QPoolImpl>(node.layer)) {
       const models::PoolSpec& p = pool->spec();
       op = kind == "gap" ? runtime::make_global_avg_pool(x)
@@ -225,7 +234,7 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
       op = runtime::make_flatten(x);
     } else {
       throw Error(where(node) + ": layer of kind '" + kind +
-                  "' is not quantized; the integer runtime needs every conv, linear, add and average pool "
+                  "' is not quantized; the integer runtime needs every conv, linear, add, element-wise function and average pool "
                   "quantized (check the QAT config's quantize=false overrides)");
     }
     op.out = out_q;

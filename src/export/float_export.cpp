@@ -32,6 +32,7 @@ class FloatBuilder {
   std::string conv(const models::Node& node, const std::string& x, const models::ConvSpec& s, const torch::Tensor& w,
                    const torch::Tensor& b);
   std::string gemm(const models::Node& node, std::string x, int rank, const torch::Tensor& w, const torch::Tensor& b);
+  std::string pointwise(const models::Node& node, const std::string& x, const quant::PointwiseFunction& f);
 
   Model out_;
 };
@@ -45,6 +46,35 @@ std::string FloatBuilder::activation(const std::string& x, const std::string& pr
     out_.graph.initializers.push_back(make_float_tensor(prefix + "_clip_min", {}, {0.0f}));
     out_.graph.initializers.push_back(make_float_tensor(prefix + "_clip_max", {}, {6.0f}));
     add_node("Clip", y, {x, prefix + "_clip_min", prefix + "_clip_max"}, {y});
+  }
+  return y;
+}
+
+std::string FloatBuilder::pointwise(const models::Node& node, const std::string& x, const quant::PointwiseFunction& f) {
+  using quant::PointwiseKind;
+  const std::string y = node.name + "_" + f.name();
+  switch (f.kind) {
+    case PointwiseKind::LeakyRelu: add_node("LeakyRelu", node.name, {x}, {y}, {Attribute::make_float("alpha", f.alpha)}); break;
+    case PointwiseKind::Sigmoid: add_node("Sigmoid", node.name, {x}, {y}); break;
+    case PointwiseKind::Tanh: add_node("Tanh", node.name, {x}, {y}); break;
+    case PointwiseKind::HardSigmoid:
+      add_node("HardSigmoid", node.name, {x}, {y}, {Attribute::make_float("alpha", f.alpha), Attribute::make_float("beta", f.beta)});
+      break;
+    case PointwiseKind::Silu: {  // no SiLU operator before opset 24: x * Sigmoid(x), as PyTorch exports it
+      const std::string gate = node.name + "_gate";
+      add_node("Sigmoid", gate, {x}, {gate});
+      add_node("Mul", node.name, {x, gate}, {y});
+      break;
+    }
+    case PointwiseKind::HardSwish:
+      if (out_.opset >= 14) {
+        add_node("HardSwish", node.name, {x}, {y});
+      } else {  // HardSwish arrived in opset 14: x * HardSigmoid(x) with alpha 1/6, beta 0.5
+        const std::string gate = node.name + "_gate";
+        add_node("HardSigmoid", gate, {x}, {gate}, {Attribute::make_float("alpha", 1.0f / 6.0f), Attribute::make_float("beta", 0.5f)});
+        add_node("Mul", node.name, {x, gate}, {y});
+      }
+      break;
   }
   return y;
 }
@@ -150,6 +180,8 @@ Model FloatBuilder::build(models::Net& net) {
       y = node.name + "_add";
       add_node("Add", node.name, {x, value.at(static_cast<size_t>(node.inputs[1]))}, {y});
       y = activation(y, node.name, act);
+    } else if (auto pw = std::dynamic_pointer_cast<models::PointwiseImpl>(node.layer)) {
+      y = pointwise(node, x, pw->function());
     } else {
       throw Error(where(node) + ": layers of kind '" + node.layer->kind() + "' have no ONNX export");
     }

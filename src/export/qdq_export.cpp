@@ -276,6 +276,22 @@ Model QdqBuilder::build() {
         v = quantize_output(y, name, op.out);
         break;
       }
+      case OpKind::Lookup: {
+        // The table itself, indexed by the uint8 codes: ONNX Runtime computes exactly the runtime's
+        // codes, with no float evaluation of the function that could round differently.
+        const ValueTensors& in = values_.at(static_cast<size_t>(op.inputs[0]));
+        const std::string index = name + "_index";
+        add_node("Cast", index, {in.quantized}, {index}, {Attribute::make_int("to", static_cast<int64_t>(DataType::Int32))});
+        const std::string table = name + "_table";
+        out_.graph.initializers.push_back(
+            make_integer_tensor(table, DataType::Uint8, {256}, std::vector<int32_t>(op.table.begin(), op.table.end())));
+        v.qparams = op.out;
+        add_qparams(v, name);
+        v.quantized = name + "_quantized";
+        v.rank = in.rank;
+        add_node("Gather", name, {table, index}, {v.quantized}, {Attribute::make_int("axis", 0)});
+        break;
+      }
       case OpKind::Add: {
         const std::string y = name + "_output";
         const std::string a = dequantized(op.inputs[0]);

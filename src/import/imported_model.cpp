@@ -1,6 +1,7 @@
 #include "import/imported_model.h"
 
 #include "base/error.h"
+#include "quant/pointwise_function.h"
 
 namespace lowbit::import {
 
@@ -15,6 +16,8 @@ nlohmann::json structure_to_json(const ImportedModel& model) {
       j.update({{"in_features", l.in_features}, {"out_features", l.out_features}, {"bias", l.bias}});
     } else if (l.kind == "maxpool" || l.kind == "avgpool") {
       j.update({{"kernel", l.pool_kernel}, {"stride", l.pool_stride}, {"padding", l.pool_padding}});
+    } else if (l.kind == "pointwise") {
+      j.update({{"function", l.function}, {"alpha", l.alpha}, {"beta", l.beta}});
     }
     if (l.kind == "conv" || l.kind == "linear" || l.kind == "add") j["activation"] = l.activation;
     layers.push_back(std::move(j));
@@ -60,6 +63,15 @@ ImportedModel structure_from_json(const nlohmann::json& json) {
         l.pool_kernel = j.at("kernel");
         l.pool_stride = j.at("stride");
         l.pool_padding = j.at("padding");
+      } else if (l.kind == "pointwise") {
+        l.function = j.at("function").get<std::string>();
+        l.alpha = j.at("alpha").get<float>();
+        l.beta = j.at("beta").get<float>();
+        try {
+          quant::pointwise_function(l.function);
+        } catch (const Error& e) {
+          throw Error(where + ": layer '" + l.name + "': " + e.what());
+        }
       } else if (l.kind != "gap" && l.kind != "flatten" && l.kind != "add") {
         throw Error(where + ": layer '" + l.name + "' has kind '" + l.kind + "', which this build does not know");
       }

@@ -1,6 +1,6 @@
 // A float model imported from ONNX, lowered to the layer vocabulary lowbit models are written with
 // (models/layer.h): conv (+ batch norm + activation), linear (+ activation), max / average pooling,
-// global average pooling, flatten and residual add (+ activation). No LibTorch here: the torch
+// global average pooling, flatten, residual add (+ activation) and element-wise functions. No LibTorch here: the torch
 // side (models/imported_net.h) builds a Net from it, and the fuzzer reads files with it.
 //
 // The structure (everything but the weights) is also kept as JSON in the config of every run that
@@ -25,7 +25,7 @@ struct WeightArray {
 struct ImportedLayer {
   std::string name;        // lowbit node name, [a-z0-9_]+, unique
   std::string onnx_nodes;  // the ONNX node(s) it came from, e.g. "conv1 (Conv) + bn1 (BatchNormalization)"
-  std::string kind;        // "conv", "linear", "maxpool", "avgpool", "gap", "flatten", "add"
+  std::string kind;        // "conv", "linear", "maxpool", "avgpool", "gap", "flatten", "add", "pointwise"
   std::vector<int> inputs;
   std::string activation = "none";  // "none", "relu", "relu6" (models::activation_name)
 
@@ -37,6 +37,10 @@ struct ImportedLayer {
   bool bias = true;
   // maxpool / avgpool
   int64_t pool_kernel = 0, pool_stride = 0, pool_padding = 0;
+  // pointwise: quant::PointwiseFunction's name ("leaky_relu", "sigmoid", "hard_sigmoid",
+  // "hard_swish", "tanh") and parameters
+  std::string function;
+  float alpha = 0.0f, beta = 0.0f;
 
   // FP32 weights, in the layout of the torch module they load into:
   //   conv:   "weight" [out, in / groups, k, k]; "bias" [out] when !batch_norm;

@@ -188,6 +188,8 @@ class Lowering {
   void lower_batch_norm(const onnx::NodeProto& n);
   void lower_activation(const onnx::NodeProto& n, const std::string& activation);
   void lower_clip(const onnx::NodeProto& n);
+  void lower_pointwise(const onnx::NodeProto& n, const std::string& function, float alpha, float beta);
+  void lower_mul(const onnx::NodeProto& n);
   void lower_gemm(const onnx::NodeProto& n);
   void lower_matmul(const onnx::NodeProto& n);
   void lower_add(const onnx::NodeProto& n);
@@ -671,6 +673,47 @@ void Lowering::lower_clip(const onnx::NodeProto& n) {
           "the clips lowbit's layers and runtime have");
 }
 
+// An element-wise function that is not a clamp: a layer of its own (models::PointwiseImpl), which
+// the integer runtime computes as a lookup table between two quantized tensors.
+void Lowering::lower_pointwise(const onnx::NodeProto& n, const std::string& function, float alpha, float beta) {
+  if (!std::isfinite(alpha) || !std::isfinite(beta)) fail(n, "its alpha / beta attributes are not finite");
+  const Activation x = activation_input(n, 0);
+  ImportedLayer l;
+  l.kind = "pointwise";
+  l.function = function;
+  l.alpha = alpha;
+  l.beta = beta;
+  l.inputs = {x.value};
+  add_layer(n, std::move(l), x.shape, x.net_rank);
+}
+
+// x * Sigmoid(x) (PyTorch's SiLU) and x * HardSigmoid(x) with alpha 1/6, beta 1/2 (PyTorch's
+// hardswish below opset 14): the gate's layer becomes the one function of x. Other products of
+// two tensors have no layer in lowbit.
+void Lowering::lower_mul(const onnx::NodeProto& n) {
+  const Value& a = input(n, 0);
+  const Value& b = input(n, 1);
+  if (!a.activation || !b.activation)
+    fail(n, "multiplies a tensor by a constant; lowbit has no standalone scaling layer (fold the constant into the "
+            "preceding convolution or linear layer before exporting)");
+  for (int gate_side : {1, 0}) {
+    const Activation x = gate_side == 1 ? *a.activation : *b.activation;
+    const Activation gate = gate_side == 1 ? *b.activation : *a.activation;
+    ImportedLayer* g = sole_producer(gate);
+    if (g == nullptr || g->kind != "pointwise" || g->inputs != std::vector<int>{x.value}) continue;
+    const bool hard_swish = g->function == "hard_sigmoid" && std::fabs(g->alpha - 1.0f / 6.0f) < 1e-6f && g->beta == 0.5f;
+    if (g->function != "sigmoid" && !hard_swish) continue;
+    g->function = hard_swish ? "hard_swish" : "silu";
+    g->alpha = g->beta = 0.0f;
+    g->onnx_nodes += " + " + describe(n);
+    uses_.at(static_cast<size_t>(x.value)) -= 1;  // this node's read of x; the gate's read is the layer's
+    set_activation(n, n.output(0), gate, 1);
+    return;
+  }
+  fail(n, "multiplies two tensors; lowbit supports this only as x * Sigmoid(x) (SiLU) or x * HardSigmoid(x) "
+          "(hard swish) where the gate has no other reader");
+}
+
 void Lowering::lower_gemm(const onnx::NodeProto& n) {
   const Activation x = activation_input(n, 0);
   if (x.net_rank != 2 || x.shape.size() != 1) fail(n, "its input has shape " + shape_text(x.shape) + "; Gemm takes [N, K]");
@@ -865,6 +908,12 @@ void Lowering::lower(const onnx::NodeProto& n) {
   if (op == "BatchNormalization") return lower_batch_norm(n);
   if (op == "Relu") return lower_activation(n, "relu");
   if (op == "Clip") return lower_clip(n);
+  if (op == "LeakyRelu") return lower_pointwise(n, "leaky_relu", attr_float(n, "alpha", 0.01f), 0.0f);
+  if (op == "Sigmoid") return lower_pointwise(n, "sigmoid", 0.0f, 0.0f);
+  if (op == "HardSigmoid") return lower_pointwise(n, "hard_sigmoid", attr_float(n, "alpha", 0.2f), attr_float(n, "beta", 0.5f));
+  if (op == "HardSwish") return lower_pointwise(n, "hard_swish", 0.0f, 0.0f);
+  if (op == "Tanh") return lower_pointwise(n, "tanh", 0.0f, 0.0f);
+  if (op == "Mul") return lower_mul(n);
   if (op == "Gemm") return lower_gemm(n);
   if (op == "MatMul") return lower_matmul(n);
   if (op == "Add") return lower_add(n);
@@ -972,7 +1021,7 @@ bool is_onnx_path(const std::string& path) {
 
 const std::vector<std::string>& supported_onnx_operators() {
   static const std::vector<std::string> ops = {
-      "Conv", "BatchNormalization", "Relu", "Clip (ReLU6)", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool",
+      "Conv", "BatchNormalization", "Relu", "Clip (ReLU6)", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Mul (x * Sigmoid(x), x * HardSigmoid(x))", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool",
       "GlobalAveragePool", "Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Constant", "Shape"};
   return ops;
 }

@@ -90,4 +90,21 @@ torch::Tensor AddActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return apply_activation(inputs[0] + inputs[1], activation_);
 }
 
+torch::Tensor apply_pointwise(const torch::Tensor& x, const quant::PointwiseFunction& f) {
+  using quant::PointwiseKind;
+  switch (f.kind) {
+    case PointwiseKind::LeakyRelu: return torch::leaky_relu(x, f.alpha);
+    case PointwiseKind::Sigmoid: return torch::sigmoid(x);
+    case PointwiseKind::HardSigmoid: return torch::clamp(x * f.alpha + f.beta, 0.0, 1.0);
+    case PointwiseKind::HardSwish: return x * torch::clamp(x / 6.0 + 0.5, 0.0, 1.0);
+    case PointwiseKind::Tanh: return torch::tanh(x);
+    case PointwiseKind::Silu: return x * torch::sigmoid(x);
+  }
+  throw Error("apply_pointwise: unknown function " + f.describe());
+}
+
+torch::Tensor PointwiseImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  return apply_pointwise(single_input(inputs, "pointwise"), f_);
+}
+
 }  // namespace lowbit::models

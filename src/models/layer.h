@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/pointwise_function.h"
 #include "torch_pch.h"
 
 namespace lowbit::models {
@@ -21,7 +22,8 @@ class LayerImpl : public torch::nn::Module {
  public:
   ~LayerImpl() override = default;
   virtual torch::Tensor forward(const std::vector<torch::Tensor>& inputs) = 0;
-  // "conv", "linear", "maxpool", "avgpool", "gap", "add", "flatten" (also for qat/ replacements)
+  // "conv", "linear", "maxpool", "avgpool", "gap", "add", "flatten", "pointwise" (also for qat/
+  // replacements)
   virtual std::string kind() const = 0;
 };
 
@@ -124,6 +126,25 @@ class AddActImpl : public LayerImpl {
 
  private:
   Activation activation_;
+};
+
+// f(x) element-wise in float32 torch ops, with autograd: what training and the float model compute
+// (quant::PointwiseFunction holds the definitions; its tables are what the integer runtime uses).
+torch::Tensor apply_pointwise(const torch::Tensor& x, const quant::PointwiseFunction& f);
+
+// An element-wise activation that is not a clamp: LeakyReLU, sigmoid, hard sigmoid, hard swish,
+// tanh, SiLU. A node of its own, unlike ReLU / ReLU6 (fused into the producer): the integer runtime
+// computes it as a 256-entry table between two quantized tensors, so after QAT prepare the
+// producer's output is quantized before it and this node's output after it.
+class PointwiseImpl : public LayerImpl {
+ public:
+  explicit PointwiseImpl(const quant::PointwiseFunction& f) : f_(f) {}
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return "pointwise"; }
+  const quant::PointwiseFunction& function() const { return f_; }
+
+ private:
+  quant::PointwiseFunction f_;
 };
 
 }  // namespace lowbit::models

@@ -158,6 +158,16 @@ torch::Tensor QAddActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }
 
+QPointwiseImpl::QPointwiseImpl(const quant::PointwiseFunction& f, const std::optional<FakeQuantizeOptions>& output)
+    : models::PointwiseImpl(f) {
+  if (output) output_quantizer = register_module("output_quantizer", make_quantizer(*output));
+}
+
+torch::Tensor QPointwiseImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  torch::Tensor y = models::PointwiseImpl::forward(inputs);
+  return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
+}
+
 QPoolImpl::QPoolImpl(std::string kind, models::PoolSpec pool, std::shared_ptr<FakeQuantizeImpl> input_grid)
     : kind_(std::move(kind)), pool_(pool), input_grid_(std::move(input_grid)) {
   LOWBIT_CHECK(kind_ == "avgpool" || kind_ == "gap", "QPool handles avgpool and gap, not '" + kind_ + "'");
@@ -232,6 +242,10 @@ bool defer_to_max_pool(models::Net& net, const std::vector<models::Node>& nodes,
     a->output_quantized_downstream = true;
     return true;
   }
+  if (auto p = std::dynamic_pointer_cast<QPointwiseImpl>(producer); p && p->output_quantizer) {
+    p->output_quantized_downstream = true;
+    return true;
+  }
   return false;
 }
 }  // namespace
@@ -297,6 +311,15 @@ void prepare(models::Net& net, const QatConfig& config) {
       auto fp = std::dynamic_pointer_cast<models::AddActImpl>(node.layer);
       LOWBIT_CHECK(fp, where + " is not a float AddAct layer (already prepared?)");
       QAddAct q(fp->activation(), output());
+      grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
+      net->replace_layer(node.name, q.ptr());
+    } else if (kind == "pointwise") {
+      auto fp = std::dynamic_pointer_cast<models::PointwiseImpl>(node.layer);
+      LOWBIT_CHECK(fp && !std::dynamic_pointer_cast<QPointwiseImpl>(node.layer),
+                   where + " is not a float Pointwise layer (already prepared?)");
+      LOWBIT_CHECK(in_grid != nullptr, where + ": its input is not quantized (its producer stays float), so the integer "
+                                               "runtime's lookup table has no input codes; quantize the producer too");
+      QPointwise q(fp->function(), output());
       grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
       net->replace_layer(node.name, q.ptr());
     } else if (kind == "avgpool" || kind == "gap") {

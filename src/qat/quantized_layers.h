@@ -12,6 +12,8 @@
 //               Then the activation, then the output quantizer.
 //   QLinearAct  linear with per-channel fake-quantized weights, activation, output quantizer.
 //   QAddAct     residual add of two quantized inputs, activation, output quantizer.
+//   QPointwise  an element-wise function (sigmoid, LeakyReLU, ...) of a quantized input, then
+//               its own output quantizer: the runtime's 256-entry lookup table between the two.
 //   QPool       average pooling / global average pooling whose output is rounded back onto
 //               its input's grid (the producer's scale and zero point, straight-through
 //               gradient), as an integer average does; no parameters of its own.
@@ -104,6 +106,18 @@ class QAddActImpl : public models::LayerImpl {
   models::Activation activation_;
 };
 TORCH_MODULE(QAddAct);
+
+// A models::PointwiseImpl still (export and tools see the float function); the input must be on
+// a grid (its producer quantized), so that the converter can tabulate f over the input's codes.
+class QPointwiseImpl : public models::PointwiseImpl {
+ public:
+  QPointwiseImpl(const quant::PointwiseFunction& f, const std::optional<FakeQuantizeOptions>& output);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+
+  FakeQuantize output_quantizer{nullptr};
+  bool output_quantized_downstream = false;  // as in QConvBnActImpl
+};
+TORCH_MODULE(QPointwise);
 
 // kind "avgpool" (with `pool`) or "gap". `input_grid` is the producer's output quantizer; it
 // is not registered here (its parameters belong to the producer).

@@ -65,6 +65,14 @@ ModelMetrics model_metrics(const Model& model, const EnergyTable& t, const std::
                     double(out_elems) * per_output + double(o.weight_bytes) * t.weight_byte + act_energy;
       o.fp32_energy_pj = double(o.macs) * (t.fp32_mult + t.fp32_add) + double(out_elems) * t.fp32_add +
                          4.0 * double(o.params) * t.weight_byte + fp32_act_energy;
+    } else if (op.kind == OpKind::Lookup) {
+      // One table read per element (the 256-byte table stays in L1, counted like an activation
+      // byte); the float model evaluates the function instead, counted as one multiply and one add
+      // per element (a lower bound for sigmoid and tanh).
+      o.weight_format = "table";
+      o.weight_bytes = static_cast<int64_t>(op.table.size());
+      o.energy_pj = double(in_elems) * t.activation_byte + double(o.activation_bytes) * t.activation_byte;
+      o.fp32_energy_pj = double(in_elems) * (t.fp32_mult + t.fp32_add) + fp32_act_energy;
     } else {
       o.weight_format = "-";
       // Pools and adds: one add or compare per input element read; average pool and add also

@@ -23,6 +23,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::GlobalAvgPool: return "global_avgpool";
     case OpKind::Add: return "add";
     case OpKind::Flatten: return "flatten";
+    case OpKind::Lookup: return "lookup";
   }
   return "unknown";
 }
@@ -128,7 +129,7 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
     const Op& op = m.ops[i];
     check.ctx = "op " + std::to_string(i) + " (" + op_kind_name(op.kind) + "): ";
     const size_t want_inputs = op.kind == OpKind::Add ? 2 : 1;
-    check(op.kind >= OpKind::Conv2d && op.kind <= OpKind::Flatten,
+    check(op.kind >= OpKind::Conv2d && op.kind <= OpKind::Lookup,
           "op kind " + std::to_string(static_cast<uint32_t>(op.kind)) + " is unknown");
     check(op.inputs.size() == want_inputs, "reads " + std::to_string(op.inputs.size()) + " values, expected " +
                                                std::to_string(want_inputs));
@@ -138,6 +139,7 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
     }
     check(op.output_layer == (i + 1 == m.ops.size()) || !op.output_layer,
           "only the last op may be an output layer");
+    check(op.kind == OpKind::Lookup || op.table.empty(), "only a lookup op has a table");
     const ValueShape in = shapes[op.inputs[0]];
     const ActQParams& in_q = *qp[op.inputs[0]];
     ValueShape out;
@@ -174,9 +176,16 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
         case OpKind::Add:
           check(shapes[op.inputs[1]] == in, "inputs have different shapes");
           break;
+        case OpKind::Lookup:
+          check(op.table.size() == 256, "table has " + std::to_string(op.table.size()) + " entries, expected 256");
+          for (size_t q = 0; q < op.table.size(); ++q)
+            check(op.table[q] >= op.out.qmin && op.table[q] <= op.out.qmax,
+                  "table[" + std::to_string(q) + "] = " + std::to_string(op.table[q]) + " is outside the output range [" +
+                      std::to_string(op.out.qmin) + ", " + std::to_string(op.out.qmax) + "]");
+          break;
         default: break;
       }
-      if (op.kind == OpKind::Add) out = in;
+      if (op.kind == OpKind::Add || op.kind == OpKind::Lookup) out = in;
     }
     check(out.size() >= 1 && out.size() <= kMaxValueSize && out.c <= kMaxValueSize, "output is too large or empty");
     if (!op.output_layer) {
@@ -315,6 +324,11 @@ Op make_add(int32_t a, int32_t b) {
   return op;
 }
 Op make_flatten(int32_t input) { return make_window(OpKind::Flatten, input, 1, 1, 0); }
+Op make_lookup(int32_t input, const std::vector<uint8_t>& table) {
+  Op op = make_window(OpKind::Lookup, input, 1, 1, 0);
+  op.table = table;
+  return op;
+}
 
 void set_weight_values(WeightTensor& w, int32_t bits, quant::Grid grid, const std::vector<int32_t>& values) {
   std::vector<int8_t> codes(values.size());

@@ -29,6 +29,7 @@ enum class OpKind : uint32_t {
   GlobalAvgPool = 5,  // inputs {x}; output [C, 1, 1]
   Add = 6,            // inputs {a, b} of equal shape
   Flatten = 7,        // inputs {x}; [C, H, W] -> [C*H*W, 1, 1] in C-major (PyTorch) order
+  Lookup = 8,         // inputs {x}; y = table[x] element-wise (sigmoid, LeakyReLU, ...: quant/pointwise_function.h)
 };
 const char* op_kind_name(OpKind k);
 
@@ -75,6 +76,9 @@ struct Op {
   // Output layer: no requantization; float logit = (float)acc[o] * out_scale[o], out_scale = s_x * s_w[o].
   bool output_layer = false;
   std::vector<float> out_scale;
+
+  // Lookup: 256 output codes, indexed by the input code; each within [out.qmin, out.qmax].
+  std::vector<uint8_t> table;
 
   // Output activation quantization (all ops except an output layer). For MaxPool2d and Flatten
   // it must equal the input's.
@@ -137,6 +141,7 @@ Op make_avg_pool(int32_t input, int32_t kernel, int32_t stride, int32_t pad = 0)
 Op make_global_avg_pool(int32_t input);
 Op make_add(int32_t a, int32_t b);
 Op make_flatten(int32_t input);
+Op make_lookup(int32_t input, const std::vector<uint8_t>& table);
 
 // Packs weight values (Integer: codes; Odd: odd values 2c+1) into `w` with quant::pack_codes.
 void set_weight_values(WeightTensor& w, int32_t bits, quant::Grid grid, const std::vector<int32_t>& values);

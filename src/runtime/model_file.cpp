@@ -97,6 +97,8 @@ std::string serialize_model(const Model& model) {
         for (const auto& m : op.multipliers) { pairs.push_back(m.multiplier); pairs.push_back(m.shift); }
         tm = add_tensor(DType::FixedPoint, pairs.data(), pairs.size() * 4);
       }
+    } else if (op.kind == OpKind::Lookup) {
+      tw = add_tensor(DType::U8, op.table.data(), op.table.size());  // the weight slot holds the table
     }
     for (uint32_t t : {tw, tb, tm, ts}) g.u32(t);
   }
@@ -122,7 +124,7 @@ Model parse_model(const std::string& b, const std::string& name) {
   for (uint32_t i = 0; i < op_count; ++i) {
     Op op;
     const uint32_t kind = r.u32("op kind");
-    if (kind < 1 || kind > 7) r.fail("op " + std::to_string(i) + ": kind " + std::to_string(kind) + " is unknown");
+    if (kind < 1 || kind > static_cast<uint32_t>(OpKind::Lookup)) r.fail("op " + std::to_string(i) + ": kind " + std::to_string(kind) + " is unknown");
     op.kind = static_cast<OpKind>(kind);
     const uint32_t n_in = r.u32("op input count");
     if (n_in > 2) r.fail("op " + std::to_string(i) + ": input count " + std::to_string(n_in) + " is invalid");
@@ -164,9 +166,12 @@ Model parse_model(const std::string& b, const std::string& name) {
     const TensorRef* bias = take(t.b, DType::I32, i, "bias");
     const TensorRef* mult = take(t.m, DType::FixedPoint, i, "multiplier");
     const TensorRef* scale = take(t.s, DType::F32, i, "out_scale");
-    if (op.has_weights() != (w != nullptr && bias != nullptr) || (!op.has_weights() && (mult || scale)))
+    const bool lookup = op.kind == OpKind::Lookup;
+    if (lookup ? (w == nullptr || bias || mult || scale)
+               : (op.has_weights() != (w != nullptr && bias != nullptr) || (!op.has_weights() && (w || mult || scale))))
       r.fail("op " + std::to_string(i) + ": tensors do not match the op kind");
-    if (w) op.weight.packed.assign(b.data() + w->offset, b.data() + w->offset + w->size);
+    if (w && lookup) op.table.assign(b.data() + w->offset, b.data() + w->offset + w->size);
+    if (w && !lookup) op.weight.packed.assign(b.data() + w->offset, b.data() + w->offset + w->size);
     if (bias) {
       op.bias_q.resize(bias->size / 4);
       copy_tensor_bytes(op.bias_q.data(), b.data() + bias->offset, bias->size);  // little-endian host (checked below)

@@ -27,7 +27,7 @@ namespace {
 // Every kernel symbol of a level, written out by hand from the kernel headers.
 std::set<std::string> level_symbols(Isa isa) {
   // the reference kernels of the families no optimized level has a kernel of its own for
-  std::set<std::string> s = {SYMBOL(ref::avg_pool), SYMBOL(ref::add), SYMBOL(ref::flatten), SYMBOL(ref::conv2d),
+  std::set<std::string> s = {SYMBOL(ref::avg_pool), SYMBOL(ref::add), SYMBOL(ref::flatten), SYMBOL(ref::lookup), SYMBOL(ref::conv2d),
                              SYMBOL(ref::linear)};
   std::set<std::string> own = {SYMBOL(ref::quantize_input), SYMBOL(ref::max_pool)};
   switch (isa) {

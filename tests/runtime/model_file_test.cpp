@@ -54,6 +54,7 @@ TEST(ModelFile, RoundTripGivesIdenticalModelAndResults) {
       EXPECT_EQ(back.ops[i].bias_q, m.ops[i].bias_q);
       EXPECT_EQ(back.ops[i].out, m.ops[i].out);
       EXPECT_EQ(back.ops[i].out_scale, m.ops[i].out_scale);
+      EXPECT_EQ(back.ops[i].table, m.ops[i].table);
       ASSERT_EQ(back.ops[i].multipliers.size(), m.ops[i].multipliers.size());
     }
     EXPECT_EQ(serialize_model(back), bytes);  // deterministic

@@ -94,6 +94,9 @@ std::vector<double> eval_f64(const Model& m, const float* x) {
         double y = std::nearbyint(s / std::ldexp(1.0, am.shift)) + op.out.zero_point;
         o.v.push_back(std::min<double>(std::max<double>(y, op.out.qmin), op.out.qmax));
       }
+    } else if (op.kind == OpKind::Lookup) {
+      o = {a.c, a.h, a.w, {}};
+      for (double q : a.v) o.v.push_back(op.table.at(static_cast<size_t>(q)));
     } else {  // Flatten: NCHW already is C-major
       o = {a.c * a.h * a.w, 1, 1, a.v};
     }
@@ -215,6 +218,39 @@ TEST(Model, ValidationNamesTheProblem) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("x.lbq: op 1"), std::string::npos) << e.what();
   }
+}
+
+// A lookup op's table: 256 codes, each inside the op's output range; no other op has one.
+TEST(Model, LookupTablesAreValidated) {
+  const Model good = rtest::random_graph(3);
+  size_t lookup = good.ops.size();
+  for (size_t i = 0; i < good.ops.size(); ++i)
+    if (good.ops[i].kind == OpKind::Lookup) lookup = i;
+  ASSERT_LT(lookup, good.ops.size());
+  auto message = [](const Model& m) {
+    try {
+      validate_model(m, "t.lbq");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(valid)");
+  };
+  EXPECT_EQ(message(good), "(valid)");
+  Model short_table = good;
+  short_table.ops[lookup].table.pop_back();
+  EXPECT_NE(message(short_table).find("table has 255 entries, expected 256"), std::string::npos) << message(short_table);
+  Model out_of_range = good;
+  ActQParams& q = out_of_range.ops[lookup].out;
+  q.qmin = 0;
+  q.qmax = 200;
+  q.zero_point = std::min(q.zero_point, 200);
+  out_of_range.ops[lookup].table.assign(256, 0);
+  out_of_range.ops[lookup].table[17] = 201;
+  EXPECT_NE(message(out_of_range).find("table[17] = 201 is outside the output range"), std::string::npos)
+      << message(out_of_range);
+  Model stray = good;
+  stray.ops[0].table.assign(256, 0);
+  EXPECT_NE(message(stray).find("only a lookup op has a table"), std::string::npos) << message(stray);
 }
 
 TEST(Isa, SelectionAndErrors) {

@@ -101,7 +101,7 @@ inline void fill_layer(std::mt19937& rng, Op& op, WeightKind k, const ActQParams
 inline const ActQParams& value_qparams(const Model& m, int32_t v) { return v == 0 ? m.input : m.ops[v - 1].out; }
 
 // A small random graph: conv -> (maxpool|avgpool) -> conv -> conv (dense or depthwise) + residual add
-// -> (global avgpool | maxpool + flatten) -> linear -> linear output layer. Weight kinds per layer.
+// -> (global avgpool | maxpool + flatten) -> linear -> lookup -> linear output layer. Weight kinds per layer.
 inline Model random_graph(uint32_t seed) {
   std::mt19937 rng(seed);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -158,6 +158,15 @@ inline Model random_graph(uint32_t seed) {
   Op fc1 = make_linear(v, features, hidden);
   fill_layer(rng, fc1, kind(), value_qparams(m, v), false);
   v = m.add(fc1);
+  {  // An element-wise function as a table (own generator: the picks above stay as they were).
+    std::mt19937 table_rng(seed + 7777);
+    std::vector<uint8_t> table(256);
+    ActQParams out = random_act(table_rng);
+    for (uint8_t& t : table) t = static_cast<uint8_t>(std::uniform_int_distribution<int>(out.qmin, out.qmax)(table_rng));
+    Op lookup = make_lookup(v, table);
+    lookup.out = out;
+    v = m.add(lookup);
+  }
   Op fc2 = make_linear(v, hidden, pick(2, 12));
   fill_layer(rng, fc2, kind(), value_qparams(m, v), true);
   m.add(fc2);

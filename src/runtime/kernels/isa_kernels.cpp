@@ -14,6 +14,7 @@ const IsaKernels& isa_kernels_ref() {
       {LOWBIT_KERNEL(ref::max_pool), LOWBIT_KERNEL(ref::avg_pool)},
       {LOWBIT_KERNEL(ref::add), {}},
       {LOWBIT_KERNEL(ref::flatten)},
+      {LOWBIT_KERNEL(ref::lookup)},
       {LOWBIT_KERNEL(ref::conv2d), LOWBIT_KERNEL(ref::linear)},
       {},
       {},
@@ -40,7 +41,7 @@ std::vector<std::string> isa_kernel_names(Isa isa) {
   const IsaKernels& k = isa_kernels(isa);
   std::vector<std::string> names;
   for (const char* n : {k.quantize.quantize_input.name, k.pool.max_pool.name, k.pool.avg_pool.name, k.add.add.name,
-                        k.add.table.name,                        k.flatten.flatten.name, k.direct_conv.conv2d.name, k.direct_conv.linear.name,
+                        k.add.table.name, k.flatten.flatten.name, k.lookup.lookup.name, k.direct_conv.conv2d.name, k.direct_conv.linear.name,
                         k.depthwise.depthwise.name, k.im2col.gather_rows.name, k.im2col.stack_rows_c1.name})
     if (n != nullptr) names.push_back(n);
   std::vector<Isa> gemm_levels{isa};

@@ -38,6 +38,8 @@ using AvgPoolFn = void (*)(const Op& op, const uint8_t* x, int64_t batch, ValueS
 using AddFn = void (*)(const Op& op, const uint8_t* a, const ActQParams& qa, const uint8_t* b, const ActQParams& qb,
                        int64_t n, uint8_t* y);
 using FlattenFn = void (*)(const uint8_t* x, int64_t batch, ValueShape in, uint8_t* y);
+// The contract of ref::lookup: y[i] = table[x[i]] for i < n.
+using LookupFn = void (*)(const uint8_t* table, const uint8_t* x, int64_t n, uint8_t* y);
 // y[i] = table[a[i] * 256 + b[i]] for i < n: a residual add through the op's 65,536-entry table of
 // quant::requantize_add, made when the op is prepared (add_kernels.h).
 using AddTableFn = void (*)(const uint8_t* table, const uint8_t* a, const uint8_t* b, int64_t n, uint8_t* y);
@@ -74,6 +76,11 @@ struct AddConfig {
 struct FlattenConfig {
   Kernel<FlattenFn> flatten;
 };
+// Element-wise table lookup (sigmoid, LeakyReLU, ... as 256 codes); always set. One load per
+// element is already what any level would do, so every level shares ref::lookup.
+struct LookupConfig {
+  Kernel<LookupFn> lookup;
+};
 // Conv2d / Linear for layers no GEMM config covers (the reference level; grouped convs whose
 // groups have fewer than 4 output channels); always set.
 struct DirectConvConfig {
@@ -98,6 +105,7 @@ struct IsaKernels {
   PoolConfig pool;
   AddConfig add;
   FlattenConfig flatten;
+  LookupConfig lookup;
   DirectConvConfig direct_conv;
   DepthwiseConfig depthwise;
   Im2colConfig im2col;

@@ -17,6 +17,7 @@ const IsaKernels& isa_kernels_avx2() {
       {LOWBIT_KERNEL(u8_maxpool_32c__avx2), LOWBIT_KERNEL(ref::avg_pool)},
       {LOWBIT_KERNEL(ref::add), LOWBIT_KERNEL(u8_add_lut64k__portable)},
       {LOWBIT_KERNEL(ref::flatten)},
+      {LOWBIT_KERNEL(ref::lookup)},
       {LOWBIT_KERNEL(ref::conv2d), LOWBIT_KERNEL(ref::linear)},
       {LOWBIT_KERNEL(u8_dwconv_s32_fxp_8c__avx2)},
       {LOWBIT_KERNEL(u8_im2col_gather_32b__avx2), LOWBIT_KERNEL(u8_stack_rows_c1_16x__avx2)},

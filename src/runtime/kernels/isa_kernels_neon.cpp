@@ -19,6 +19,7 @@ const IsaKernels& isa_kernels_neon() {
       {LOWBIT_KERNEL(u8_maxpool_16c__neon), LOWBIT_KERNEL(ref::avg_pool)},
       {LOWBIT_KERNEL(ref::add), LOWBIT_KERNEL(u8_add_lut64k__portable)},
       {LOWBIT_KERNEL(ref::flatten)},
+      {LOWBIT_KERNEL(ref::lookup)},
       {LOWBIT_KERNEL(ref::conv2d), LOWBIT_KERNEL(ref::linear)},
       {},
       {{}, LOWBIT_KERNEL(u8_stack_rows_c1_16x__neon)},

@@ -64,4 +64,8 @@ void flatten(const uint8_t* x, int64_t batch, ValueShape in, uint8_t* y) {
       for (int32_t c = 0; c < in.c; ++c) y[n * size + c * hw + p] = x[n * size + p * in.c + c];
 }
 
+void lookup(const uint8_t* table, const uint8_t* x, int64_t n, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+
 }  // namespace lowbit::runtime::ref

@@ -30,5 +30,7 @@ void add(const Op& op, const uint8_t* a, const ActQParams& qa, const uint8_t* b,
          uint8_t* y);
 // Flatten NHWC [N, H, W, C] to [N, C*H*W] in C-major order (index c*H*W + h*W + w).
 void flatten(const uint8_t* x, int64_t batch, ValueShape in, uint8_t* y);
+// Lookup: y[i] = table[x[i]] for i < n (table: 256 codes, Op::table).
+void lookup(const uint8_t* table, const uint8_t* x, int64_t n, uint8_t* y);
 
 }  // namespace lowbit::runtime::ref

@@ -3,6 +3,7 @@
 #include "runtime/ops/add_op.h"
 #include "runtime/ops/conv_op.h"
 #include "runtime/ops/flatten_op.h"
+#include "runtime/ops/lookup_op.h"
 #include "runtime/ops/pool_op.h"
 #include "runtime/ops/prepared_op.h"
 
@@ -17,6 +18,7 @@ const OpFactory kFactories[] = {
     {OpKind::GlobalAvgPool, create_pool_op},
     {OpKind::Add, create_add_op},
     {OpKind::Flatten, create_flatten_op},
+    {OpKind::Lookup, create_lookup_op},
 };
 
 }  // namespace
