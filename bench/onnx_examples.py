@@ -64,16 +64,18 @@ class SmallResNet(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, cin, cout, stride, expand):
+    def __init__(self, cin, cout, stride, expand, expand_act=None, depthwise_act=None):
         super().__init__()
         hidden = cin * expand
         self.expand = conv_bn(cin, hidden, 1)
         self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
         self.project = conv_bn(hidden, cout, 1)
+        self.expand_act = expand_act or nn.ReLU6()
+        self.depthwise_act = depthwise_act or nn.ReLU6()
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x):
-        h = self.project(F.relu6(self.depthwise(F.relu6(self.expand(x)))))
+        h = self.project(self.depthwise_act(self.depthwise(self.expand_act(self.expand(x)))))
         return x + h if self.residual else h
 
 
@@ -91,30 +93,15 @@ class MobileNetV2Tiny(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-class GatedInvertedResidual(nn.Module):
-    def __init__(self, cin, cout, stride, expand, expand_act, depthwise_act):
-        super().__init__()
-        hidden = cin * expand
-        self.expand = conv_bn(cin, hidden, 1)
-        self.depthwise = conv_bn(hidden, hidden, 3, stride, groups=hidden)
-        self.project = conv_bn(hidden, cout, 1)
-        self.expand_act, self.depthwise_act = expand_act, depthwise_act
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x):
-        h = self.project(self.depthwise_act(self.depthwise(self.expand_act(self.expand(x)))))
-        return x + h if self.residual else h
-
-
 class MobileNetV3Tiny(nn.Module):
     def __init__(self):
         super().__init__()
         hs, silu, leaky = nn.Hardswish(), nn.SiLU(), nn.LeakyReLU(0.1)
         self.stem = conv_bn(1, 16, 3)
         self.blocks = nn.Sequential(
-            GatedInvertedResidual(16, 16, 1, 2, silu, hs), GatedInvertedResidual(16, 24, 2, 4, hs, leaky),
-            GatedInvertedResidual(24, 24, 1, 4, silu, hs), GatedInvertedResidual(24, 48, 2, 4, hs, hs),
-            GatedInvertedResidual(48, 48, 1, 4, silu, leaky))
+            InvertedResidual(16, 16, 1, 2, silu, hs), InvertedResidual(16, 24, 2, 4, hs, leaky),
+            InvertedResidual(24, 24, 1, 4, silu, hs), InvertedResidual(24, 48, 2, 4, hs, hs),
+            InvertedResidual(48, 48, 1, 4, silu, leaky))
         self.fc = nn.Linear(48, 10)
 
     def forward(self, x):
