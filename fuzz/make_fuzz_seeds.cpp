@@ -173,6 +173,19 @@ struct OnnxWriter {
     for (int64_t k = 0; k < n; ++k) t->add_float_data(u(rng));
     return name;
   }
+  // Every element `value`: a scaling or offset constant.
+  std::string constant(const std::string& name, const std::vector<int64_t>& dims, float value) {
+    auto* t = graph->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    int64_t n = 1;
+    for (int64_t d : dims) {
+      t->add_dims(d);
+      n *= d;
+    }
+    for (int64_t k = 0; k < n; ++k) t->add_float_data(value);
+    return name;
+  }
   std::string ints(const std::string& name, const std::vector<int64_t>& v) {
     auto* t = graph->add_initializer();
     t->set_name(name);
@@ -284,6 +297,28 @@ std::string onnx_seed_pointwise() {
   return w.finish(n, 3);
 }
 
+// Scaling by constants: (x - mean) / std on the input, then Mul and Add after a Relu, and
+// constant minus tensor after a Gemm: each chain one affine layer.
+std::string onnx_seed_affine() {
+  OnnxWriter w(17);
+  w.value_info(w.graph->add_input(), "x", {-1, 1, 8, 8});
+  auto* n = w.node("Sub", "norm_sub", {"x", w.constant("mean", {}, 0.25f)});
+  n = w.node("Div", "norm_div", {"norm_sub_out", w.constant("std", {1, 1, 1, 1}, 0.5f)});
+  n = w.node("Conv", "c1", {"norm_div_out", w.floats("w1", {4, 1, 3, 3}), w.floats("b1", {4})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  n = w.node("Relu", "relu", {"c1_out"});
+  n = w.node("Mul", "half", {"relu_out", w.constant("k", {1}, 0.5f)});
+  n = w.node("Add", "shift", {"half_out", w.constant("b", {}, 0.25f)});
+  n = w.node("GlobalAveragePool", "gap", {"shift_out"});
+  n = w.node("Flatten", "flat", {"gap_out"});
+  n = w.node("Gemm", "fc", {"flat_out", w.floats("w3", {4, 4}), w.floats("b3", {4})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  n = w.node("Sub", "one_minus", {w.constant("one", {}, 1.0f), "fc_out"});
+  n = w.node("Gemm", "fc2", {"one_minus_out", w.floats("w4", {3, 4})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  return w.finish(n, 3);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -382,11 +417,12 @@ int main(int argc, char** argv) {
   const std::string onnx_dir = dir + "/onnx_import_fuzz";
   if (!write_file(onnx_dir + "/chain.onnx", onnx_seed_chain(), false) ||
       !write_file(onnx_dir + "/residual.onnx", onnx_seed_residual(), false) ||
-      !write_file(onnx_dir + "/pointwise.onnx", onnx_seed_pointwise(), false)) {
+      !write_file(onnx_dir + "/pointwise.onnx", onnx_seed_pointwise(), false) ||
+      !write_file(onnx_dir + "/affine.onnx", onnx_seed_affine(), false)) {
     std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", onnx_dir.c_str());
     return 1;
   }
-  written += 3;
+  written += 4;
   // QAT configs as lowbit writes them.
   std::vector<nlohmann::json> qat_configs;
   {

@@ -75,6 +75,14 @@ std::string FloatBuilder::pointwise(const models::Node& node, const std::string&
         add_node("Mul", node.name, {x, gate}, {y});
       }
       break;
+    case PointwiseKind::Affine: {  // x * alpha + beta, in the order the float layer computes it
+      const std::string scaled = node.name + "_scaled";
+      out_.graph.initializers.push_back(make_float_tensor(node.name + "_alpha", {}, {f.alpha}));
+      out_.graph.initializers.push_back(make_float_tensor(node.name + "_beta", {}, {f.beta}));
+      add_node("Mul", node.name + "_mul", {x, node.name + "_alpha"}, {scaled});
+      add_node("Add", node.name, {scaled, node.name + "_beta"}, {y});
+      break;
+    }
   }
   return y;
 }

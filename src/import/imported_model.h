@@ -38,7 +38,7 @@ struct ImportedLayer {
   // maxpool / avgpool
   int64_t pool_kernel = 0, pool_stride = 0, pool_padding = 0;
   // pointwise: quant::PointwiseFunction's name ("leaky_relu", "sigmoid", "hard_sigmoid",
-  // "hard_swish", "tanh") and parameters
+  // "hard_swish", "tanh", "silu", "affine": alpha * x + beta) and parameters
   std::string function;
   float alpha = 0.0f, beta = 0.0f;
 

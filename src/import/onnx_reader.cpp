@@ -190,6 +190,7 @@ class Lowering {
   void lower_clip(const onnx::NodeProto& n);
   void lower_pointwise(const onnx::NodeProto& n, const std::string& function, float alpha, float beta);
   void lower_mul(const onnx::NodeProto& n);
+  void lower_affine(const onnx::NodeProto& n);
   void lower_gemm(const onnx::NodeProto& n);
   void lower_matmul(const onnx::NodeProto& n);
   void lower_add(const onnx::NodeProto& n);
@@ -693,9 +694,7 @@ void Lowering::lower_pointwise(const onnx::NodeProto& n, const std::string& func
 void Lowering::lower_mul(const onnx::NodeProto& n) {
   const Value& a = input(n, 0);
   const Value& b = input(n, 1);
-  if (!a.activation || !b.activation)
-    fail(n, "multiplies a tensor by a constant; lowbit has no standalone scaling layer (fold the constant into the "
-            "preceding convolution or linear layer before exporting)");
+  if (!a.activation || !b.activation) return lower_affine(n);
   for (int gate_side : {1, 0}) {
     const Activation x = gate_side == 1 ? *a.activation : *b.activation;
     const Activation gate = gate_side == 1 ? *b.activation : *a.activation;
@@ -712,6 +711,74 @@ void Lowering::lower_mul(const onnx::NodeProto& n) {
   }
   fail(n, "multiplies two tensors; lowbit supports this only as x * Sigmoid(x) (SiLU) or x * HardSigmoid(x) "
           "(hard swish) where the gate has no other reader");
+}
+
+// Add, Sub, Mul or Div of a tensor and a constant holding one value (a scalar, or any shape of
+// equal elements that broadcasts without growing the tensor): an "affine" pointwise layer,
+// alpha * x + beta, which the integer runtime computes as a lookup table. This is how an input
+// normalisation (x - mean) / std exported inside the model arrives. A chain of them becomes one
+// layer. A per-channel constant with different values has no layer in lowbit (one alpha, one beta).
+void Lowering::lower_affine(const onnx::NodeProto& n) {
+  const std::string& op = n.op_type();
+  const Value& a = input(n, 0);
+  const Value& b = input(n, 1);
+  if (a.activation && b.activation) fail(n, "takes two tensors computed from the network input; lowbit's " + op + " takes a tensor and a constant");
+  const bool tensor_first = a.activation.has_value();
+  const Activation x = tensor_first ? *a.activation : *b.activation;
+  const Constant& c = tensor_first ? *b.constant : *a.constant;
+  if (c.size() < 1 || c.is_int) fail(n, "its constant is empty or not float");
+  // The constant must broadcast onto [N, ...shape] without enlarging it.
+  std::vector<int64_t> full{1};
+  full.insert(full.end(), x.shape.begin(), x.shape.end());
+  bool fits = c.dims.size() <= full.size();
+  for (size_t k = 0; fits && k < c.dims.size(); ++k) {
+    const int64_t d = c.dims[c.dims.size() - 1 - k], t = full[full.size() - 1 - k];
+    fits = d == 1 || (d == t && k + 1 < full.size());
+  }
+  if (!fits) fail(n, "its constant of shape " + shape_text(c.dims) + " would broadcast the tensor " + shape_text(x.shape) + " per example to a larger shape");
+  const double v = c.at(0);
+  for (int64_t k = 1; k < c.size(); ++k)
+    if (c.at(k) != v)
+      fail(n, "its constant " + shape_text(c.dims) + " holds different values (e.g. a per-channel mean or std); lowbit's "
+              "affine layer has one scale and one offset for the whole tensor. Normalise with one mean and one std, "
+              "or fold per-channel factors into the next convolution before exporting");
+  const float k = static_cast<float>(v);
+  if (!std::isfinite(k)) fail(n, "its constant is not finite");
+  if (op == "Div" && !tensor_first) fail(n, "divides a constant by a tensor; lowbit's Div takes a tensor divided by a constant");
+  if (op == "Div" && k == 0.0f) fail(n, "divides by zero");
+  // y = alpha * x + beta, composed onto an affine layer that only this node reads.
+  ImportedLayer* prev = sole_producer(x);
+  const bool compose = prev != nullptr && prev->kind == "pointwise" && prev->function == "affine";
+  float alpha = compose ? prev->alpha : 1.0f, beta = compose ? prev->beta : 0.0f;
+  if (op == "Add") {
+    beta += k;
+  } else if (op == "Sub" && tensor_first) {
+    beta -= k;
+  } else if (op == "Sub") {  // k - x
+    alpha = -alpha;
+    beta = k - beta;
+  } else if (op == "Mul") {
+    alpha *= k;
+    beta *= k;
+  } else {
+    alpha /= k;
+    beta /= k;
+  }
+  if (!std::isfinite(alpha) || !std::isfinite(beta)) fail(n, "the combined scale or offset is not finite");
+  if (compose) {
+    prev->alpha = alpha;
+    prev->beta = beta;
+    prev->onnx_nodes += " + " + describe(n);
+    set_activation(n, n.output(0), x, 1);
+    return;
+  }
+  ImportedLayer l;
+  l.kind = "pointwise";
+  l.function = "affine";
+  l.alpha = alpha;
+  l.beta = beta;
+  l.inputs = {x.value};
+  add_layer(n, std::move(l), x.shape, x.net_rank);
 }
 
 void Lowering::lower_gemm(const onnx::NodeProto& n) {
@@ -787,9 +854,7 @@ void Lowering::lower_add(const onnx::NodeProto& n) {
   ImportedLayer* layer = sole_producer(x);
   const bool foldable = layer != nullptr && layer->activation == "none" &&
                         ((layer->kind == "linear") || (layer->kind == "conv" && !layer->batch_norm));
-  if (!foldable || c.is_int)
-    fail(n, "adds a constant to a tensor that is not the output of a linear or convolution layer (with no activation "
-            "and no other reader); lowbit folds such an Add into that layer's bias and has no standalone add of a constant");
+  if (!foldable || c.is_int) return lower_affine(n);  // one offset for every element, or an error
   const int64_t out = layer->kind == "linear" ? layer->out_features : layer->out_channels;
   const bool per_channel = c.size() == out && (layer->kind == "linear" ? (c.dims == std::vector<int64_t>{out} || c.dims == std::vector<int64_t>{1, out})
                                                                        : (c.dims == std::vector<int64_t>{out, 1, 1} || c.dims == std::vector<int64_t>{1, out, 1, 1}));
@@ -917,6 +982,7 @@ void Lowering::lower(const onnx::NodeProto& n) {
   if (op == "Gemm") return lower_gemm(n);
   if (op == "MatMul") return lower_matmul(n);
   if (op == "Add") return lower_add(n);
+  if (op == "Sub" || op == "Div") return lower_affine(n);
   if (op == "MaxPool") return lower_pool(n, true);
   if (op == "AveragePool") return lower_pool(n, false);
   if (op == "GlobalAveragePool") {
@@ -1021,7 +1087,7 @@ bool is_onnx_path(const std::string& path) {
 
 const std::vector<std::string>& supported_onnx_operators() {
   static const std::vector<std::string> ops = {
-      "Conv", "BatchNormalization", "Relu", "Clip (ReLU6)", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Mul (x * Sigmoid(x), x * HardSigmoid(x))", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool",
+      "Conv", "BatchNormalization", "Relu", "Clip (ReLU6)", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Mul (x * Sigmoid(x), x * HardSigmoid(x), x * constant)", "Gemm", "MatMul", "Add", "Sub and Div (by a constant)", "MaxPool", "AveragePool",
       "GlobalAveragePool", "Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Constant", "Shape"};
   return ops;
 }

@@ -99,6 +99,7 @@ torch::Tensor apply_pointwise(const torch::Tensor& x, const quant::PointwiseFunc
     case PointwiseKind::HardSwish: return x * torch::clamp(x / 6.0 + 0.5, 0.0, 1.0);
     case PointwiseKind::Tanh: return torch::tanh(x);
     case PointwiseKind::Silu: return x * torch::sigmoid(x);
+    case PointwiseKind::Affine: return x * f.alpha + f.beta;
   }
   throw Error("apply_pointwise: unknown function " + f.describe());
 }

@@ -17,6 +17,7 @@ double PointwiseFunction::operator()(double x) const {
     case PointwiseKind::HardSwish: return x * std::clamp(x / 6.0 + 0.5, 0.0, 1.0);
     case PointwiseKind::Tanh: return std::tanh(x);
     case PointwiseKind::Silu: return x / (1.0 + std::exp(-x));
+    case PointwiseKind::Affine: return static_cast<double>(alpha) * x + static_cast<double>(beta);
   }
   return x;
 }
@@ -29,6 +30,7 @@ std::string PointwiseFunction::name() const {
     case PointwiseKind::HardSwish: return "hard_swish";
     case PointwiseKind::Tanh: return "tanh";
     case PointwiseKind::Silu: return "silu";
+    case PointwiseKind::Affine: return "affine";
   }
   return "unknown";
 }
@@ -37,18 +39,18 @@ std::string PointwiseFunction::describe() const {
   std::ostringstream s;
   s << name();
   if (kind == PointwiseKind::LeakyRelu) s << "(alpha=" << alpha << ")";
-  if (kind == PointwiseKind::HardSigmoid) s << "(alpha=" << alpha << ", beta=" << beta << ")";
+  if (kind == PointwiseKind::HardSigmoid || kind == PointwiseKind::Affine) s << "(alpha=" << alpha << ", beta=" << beta << ")";
   return s.str();
 }
 
 PointwiseFunction pointwise_function(const std::string& name, float alpha, float beta) {
   for (PointwiseKind k : {PointwiseKind::LeakyRelu, PointwiseKind::Sigmoid, PointwiseKind::HardSigmoid,
-                          PointwiseKind::HardSwish, PointwiseKind::Tanh, PointwiseKind::Silu}) {
+                          PointwiseKind::HardSwish, PointwiseKind::Tanh, PointwiseKind::Silu, PointwiseKind::Affine}) {
     PointwiseFunction f{k, alpha, beta};
     if (f.name() == name) return f;
   }
   throw Error("unknown element-wise function '" + name +
-              "' (known: leaky_relu, sigmoid, hard_sigmoid, hard_swish, tanh, silu)");
+              "' (known: leaky_relu, sigmoid, hard_sigmoid, hard_swish, tanh, silu, affine)");
 }
 
 std::array<uint8_t, 256> make_pointwise_table(const PointwiseFunction& f, float in_scale, int32_t in_zero_point,

@@ -1,6 +1,7 @@
 // Element-wise functions that run on the integer runtime as a 256-entry lookup table: LeakyReLU,
 // sigmoid, hard sigmoid, hard swish, tanh and SiLU (x * sigmoid(x)) (the activations of imported ONNX models that are
-// not a clamp, so they cannot be fused into a requantization as ReLU and ReLU6 are).
+// not a clamp, so they cannot be fused into a requantization as ReLU and ReLU6 are), and the affine
+// map alpha * x + beta (an input normalisation (x - mean) / std, or a scaling by a constant).
 //
 // A uint8 input code q has exactly one real value, s_x * (q - z_x), so f applied to every code and
 // quantized onto the output grid is a table of 256 codes: the runtime then computes f by one load
@@ -19,7 +20,7 @@
 
 namespace lowbit::quant {
 
-enum class PointwiseKind { LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Silu };
+enum class PointwiseKind { LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Silu, Affine };
 
 struct PointwiseFunction {
   PointwiseKind kind = PointwiseKind::Sigmoid;
@@ -30,7 +31,7 @@ struct PointwiseFunction {
 
   // f(x) in double precision: the definition the lookup tables are built from.
   double operator()(double x) const;
-  // "leaky_relu", "sigmoid", "hard_sigmoid", "hard_swish", "tanh", "silu"
+  // "leaky_relu", "sigmoid", "hard_sigmoid", "hard_swish", "tanh", "silu", "affine"
   std::string name() const;
   // e.g. "leaky_relu(alpha=0.1)"
   std::string describe() const;

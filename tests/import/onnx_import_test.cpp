@@ -241,6 +241,27 @@ std::string write_pointwise_graph(const std::string& path) {
   return g.finish(v, 4, path);
 }
 
+// Scaling and shifting by constants: the input normalisation (x - 0.286) / 0.353 exported inside
+// the model (Sub, then Div by a [1, 1, 1, 1] constant), conv -> Relu -> Mul 0.5 -> Add 0.25 (not
+// foldable into the conv, which has an activation), and 1 - x after a Gemm.
+std::string write_affine_graph(const std::string& path) {
+  GraphBuilder g({-1, 1, 8, 8});
+  std::string v = g.node("Sub", "normalize/sub", {"x", g.floats("mean", {}, {0.286f})});
+  v = g.node("Div", "normalize/div", {v, g.floats("std", {1, 1, 1, 1}, {0.353f})});
+  v = g.node("Conv", "conv1", {v, g.weight("w1", {6, 1, 3, 3}), g.weight("b1", {6})}, {ints_attr("pads", {1, 1, 1, 1})});
+  v = g.node("Relu", "relu1", {v});
+  v = g.node("Mul", "half", {v, g.floats("half_c", {}, {0.5f})});
+  v = g.node("Add", "shift", {g.floats("quarter", {1}, {0.25f}), v});
+  v = g.node("Conv", "conv2", {v, g.weight("w2", {6, 6, 1, 1}), g.weight("b2", {6})});
+  v = g.node("Relu", "relu2", {v});
+  v = g.node("GlobalAveragePool", "gap", {v});
+  v = g.node("Flatten", "flat", {v});
+  v = g.node("Gemm", "fc1", {v, g.weight("w3", {5, 6}, 1.0f), g.weight("b3", {5})}, {Attribute::make_int("transB", 1)});
+  v = g.node("Sub", "one_minus", {g.floats("one", {}, {1.0f}), v});
+  v = g.node("Gemm", "fc2", {v, g.weight("w4", {3, 5}, 1.0f), g.weight("b4", {3})}, {Attribute::make_int("transB", 1)});
+  return g.finish(v, 3, path);
+}
+
 TEST(OnnxImport, EachOperatorMatchesOnnxRuntime) {
   LOWBIT_SKIP_WITHOUT_ORT();
   const std::string dir = testing::fresh_test_dir();
@@ -251,7 +272,8 @@ TEST(OnnxImport, EachOperatorMatchesOnnxRuntime) {
   };
   const std::vector<Case> cases = {{write_chain_graph(dir + "/chain.onnx"), torch::randn({5, 3, 12, 12})},
                                    {write_residual_graph(dir + "/residual.onnx"), torch::randn({4, 4, 8, 8})},
-                                   {write_pointwise_graph(dir + "/pointwise.onnx"), torch::randn({6, 3, 8, 8}) * 2}};
+                                   {write_pointwise_graph(dir + "/pointwise.onnx"), torch::randn({6, 3, 8, 8}) * 2},
+                                   {write_affine_graph(dir + "/affine.onnx"), torch::rand({6, 1, 8, 8})}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path);
     models::Net net = train::load_net(c.path);
@@ -316,17 +338,42 @@ TEST(OnnxImport, PointwiseFunctionsAreLayersThatSurviveJson) {
   EXPECT_NE(message.find("swish"), std::string::npos) << message;
 }
 
+TEST(OnnxImport, ScalingByConstantsBecomesOneAffineLayerPerChain) {
+  const std::string dir = testing::fresh_test_dir();
+  torch::manual_seed(11);
+  const import::ImportedModel m = import::read_onnx_model(write_affine_graph(dir + "/affine.onnx"));
+  std::vector<std::string> kinds;
+  for (const auto& l : m.layers) kinds.push_back(l.kind + (l.kind == "pointwise" ? ":" + l.function : ""));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"pointwise:affine", "conv", "pointwise:affine", "conv", "gap", "linear",
+                                             "pointwise:affine", "linear"}));
+  // (x - 0.286) / 0.353 = x / 0.353 - 0.286 / 0.353 (float arithmetic, as the importer composes it)
+  EXPECT_FLOAT_EQ(m.layers[0].alpha, 1.0f / 0.353f);
+  EXPECT_FLOAT_EQ(m.layers[0].beta, -0.286f / 0.353f);
+  EXPECT_EQ(m.layers[0].inputs, (std::vector<int>{0}));
+  EXPECT_NE(m.layers[0].onnx_nodes.find("normalize/div"), std::string::npos) << m.layers[0].onnx_nodes;
+  EXPECT_EQ(m.layers[2].alpha, 0.5f);
+  EXPECT_EQ(m.layers[2].beta, 0.25f);
+  EXPECT_EQ(m.layers[6].alpha, -1.0f);  // 1 - x
+  EXPECT_EQ(m.layers[6].beta, 1.0f);
+
+  // The FP32 export writes each as Mul + Add; reading that back gives the same logits.
+  models::Net net = train::load_net(dir + "/affine.onnx");
+  const std::string again = save_model(onnx::float_model(net, 17), dir + "/affine_again.onnx");
+  models::Net reread = train::load_net(again);
+  const torch::Tensor x = torch::rand({5, 1, 8, 8});
+  EXPECT_LT(relative_difference(logits_of(reread, x), logits_of(net, x)), 1e-6);
+}
+
 // The element-wise functions through the whole deployment path: QAT-prepare (W8A8) and calibrate
-// the imported net, convert (each function becomes a lookup op), then the integer runtime on every
+// the imported net on x, convert (each function becomes a lookup op), then the integer runtime on every
 // level equals the converter's integer simulation exactly, the fake-quantized model predicts the
 // same classes, and ONNX Runtime on the QDQ export (the tables as Gather) gives the runtime's
 // predictions.
-TEST(OnnxImport, PointwiseFunctionsConvertToExactLookupTables) {
-  const std::string dir = testing::fresh_test_dir();
-  torch::manual_seed(10);
-  models::Net net = train::load_net(write_pointwise_graph(dir + "/pointwise.onnx"));
+void expect_exact_lookup_conversion(const std::string& dir, const std::string& path, const std::function<torch::Tensor()>& inputs,
+                                    int expected_lookups) {
+  models::Net net = train::load_net(path);
   qat::prepare(net, qat::QatConfig::from_json(nlohmann::json::parse(R"({"weight_bits": 8, "act_bits": 8})")));
-  const torch::Tensor x = torch::randn({64, 3, 8, 8}) * 2;
+  const torch::Tensor x = inputs();
   {
     torch::NoGradGuard no_grad;
     net->train();
@@ -337,7 +384,7 @@ TEST(OnnxImport, PointwiseFunctionsConvertToExactLookupTables) {
   const runtime::Model m = convert::to_runtime_model(net, "pointwise", &record);
   int lookups = 0;
   for (const auto& op : m.ops) lookups += op.kind == runtime::OpKind::Lookup;
-  EXPECT_EQ(lookups, 7);
+  EXPECT_EQ(lookups, expected_lookups);
 
   const convert::IntegerOutputs sim = convert::simulate_integer(m, x);
   const torch::Tensor xc = x.contiguous();
@@ -351,7 +398,7 @@ TEST(OnnxImport, PointwiseFunctionsConvertToExactLookupTables) {
     EXPECT_TRUE(ints.equal(sim.int_logits)) << isa;
   }
   const double agree = (fake_quant.argmax(1) == sim.predictions).to(torch::kFloat64).mean().item<double>();
-  std::cout << "pointwise W8A8: fake-quant vs integer predictions agree on " << agree * 100 << "%, relative logit difference "
+  std::cout << path << " W8A8: fake-quant vs integer predictions agree on " << agree * 100 << "%, relative logit difference "
             << relative_difference(sim.logits, fake_quant) << "\n";
   EXPECT_GE(agree, 0.95) << "fake quantization and the integer model predict different classes";
   EXPECT_LT(relative_difference(sim.logits, fake_quant), 0.05);
@@ -363,10 +410,24 @@ TEST(OnnxImport, PointwiseFunctionsConvertToExactLookupTables) {
   ASSERT_TRUE(ort.defined());
   // The lookups are exact in ONNX Runtime; its float requantization of the convs may round a code
   // differently from lowbit's fixed point (docs/export.md), hence a tolerance, not equality.
-  std::cout << "pointwise W8A8: ONNX Runtime vs lowbit predictions agree on " << (ort.argmax(1) == sim.predictions).sum().item<int64_t>()
+  std::cout << path << " W8A8: ONNX Runtime vs lowbit predictions agree on " << (ort.argmax(1) == sim.predictions).sum().item<int64_t>()
             << "/64, relative logit difference " << relative_difference(ort, sim.logits) << "\n";
   EXPECT_GE((ort.argmax(1) == sim.predictions).sum().item<int64_t>(), 63);
   EXPECT_LT(relative_difference(ort, sim.logits), 1e-3);  // 0 when this test was written
+}
+
+TEST(OnnxImport, PointwiseFunctionsConvertToExactLookupTables) {
+  torch::manual_seed(10);
+  const std::string dir = testing::fresh_test_dir();
+  expect_exact_lookup_conversion(dir, write_pointwise_graph(dir + "/pointwise.onnx"), [] { return torch::randn({64, 3, 8, 8}) * 2; }, 7);
+}
+
+// The normalisation on the network input becomes the first op: a table from the input's codes
+// (pixels in [0, 1]) to the normalised tensor's codes.
+TEST(OnnxImport, InputNormalisationConvertsToAnExactLookupTable) {
+  torch::manual_seed(12);
+  const std::string dir = testing::fresh_test_dir();
+  expect_exact_lookup_conversion(dir, write_affine_graph(dir + "/affine.onnx"), [] { return torch::rand({64, 1, 8, 8}); }, 3);
 }
 
 TEST(OnnxImport, BadModelsGiveErrorsNamingNodeOperatorAndOpset) {
@@ -389,6 +450,20 @@ TEST(OnnxImport, BadModelsGiveErrorsNamingNodeOperatorAndOpset) {
     v = g.node("Mul", "product", {v, t});
     v = g.node("Gemm", "fc2", {v, g.weight("w2", {4, 8})}, {Attribute::make_int("transB", 1)});
     expect_error(g.finish(v, 4, dir + "/mul.onnx"), {"node 'product'", "Mul", "x * Sigmoid(x)"});
+  }
+  {  // A per-channel normalisation with different values per channel.
+    GraphBuilder g({-1, 3, 4, 4});
+    std::string v = g.node("Sub", "norm/sub", {"x", g.floats("mean", {1, 3, 1, 1}, {0.485f, 0.456f, 0.406f})});
+    v = g.node("Flatten", "f", {v});
+    expect_error(g.finish(v, 48, dir + "/per_channel.onnx"), {"node 'norm/sub'", "(Sub, opset 17)", "different values", "one mean"});
+  }
+  {  // A constant divided by a tensor, and a constant that would broadcast the tensor larger.
+    GraphBuilder g({-1, 4});
+    std::string v = g.node("Div", "inverse", {g.floats("one", {}, {1.0f}), "x"});
+    expect_error(g.finish(v, 4, dir + "/inverse.onnx"), {"node 'inverse'", "Div", "tensor divided by a constant"});
+    GraphBuilder h({-1, 4});
+    std::string u = h.node("Mul", "grow", {"x", h.floats("k", {2, 4}, std::vector<float>(8, 2.0f))});
+    expect_error(h.finish(u, 4, dir + "/grow.onnx"), {"node 'grow'", "larger shape"});
   }
   {  // Dilated convolution.
     GraphBuilder g({-1, 1, 8, 8});

@@ -21,13 +21,26 @@ TEST(PointwiseTable, WorkedExample) {
   EXPECT_EQ(t[0], 0);      // -8 * 0.125 = -1 = -32 steps: clamped to 0
 }
 
+// The affine worked example of docs/numerics.md section 8: an input normalisation with mean 0.25,
+// std 0.5 (alpha 2, beta -0.5) from pixel codes (1/255, 0) onto (0.0125, 40).
+TEST(PointwiseTable, AffineNormalisationExample) {
+  const PointwiseFunction norm = pointwise_function("affine", 2.0f, -0.5f);
+  EXPECT_EQ(norm.kind, PointwiseKind::Affine);
+  EXPECT_EQ(norm.describe(), "affine(alpha=2, beta=-0.5)");
+  const auto t = make_pointwise_table(norm, 1.0f / 255.0f, 0, 0.0125f, 40, 0, 255);
+  EXPECT_EQ(t[0], 0);     // -0.5 = -40 steps; + 40 = 0
+  EXPECT_EQ(t[51], 32);   // 0.2 -> -0.1 = -8 steps; + 40
+  EXPECT_EQ(t[255], 160); // 1 -> 1.5 = 120 steps; + 40
+}
+
 // Every entry equals quantize(f(dequantize(q))), stays in the output range, and a monotone f gives
 // a monotone table.
 TEST(PointwiseTable, EntriesFollowTheDefinition) {
   for (const PointwiseFunction f : {PointwiseFunction{PointwiseKind::LeakyRelu, 0.01f, 0.0f},
                                     PointwiseFunction{PointwiseKind::Sigmoid}, PointwiseFunction{PointwiseKind::Tanh},
                                     PointwiseFunction{PointwiseKind::HardSigmoid, 0.2f, 0.5f},
-                                    PointwiseFunction{PointwiseKind::HardSwish}}) {
+                                    PointwiseFunction{PointwiseKind::HardSwish},
+                                    PointwiseFunction{PointwiseKind::Affine, 1.7f, -0.3f}}) {
     SCOPED_TRACE(f.describe());
     const float s_in = 0.037f, s_out = 0.0091f;
     const int32_t z_in = 101, z_out = 37, qmin = 3, qmax = 250;
