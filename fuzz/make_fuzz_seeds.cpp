@@ -160,7 +160,9 @@ struct OnnxWriter {
       else dim->set_dim_value(d);
     }
   }
-  std::string floats(const std::string& name, const std::vector<int64_t>& dims, float lo = -0.5f, float hi = 0.5f) {
+  // A float initializer whose elements are fill() in order.
+  template <class Fill>
+  std::string float_initializer(const std::string& name, const std::vector<int64_t>& dims, Fill fill) {
     auto* t = graph->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::FLOAT);
@@ -169,22 +171,16 @@ struct OnnxWriter {
       t->add_dims(d);
       n *= d;
     }
-    std::uniform_real_distribution<float> u(lo, hi);
-    for (int64_t k = 0; k < n; ++k) t->add_float_data(u(rng));
+    for (int64_t k = 0; k < n; ++k) t->add_float_data(fill());
     return name;
+  }
+  std::string floats(const std::string& name, const std::vector<int64_t>& dims, float lo = -0.5f, float hi = 0.5f) {
+    std::uniform_real_distribution<float> u(lo, hi);
+    return float_initializer(name, dims, [&] { return u(rng); });
   }
   // Every element `value`: a scaling or offset constant.
   std::string constant(const std::string& name, const std::vector<int64_t>& dims, float value) {
-    auto* t = graph->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    int64_t n = 1;
-    for (int64_t d : dims) {
-      t->add_dims(d);
-      n *= d;
-    }
-    for (int64_t k = 0; k < n; ++k) t->add_float_data(value);
-    return name;
+    return float_initializer(name, dims, [value] { return value; });
   }
   std::string ints(const std::string& name, const std::vector<int64_t>& v) {
     auto* t = graph->add_initializer();
