@@ -13,6 +13,8 @@
 #include "analysis/sensitivity.h"
 #include "analysis/toy_basin.h"
 #include "base/atomic_file.h"
+#include "convert/drift.h"
+#include "convert/to_runtime.h"
 #include "cli/commands.h"
 #include "cli/data_flags.h"
 #include "data/run_data_layout.h"
@@ -175,6 +177,40 @@ void add_analyze_command(CLI::App& app) {
   toy->add_option("--lr", *lr, "STE learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   toy->add_option("--steps", *steps, "STE steps")->check(CLI::Range(0, 100000))->capture_default_str();
   toy->callback([lr, steps] { print_toy(*lr, *steps); });
+
+  struct DriftArgs {
+    std::string checkpoint, data_dir, layout = "auto", split = "test", out;
+    int64_t limit = 1000, threads = 2;
+    bool json = false;
+  };
+  auto da = std::make_shared<DriftArgs>();
+  CLI::App* drift = analyze->add_subcommand(
+      "drift", "Where the integer model departs from fake quantization: differing activation codes per layer "
+               "(docs/numerics.md, section 9)");
+  drift->add_option("--checkpoint,--from", da->checkpoint, "QAT or PTQ checkpoint (file or run folder) of an image model")->required();
+  add_data_and_layout_flags(drift, da->data_dir, da->layout);
+  drift->add_option("--split", da->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
+  drift->add_option("--limit", da->limit, "First N images of the split (0: all)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  drift->add_option("--out", da->out, "Also write the result as JSON to this file");
+  drift->add_option("--threads", da->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
+  drift->add_flag("--json", da->json, "Print JSON instead of the table");
+  drift->callback([da] {
+    torch::set_num_threads(static_cast<int>(da->threads));
+    const train::CheckpointInfo info = train::load_checkpoint(da->checkpoint);
+    models::Net net = train::load_net(info.path);
+    LOWBIT_CHECK(net->model_name() != "gpt-tiny", "analyze drift: '" + da->checkpoint +
+                                                      "' is a gpt-tiny run; drift measures image models (their integer runtime)");
+    const runtime::Model model = convert::to_runtime_model(net);
+    data::Dataset d = data::load_dataset(data::resolve_data_dir(da->data_dir), da->split,
+                                         data::run_data_layout(da->layout, info.config));
+    if (da->limit > 0 && da->limit < d.size()) {
+      d.images = d.images.narrow(0, 0, da->limit);
+      d.labels = d.labels.narrow(0, 0, da->limit);
+    }
+    const convert::DriftReport r = convert::measure_drift(net, model, d);
+    if (!da->out.empty()) write_file_atomically(da->out, r.to_json().dump(2) + "\n");
+    std::cout << (da->json ? r.to_json().dump(2) + "\n" : r.table());
+  });
 }
 
 }  // namespace lowbit::cli

@@ -79,7 +79,8 @@ std::pair<torch::Tensor, torch::Tensor> window_sums(const Op& op, const torch::T
 
 }  // namespace
 
-IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor& images) {
+IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor& images,
+                                std::vector<torch::Tensor>* codes) {
   runtime::validate_model(model, "model");
   torch::NoGradGuard no_grad;
   LOWBIT_CHECK(images.dim() == 4 && images.size(1) == model.in_channels && images.size(2) == model.in_height &&
@@ -170,6 +171,7 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
   }
   LOWBIT_CHECK(result.logits.defined(), "integer simulation: the model has no output layer");
   result.predictions = result.logits.argmax(1);  // first maximum: ties go to the lowest index
+  if (codes) *codes = std::move(values);
   return result;
 }
 

@@ -19,6 +19,9 @@ struct IntegerOutputs {
 };
 
 // images: [N, C, H, W] float32 as the model's input expects (pixel / 255 for Fashion-MNIST).
-IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor& images);
+// When `codes` is given it receives every value's int64 tensor, indexed like the model's values
+// (0 = the quantized input, i + 1 = op i's output; the output layer's holds its int32 logits).
+IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor& images,
+                                std::vector<torch::Tensor>* codes = nullptr);
 
 }  // namespace lowbit::convert

@@ -1,6 +1,7 @@
 #include "qat/quantized_layers.h"
 
 #include "base/error.h"
+#include "quant/bias_quantize.h"
 #include "qat/quantized_transformer.h"
 
 namespace lowbit::qat {
@@ -14,6 +15,30 @@ const torch::Tensor& single_input(const std::vector<torch::Tensor>& inputs, cons
 }
 
 FakeQuantize make_quantizer(const FakeQuantizeOptions& o) { return FakeQuantize(o); }
+
+// The bias the integer model adds: bias_code[o] * s_x * s_w[o] with the codes conversion stores
+// (quant::quantize_bias), straight through. Unchanged while the input grid or the weight scales
+// are not there yet, and for per-group weight scales (not convertible).
+torch::Tensor bias_on_accumulator_grid(const torch::Tensor& bias, const std::shared_ptr<FakeQuantizeImpl>& input_grid,
+                                       const FakeQuantizeImpl& weight_quantizer) {
+  if (!bias.defined() || !input_grid || !input_grid->enabled() || !input_grid->initialized() ||
+      !weight_quantizer.enabled() || !weight_quantizer.initialized())
+    return bias;
+  const int64_t out = bias.numel();
+  const torch::Tensor s_w = weight_quantizer.qparams().scale.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  if (s_w.numel() != 1 && s_w.numel() != out) return bias;
+  const float s_x = input_grid->qparams().scale.detach().to(torch::kCPU, torch::kFloat32).reshape({-1})[0].item<float>();
+  const torch::Tensor b = bias.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  torch::Tensor on_grid = torch::empty({out}, torch::kFloat32);
+  const float* bp = b.data_ptr<float>();
+  const float* sp = s_w.data_ptr<float>();
+  float* gp = on_grid.data_ptr<float>();
+  for (int64_t o = 0; o < out; ++o) {
+    const float sw = sp[s_w.numel() == 1 ? 0 : o];
+    gp[o] = quant::dequantize_bias(quant::quantize_bias(bp[o], s_x, sw), s_x, sw);
+  }
+  return bias + (on_grid.to(bias.device(), bias.scalar_type()) - bias).detach();
+}
 
 }  // namespace
 
@@ -98,7 +123,8 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
   if (is_training()) step_ += 1;
   torch::Tensor y;
   if (!bn) {
-    y = conv_with(weight_quantizer->forward(conv->weight), conv->bias);
+    const torch::Tensor wq = weight_quantizer->forward(conv->weight);
+    y = conv_with(wq, bias_on_accumulator_grid(conv->bias, input_grid, *weight_quantizer));
   } else if (is_training() && !frozen) {
     // Approximate folding: quantize the weights folded with the running statistics, undo the
     // per-channel factor, then batch-statistics BN (which also updates the running stats).
@@ -112,7 +138,8 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
     y = bn->forward(y);
   } else {
     auto [w, b] = fold(conv, bn);
-    y = conv_with(weight_quantizer->forward(w), b);
+    const torch::Tensor wq = weight_quantizer->forward(w);
+    y = conv_with(wq, bias_on_accumulator_grid(b, input_grid, *weight_quantizer));
   }
   y = models::apply_activation(y, spec_.activation);
   return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
@@ -140,7 +167,9 @@ void QLinearActImpl::set_quantizer_input(const torch::Tensor& target) {
 }
 
 torch::Tensor QLinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {
-  torch::Tensor y = F::linear(single_input(inputs, "linear"), weight_quantizer->forward(linear->weight), linear->bias);
+  const torch::Tensor wq = weight_quantizer->forward(linear->weight);
+  torch::Tensor y = F::linear(single_input(inputs, "linear"), wq,
+                              bias_on_accumulator_grid(linear->bias, input_grid, *weight_quantizer));
   y = models::apply_activation(y, spec_.activation);
   return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }
@@ -292,6 +321,7 @@ void prepare(models::Net& net, const QatConfig& config) {
       auto fp = std::dynamic_pointer_cast<models::ConvBnActImpl>(node.layer);
       LOWBIT_CHECK(fp, where + " is not a float ConvBnAct layer (already prepared?)");
       QConvBnAct q(*fp, weight(), output(), config.bn_freeze_step);
+      q->input_grid = in_grid;
       grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
       net->replace_layer(node.name, q.ptr());
     } else if (kind == "linear" && uses_token_activations(s)) {
@@ -305,6 +335,7 @@ void prepare(models::Net& net, const QatConfig& config) {
       auto fp = std::dynamic_pointer_cast<models::LinearActImpl>(node.layer);
       LOWBIT_CHECK(fp, where + " is not a float LinearAct layer (already prepared?)");
       QLinearAct q(*fp, weight(), output());
+      q->input_grid = in_grid;
       grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
       net->replace_layer(node.name, q.ptr());
     } else if (kind == "add") {

@@ -11,6 +11,10 @@
 //               step on, and in eval, the exact folded path conv(x, Q(W_fold)) + bias_fold.
 //               Then the activation, then the output quantizer.
 //   QLinearAct  linear with per-channel fake-quantized weights, activation, output quantizer.
+//   Both add their bias as the integer model does, as a whole number of accumulator units
+//   s_x * s_w[o] (quant/bias_quantize.h, straight-through gradient), once the input's grid
+//   (`input_grid`, set by prepare) and the weight scales exist; not in the BN-statistics
+//   training path before the freeze step, whose bias is BN's.
 //   QAddAct     residual add of two quantized inputs, activation, output quantizer.
 //   QPointwise  an element-wise function (sigmoid, LeakyReLU, ...) of a quantized input, then
 //               its own output quantizer: the runtime's 256-entry lookup table between the two.
@@ -60,6 +64,9 @@ class QConvBnActImpl : public models::LayerImpl, public WeightQuantizedLayer {
   // Set by prepare when the only consumer is a max pool, which then applies output_quantizer
   // after pooling (see QMaxPool); the quantizer's parameters still belong to this layer.
   bool output_quantized_downstream = false;
+  // The quantizer whose grid the input lies on (set by prepare; not registered, it belongs to
+  // the producer); null when the input is float.
+  std::shared_ptr<FakeQuantizeImpl> input_grid;
 
  private:
   models::ConvSpec spec_;
@@ -86,6 +93,7 @@ class QLinearActImpl : public models::LayerImpl, public WeightQuantizedLayer {
   FakeQuantize weight_quantizer{nullptr};
   FakeQuantize output_quantizer{nullptr};
   bool output_quantized_downstream = false;  // as in QConvBnActImpl
+  std::shared_ptr<FakeQuantizeImpl> input_grid;  // as in QConvBnActImpl
 
  private:
   models::LinearSpec spec_;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "quant/bias_quantize.h"
 #include "quant/bit_packing.h"
 #include "quant/quantize.h"
 #include "quant/rounding.h"
@@ -349,12 +350,7 @@ void set_weight_values(WeightTensor& w, int32_t bits, quant::Grid grid, const st
 
 static std::vector<int32_t> quantize_bias(float s_x, const std::vector<float>& s_w, const std::vector<float>& bias) {
   std::vector<int32_t> q(s_w.size(), 0);
-  for (size_t o = 0; o < s_w.size(); ++o) {
-    const double b = o < bias.size() ? bias[o] : 0.0;
-    double v = quant::round_half_even(b / (double(s_x) * s_w[o]));
-    v = v < -2147483648.0 ? -2147483648.0 : (v > 2147483647.0 ? 2147483647.0 : v);
-    q[o] = std::isnan(v) ? 0 : static_cast<int32_t>(v);
-  }
+  for (size_t o = 0; o < s_w.size(); ++o) q[o] = quant::quantize_bias(o < bias.size() ? bias[o] : 0.0f, s_x, s_w[o]);
   return q;
 }
 

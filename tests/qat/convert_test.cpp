@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "convert/drift.h"
 #include "convert/integer_simulation.h"
 #include "convert/to_runtime.h"
 #include "qat/quantized_layers.h"
@@ -75,6 +76,74 @@ TEST(Convert, IntegerSimulationTracksFakeQuantization) {
   const IntegerOutputs sim = simulate_integer(m, images);
   const double spread = (fq.max() - fq.min()).item<double>();
   EXPECT_LT((sim.logits - fq).abs().max().item<double>(), 0.05 * spread);
+}
+
+// The drift report compares fake quantization and the integer model value by value. On an 8-bit
+// model they differ in few codes, by a step; a fault planted in one op's requantization (its
+// multiplier doubled) shows at that op and not before it.
+TEST(Convert, DriftLocatesTheLayerWhereTheIntegerModelDeparts) {
+  models::Net net = calibrated("cnn", R"({"weight_bits": 8, "act_bits": 8})");
+  runtime::Model m = to_runtime_model(net);
+  torch::manual_seed(5);
+  data::Dataset d;
+  d.images = torch::rand({12, 1, 28, 28});
+  d.labels = torch::zeros({12}, torch::kInt64);
+  const DriftReport r = measure_drift(net, m, d, 5);  // chunks of 5, 5, 2
+  ASSERT_EQ(r.count, 12);
+  ASSERT_EQ(r.values.size(), m.ops.size());  // input + every op but the output layer
+  EXPECT_EQ(r.values[0].name, "input");
+  EXPECT_EQ(r.values[0].elements, 12 * 28 * 28);
+  EXPECT_EQ(r.values[0].differing, 0);  // one input quantization, the same function on both paths
+  EXPECT_EQ(r.output_name, "fc2");
+  for (const ValueDrift& v : r.values) {
+    EXPECT_LT(v.differing_share(), 0.02) << v.name;
+    EXPECT_LE(v.max_steps, 2) << v.name;
+  }
+  EXPECT_GT(r.logit_range, 0.0);
+  EXPECT_LT(r.max_logit_difference, 0.05 * r.logit_range);
+
+  size_t conv2 = 0;
+  while (net->nodes()[conv2].name != "conv2") ++conv2;
+  for (quant::FixedPointMultiplier& mult : m.ops[conv2].multipliers) mult.shift -= 1;  // x2
+  const DriftReport broken = measure_drift(net, m, d, 5);
+  for (size_t v = 0; v <= conv2; ++v) EXPECT_EQ(broken.values[v].differing, r.values[v].differing) << broken.values[v].name;
+  EXPECT_EQ(broken.values[conv2 + 1].name, "conv2");
+  EXPECT_GT(broken.values[conv2 + 1].differing_share(), 0.1);
+  EXPECT_GT(broken.values[conv2 + 1].max_steps, 2);
+}
+
+// At 4 bits one accumulator unit s_x * s_w can be a tenth of an output step, so a float bias
+// in fake quantization would move about one output code in ten from the integer model's. QAT
+// adds the bias the integer model adds (quant/bias_quantize.h): the first layers, whose inputs
+// agree exactly, then differ only where float and integer arithmetic round a tie apart.
+TEST(Convert, FakeQuantizationAddsTheIntegerModelsBias) {
+  for (const std::string model : {"cnn", "mobilenet-tiny"}) {
+    torch::manual_seed(2);
+    models::Net net = models::make_model(model);
+    {
+      torch::NoGradGuard no_grad;  // biases of a trained model's size (fresh ones are ~0)
+      for (auto& p : net->named_parameters())
+        if (p.key().find("bias") != std::string::npos) p.value().uniform_(-0.5, 0.5);
+    }
+    qat::prepare(net, qat::QatConfig::from_json(nlohmann::json::parse(R"({"weight_bits": 4, "act_bits": 4})")));
+    net->train();
+    {
+      torch::NoGradGuard no_grad;
+      for (int i = 0; i < 3; ++i) net->forward(torch::rand({8, 1, 28, 28}));
+    }
+    net->eval();
+    const runtime::Model m = to_runtime_model(net);
+    torch::manual_seed(11);
+    data::Dataset d;
+    d.images = torch::rand({12, 1, 28, 28});
+    d.labels = torch::zeros({12}, torch::kInt64);
+    const DriftReport r = measure_drift(net, m, d, 12);
+    ASSERT_GT(r.values[1].elements, 100000) << model;
+    EXPECT_EQ(r.values[0].differing, 0) << model;
+    EXPECT_LE(r.values[1].differing, 3) << model << " " << r.values[1].name;
+    for (const ValueDrift& v : r.values) EXPECT_LT(v.differing_share(), 0.002) << model << " " << v.name;
+    EXPECT_EQ(r.predictions_equal, 12) << model;
+  }
 }
 
 // A channel whose batch norm scale is ~zero has ~zero folded weights and a tiny weight scale;
