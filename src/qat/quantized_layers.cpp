@@ -20,8 +20,11 @@ FakeQuantize make_quantizer(const FakeQuantizeOptions& o) { return FakeQuantize(
 // (quant::quantize_bias), straight through. Unchanged while the input grid or the weight scales
 // are not there yet, and for per-group weight scales (not convertible).
 torch::Tensor bias_on_accumulator_grid(const torch::Tensor& bias, const std::shared_ptr<FakeQuantizeImpl>& input_grid,
-                                       const FakeQuantizeImpl& weight_quantizer) {
-  if (!bias.defined() || !input_grid || !input_grid->enabled() || !input_grid->initialized() ||
+                                       const FakeQuantizeImpl& weight_quantizer, bool training) {
+  // Evaluation only: in training a bias that float noise (another thread count, an all-reduce
+  // order) moves across a code boundary would jump by a whole unit, and data-parallel runs would
+  // part from single-process ones; the gradient is the same either way (straight through).
+  if (training || !bias.defined() || !input_grid || !input_grid->enabled() || !input_grid->initialized() ||
       !weight_quantizer.enabled() || !weight_quantizer.initialized())
     return bias;
   const int64_t out = bias.numel();
@@ -124,7 +127,7 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
   torch::Tensor y;
   if (!bn) {
     const torch::Tensor wq = weight_quantizer->forward(conv->weight);
-    y = conv_with(wq, bias_on_accumulator_grid(conv->bias, input_grid, *weight_quantizer));
+    y = conv_with(wq, bias_on_accumulator_grid(conv->bias, input_grid, *weight_quantizer, is_training()));
   } else if (is_training() && !frozen) {
     // Approximate folding: quantize the weights folded with the running statistics, undo the
     // per-channel factor, then batch-statistics BN (which also updates the running stats).
@@ -139,7 +142,7 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
   } else {
     auto [w, b] = fold(conv, bn);
     const torch::Tensor wq = weight_quantizer->forward(w);
-    y = conv_with(wq, bias_on_accumulator_grid(b, input_grid, *weight_quantizer));
+    y = conv_with(wq, bias_on_accumulator_grid(b, input_grid, *weight_quantizer, is_training()));
   }
   y = models::apply_activation(y, spec_.activation);
   return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
@@ -169,7 +172,7 @@ void QLinearActImpl::set_quantizer_input(const torch::Tensor& target) {
 torch::Tensor QLinearActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   const torch::Tensor wq = weight_quantizer->forward(linear->weight);
   torch::Tensor y = F::linear(single_input(inputs, "linear"), wq,
-                              bias_on_accumulator_grid(linear->bias, input_grid, *weight_quantizer));
+                              bias_on_accumulator_grid(linear->bias, input_grid, *weight_quantizer, is_training()));
   y = models::apply_activation(y, spec_.activation);
   return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }

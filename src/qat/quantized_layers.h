@@ -11,10 +11,9 @@
 //               step on, and in eval, the exact folded path conv(x, Q(W_fold)) + bias_fold.
 //               Then the activation, then the output quantizer.
 //   QLinearAct  linear with per-channel fake-quantized weights, activation, output quantizer.
-//   Both add their bias as the integer model does, as a whole number of accumulator units
-//   s_x * s_w[o] (quant/bias_quantize.h, straight-through gradient), once the input's grid
-//   (`input_grid`, set by prepare) and the weight scales exist; not in the BN-statistics
-//   training path before the freeze step, whose bias is BN's.
+//   In evaluation both add their bias as the integer model does, as a whole number of
+//   accumulator units s_x * s_w[o] (quant/bias_quantize.h), once the input's grid
+//   (`input_grid`, set by prepare) and the weight scales exist; training keeps the float bias.
 //   QAddAct     residual add of two quantized inputs, activation, output quantizer.
 //   QPointwise  an element-wise function (sigmoid, LeakyReLU, ...) of a quantized input, then
 //               its own output quantizer: the runtime's 256-entry lookup table between the two.

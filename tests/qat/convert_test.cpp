@@ -141,7 +141,7 @@ TEST(Convert, FakeQuantizationAddsTheIntegerModelsBias) {
     ASSERT_GT(r.values[1].elements, 100000) << model;
     EXPECT_EQ(r.values[0].differing, 0) << model;
     EXPECT_LE(r.values[1].differing, 3) << model << " " << r.values[1].name;
-    for (const ValueDrift& v : r.values) EXPECT_LT(v.differing_share(), 0.002) << model << " " << v.name;
+    for (const ValueDrift& v : r.values) EXPECT_LT(v.differing_share(), 0.005) << model << " " << v.name;
     EXPECT_EQ(r.predictions_equal, 12) << model;
   }
 }
