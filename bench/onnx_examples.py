@@ -11,6 +11,9 @@ exported to ONNX, as a user would arrive with them (docs/onnx_import.md, bench/o
                  hardswish, inverted residual blocks whose expansion uses SiLU or hardswish and
                  whose depthwise conv uses hardswish or LeakyReLU; PyTorch 1.13 exports hardswish
                  as x * HardSigmoid(x) and SiLU as x * Sigmoid(x) at opset 13
+  dense-inception  concatenation and dilation: an Inception block (1x1, 3x3, 3x3 dilated by 2,
+                 3x3 max pool, concatenated), a strided conv, two DenseNet layers (torch.cat of
+                 each conv's output with its input), global average pooling, linear
 
 Inputs are [N, 1, 28, 28] in [0, 1] (pixel / 255, as lowbit reads Fashion-MNIST); outputs are 10
 logits. Needs Debian's python3-torch (scripts/setup.sh --bench); not used by the tests.
@@ -32,8 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pytorch_anchor import load, median_ms  # noqa: E402  (Fashion-MNIST as lowbit reads it; timing)
 
 
-def conv_bn(cin, cout, k, stride=1, groups=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
+def conv_bn(cin, cout, k, stride=1, groups=1, dilation=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, dilation * (k // 2), groups=groups, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout))
 
 
 class BasicBlock(nn.Module):
@@ -109,7 +113,31 @@ class MobileNetV3Tiny(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-MODELS = {"small-resnet": SmallResNet, "mobilenetv2": MobileNetV2Tiny, "mobilenetv3": MobileNetV3Tiny}
+class DenseInceptionTiny(nn.Module):
+    """Concatenations and a dilated conv: an Inception block (1x1, 3x3, 3x3 dilated by 2, and a
+    3x3 max pool of its input, concatenated), a strided conv, then two DenseNet layers (each conv's
+    output concatenated to its input)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(1, 16, 3, 2)                                   # 14x14
+        self.b1, self.b2 = conv_bn(16, 8, 1), conv_bn(16, 8, 3)
+        self.b3 = conv_bn(16, 8, 3, dilation=2)
+        self.down = conv_bn(40, 32, 3, 2)                                  # 7x7
+        self.d1, self.d2 = conv_bn(32, 16, 3), conv_bn(48, 16, 3)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = torch.cat([F.relu(self.b1(x)), F.relu(self.b2(x)), F.relu(self.b3(x)), F.max_pool2d(x, 3, 1, 1)], 1)
+        x = F.relu(self.down(x))
+        x = torch.cat([x, F.relu(self.d1(x))], 1)
+        x = torch.cat([x, F.relu(self.d2(x))], 1)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+MODELS = {"small-resnet": SmallResNet, "mobilenetv2": MobileNetV2Tiny, "mobilenetv3": MobileNetV3Tiny,
+          "dense-inception": DenseInceptionTiny}
 
 
 def selected(args):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The user's path (README, "Your own model") on the example models of bench/onnx_examples.py:
-# PyTorch-trained small ResNet, MobileNetV2-style and MobileNetV3-style nets exported to ONNX, then
+# PyTorch-trained small ResNet, MobileNetV2-style, MobileNetV3-style and DenseNet/Inception-style
+# (concat, dilated conv) nets exported to ONNX, then
 #   lowbit eval --checkpoint model.onnx          FP32 accuracy as lowbit imports it
 #   lowbit ptq  --from model.onnx  (W8A8)         -> convert -> runtime accuracy
 #   lowbit qat  --from model.onnx  (W4A4)         -> convert -> runtime accuracy
@@ -10,7 +11,7 @@
 #
 # Usage: bench/onnx_import_study.sh [BUILD_DIR=build] [OUT=runs/onnx_examples]
 #   EPOCHS=2 (PyTorch training)  QAT_EPOCHS=1  QAT_STEPS=0 (steps per QAT epoch, 0 = all)
-#   MODELS="small-resnet mobilenetv2 mobilenetv3" (a subset; missing .onnx files are trained)
+#   MODELS="small-resnet mobilenetv2 mobilenetv3 dense-inception" (a subset; missing .onnx files are trained)
 #   ITERATIONS=30  needs python3-torch (scripts/setup.sh --bench) and onnxruntime-node
 #   SPEED_ONLY=1 re-times an earlier run's files (on an idle machine) without retraining
 set -euo pipefail
@@ -26,7 +27,7 @@ qat_steps=${QAT_STEPS:-0}
 [[ -x "$lowbit" ]] || { echo "onnx_import_study: $lowbit not found; run 'make build' first" >&2; exit 1; }
 $py -c "import torch" 2>/dev/null || { echo "onnx_import_study: python3-torch missing (scripts/setup.sh --bench)" >&2; exit 1; }
 mkdir -p "$out"
-models=${MODELS:-small-resnet mobilenetv2 mobilenetv3}
+models=${MODELS:-small-resnet mobilenetv2 mobilenetv3 dense-inception}
 missing=()
 for m in $models; do [[ -f "$out/$m.onnx" ]] || missing+=("$m"); done
 if (( ${#missing[@]} )); then

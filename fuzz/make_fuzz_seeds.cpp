@@ -8,7 +8,7 @@
 //   OUT_DIR/npy_fuzz: a uint8 and a float32 .npy array, and both in a stored .npz.
 //   OUT_DIR/onnx_import_fuzz: small FP32 ONNX models (8x8 input) written with ONNX's own protobuf
 //     classes, using the operators the importer lowers (conv + batch norm + ReLU / ReLU6, grouped
-//     conv, pooling, residual add, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add, Gemm,
+//     conv, pooling, residual add, Concat of activations, a Shape -> Gather -> Concat -> Reshape flatten, MatMul + Add, Gemm,
 //     LeakyRelu, HardSwish, SiLU as x * Sigmoid(x), HardSigmoid, Tanh).
 //   OUT_DIR/qat_config_fuzz: per-layer QAT configs as lowbit writes them (config_from_flags, with
 //     overrides by pattern, WinQ on, per-group and per-token settings, a mixed-precision search's shape);
@@ -315,6 +315,80 @@ std::string onnx_seed_affine() {
   return w.finish(n, 3);
 }
 
+// Dilated convolutions: dense (dilation 2), depthwise (dilation 3, stride 2), each padded.
+std::string onnx_seed_dilated() {
+  OnnxWriter w(17);
+  w.value_info(w.graph->add_input(), "x", {-1, 2, 10, 10});
+  auto* n = w.node("Conv", "dil", {"x", w.floats("w1", {4, 2, 3, 3}), w.floats("b1", {4})});
+  OnnxWriter::ints_attr(n, "pads", {2, 2, 2, 2});
+  OnnxWriter::ints_attr(n, "dilations", {2, 2});
+  n = w.node("Relu", "relu", {"dil_out"});
+  n = w.node("Conv", "dil_dw", {"relu_out", w.floats("w2", {4, 1, 3, 3})});
+  OnnxWriter::ints_attr(n, "pads", {3, 3, 3, 3});
+  OnnxWriter::ints_attr(n, "dilations", {3, 3});
+  OnnxWriter::ints_attr(n, "strides", {2, 2});
+  OnnxWriter::int_attr(n, "group", 4);
+  n = w.node("GlobalAveragePool", "gap", {"dil_dw_out"});
+  n = w.node("Flatten", "flat", {"gap_out"});
+  n = w.node("Gemm", "fc", {"flat_out", w.floats("w3", {3, 4}), w.floats("b3", {3})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  return w.finish(n, 3);
+}
+
+// Concat of activations: an Inception-style pair of branches (1x1 conv, 3x3 conv) of one conv,
+// concatenated, then a DenseNet-style concat with the stem (axis -3).
+std::string onnx_seed_concat() {
+  OnnxWriter w(13);
+  w.value_info(w.graph->add_input(), "x", {-1, 2, 8, 8});
+  auto* n = w.node("Conv", "stem", {"x", w.floats("w0", {4, 2, 3, 3}), w.floats("b0", {4})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  n = w.node("Relu", "stem_relu", {"stem_out"});
+  n = w.node("Conv", "b1", {"stem_relu_out", w.floats("w1", {3, 4, 1, 1}), w.floats("b1b", {3})});
+  n = w.node("Conv", "b2", {"stem_relu_out", w.floats("w2", {2, 4, 3, 3})});
+  OnnxWriter::ints_attr(n, "pads", {1, 1, 1, 1});
+  n = w.node("Concat", "cat", {"b1_out", "b2_out"});
+  OnnxWriter::int_attr(n, "axis", 1);
+  n = w.node("Concat", "dense", {"cat_out", "stem_relu_out"});
+  OnnxWriter::int_attr(n, "axis", -3);
+  n = w.node("GlobalAveragePool", "gap", {"dense_out"});
+  n = w.node("Flatten", "flat", {"gap_out"});
+  n = w.node("Gemm", "fc", {"flat_out", w.floats("w3", {3, 9}), w.floats("b3", {3})});
+  OnnxWriter::int_attr(n, "transB", 1);
+  return w.finish(n, 3);
+}
+
+// A conv and a depthwise conv of it, concatenated (each through its own table), then pooled.
+Model concat_model() {
+  namespace rt = lowbit::runtime;
+  std::mt19937 rng(11);
+  Model m;
+  m.name = "fuzz seed concat";
+  m.in_channels = 1;
+  m.in_height = m.in_width = 8;
+  m.input = {1.0f / 255.0f, 0, 0, 255};
+  Op c1 = rt::make_conv2d(0, 1, 4, 3, 1, 1);
+  fill(rng, c1, 8, lowbit::quant::Grid::Integer, m.input.scale, false);
+  const int32_t a = m.add(c1);
+  Op dw = rt::make_conv2d(a, 4, 4, 3, 1, 1, /*groups=*/4);
+  fill(rng, dw, 8, lowbit::quant::Grid::Integer, m.ops.back().out.scale, false);
+  const int32_t b = m.add(dw);
+  Op cat = rt::make_concat({a, b});
+  cat.out = ActQParams{0.05f, 3, 0, 255};
+  for (int k = 0; k < 2; ++k)
+    for (int q = 0; q < 256; ++q) cat.table.push_back(static_cast<uint8_t>(k == 0 ? q : q / 2 + 3));
+  int32_t v = m.add(cat);
+  Op gp = rt::make_global_avg_pool(v);
+  gp.out = m.ops.back().out;
+  v = m.add(gp);
+  Op fl = rt::make_flatten(v);
+  fl.out = m.ops.back().out;
+  v = m.add(fl);
+  Op f = rt::make_linear(v, 8, 10);
+  fill(rng, f, 8, lowbit::quant::Grid::Integer, m.ops.back().out.scale, true);
+  m.add(f);
+  return m;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -340,6 +414,16 @@ int main(int argc, char** argv) {
       ++written;
     }
   }
+  {  // format version 2: the depthwise conv dilated by 2 (padding 2 keeps its 8x8 output)
+    Model d = small_model(3, 8, lowbit::quant::Grid::Integer);
+    d.name += " dilated";
+    d.ops[1].dilation_h = d.ops[1].dilation_w = 2;
+    d.ops[1].pad_h = d.ops[1].pad_w = 2;
+    lowbit::runtime::save_model(d, lbq_dir + "/int8_dilated.lbq");
+    ++written;
+  }
+  lowbit::runtime::save_model(concat_model(), lbq_dir + "/int8_concat.lbq");
+  ++written;
   for (const bool gzip : {false, true}) {
     const std::string ext = gzip ? ".gz" : "";
     bool ok = write_file(idx_dir + "/images_3x28x28" + ext, idx_bytes(true, 3, 28, 28, 1), gzip) &&
@@ -414,11 +498,13 @@ int main(int argc, char** argv) {
   if (!write_file(onnx_dir + "/chain.onnx", onnx_seed_chain(), false) ||
       !write_file(onnx_dir + "/residual.onnx", onnx_seed_residual(), false) ||
       !write_file(onnx_dir + "/pointwise.onnx", onnx_seed_pointwise(), false) ||
-      !write_file(onnx_dir + "/affine.onnx", onnx_seed_affine(), false)) {
+      !write_file(onnx_dir + "/affine.onnx", onnx_seed_affine(), false) ||
+      !write_file(onnx_dir + "/dilated.onnx", onnx_seed_dilated(), false) ||
+      !write_file(onnx_dir + "/concat.onnx", onnx_seed_concat(), false)) {
     std::fprintf(stderr, "make_fuzz_seeds: cannot write into %s\n", onnx_dir.c_str());
     return 1;
   }
-  written += 4;
+  written += 5;
   // QAT configs as lowbit writes them.
   std::vector<nlohmann::json> qat_configs;
   {

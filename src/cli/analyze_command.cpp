@@ -75,6 +75,7 @@ void add_analyze_command(CLI::App& app) {
   basin->add_flag("--quick", o->quick, "Tiny sets (a test-sized run)");
   basin->add_option("--json", *json_path, "Write the full result as JSON (atomically)");
   add_data_and_layout_flags(basin, o->data_dir, o->layout);
+  add_run_normalisation_flags(basin, [o] { return o->from; }, [](const std::string& p) { return train::load_checkpoint(p).config; });
   basin->add_option("--threads", o->threads, "CPU threads for torch")->capture_default_str();
   basin->callback([o, json_path, method] {
     if (*method != "both") o->methods = {*method};
@@ -113,6 +114,7 @@ void add_analyze_command(CLI::App& app) {
   hess->add_option("--threshold", ho.threshold, "|lambda| below this counts as near zero")->check(CLI::PositiveNumber)->capture_default_str();
   hess->add_option("--seed", ho.seed, "Seed of the probes")->capture_default_str();
   add_data_and_layout_flags(hess, h->data_dir, h->layout);
+  add_run_normalisation_flags(hess, [h] { return h->checkpoint; }, [](const std::string& p) { return train::load_checkpoint(p).config; });
   hess->add_option("--threads", h->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   hess->callback([h] {
     torch::set_num_threads(static_cast<int>(h->threads));
@@ -156,6 +158,7 @@ void add_analyze_command(CLI::App& app) {
   sens->add_option("--hessian-batch-size", so.hessian_batch_size, "Images in the Hessian's batch")->check(CLI::Range(1, 60000))->capture_default_str();
   sens->add_option("--seed", so.seed, "Seed of the Hessian probes")->capture_default_str();
   add_data_and_layout_flags(sens, so.data_dir, so.layout);
+  add_run_normalisation_flags(sens, [sa] { return sa->options.checkpoint; }, [](const std::string& p) { return train::load_checkpoint(p).config; });
   sens->add_option("--threads", sa->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   sens->add_flag("--json", sa->json, "Print sensitivity.json instead of the table");
   sens->callback([sa] {
@@ -189,6 +192,7 @@ void add_analyze_command(CLI::App& app) {
                "(docs/numerics.md, section 9)");
   drift->add_option("--checkpoint,--from", da->checkpoint, "QAT or PTQ checkpoint (file or run folder) of an image model")->required();
   add_data_and_layout_flags(drift, da->data_dir, da->layout);
+  add_run_normalisation_flags(drift, [da] { return da->checkpoint; }, [](const std::string& p) { return train::load_checkpoint(p).config; });
   drift->add_option("--split", da->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
   drift->add_option("--limit", da->limit, "First N images of the split (0: all)")->check(CLI::NonNegativeNumber)->capture_default_str();
   drift->add_option("--out", da->out, "Also write the result as JSON to this file");

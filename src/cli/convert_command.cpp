@@ -130,6 +130,7 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("--from,--checkpoint", args->from, "QAT/PTQ checkpoint (file or run folder)")->required();
   cmd->add_option("--out", args->out, "Model file to write (.lbq)")->required();
   add_data_and_layout_flags(cmd, args->data_dir, args->layout);
+  add_run_normalisation_flags(cmd, [args] { return args->from; }, [](const std::string& p) { return train::load_checkpoint(p).config; });
   cmd->add_option("--check", args->check, "Test images on which runtime and integer simulation must agree (0: skip)")
       ->capture_default_str();
   cmd->add_option("--wbits", args->wbits, "FP32 gpt-tiny checkpoints: weight bits of round-to-nearest conversion")

@@ -39,7 +39,26 @@ struct EvalArgs {
   uint64_t shift_seed = 0;
   int64_t limit = 0;     // > 0: only the first N images of the split (quick robustness runs)
   std::string out;       // --shift: also write the JSON result to this file (for `lowbit report`)
+  std::string mean, std_dev;  // --mean / --std: may only repeat the run's (or the .lbq model's) normalisation
 };
+
+// --mean / --std given to eval: they must say what the checkpoint's run (or the .lbq file) holds.
+void check_normalisation_flags(const EvalArgs& args) {
+  if (args.mean.empty() && args.std_dev.empty()) return;
+  if (!args.checkpoint.empty()) {
+    data::run_normalisation(args.mean, args.std_dev, train::load_checkpoint(args.checkpoint).config, args.checkpoint);
+    return;
+  }
+  const runtime::Model m = runtime::load_model(args.model);
+  const data::InputNormalisation flags = data::normalisation_from_flags(args.mean, args.std_dev);
+  data::InputNormalisation stored;
+  stored.mean = m.input_mean;
+  stored.std = m.input_std;
+  LOWBIT_CHECK(flags.mean_for(m.in_channels) == m.input_mean && flags.std_for(m.in_channels) == m.input_std,
+               "--mean/--std (" + flags.describe() + ") contradict the input normalisation stored in '" + args.model +
+                   "' (" + stored.describe() +
+                   "); the model file's is used without the flags: drop them");
+}
 
 // `--shift`: the clean split and its corrupted copies through the checkpoint or the .lbq model.
 void run_robustness(const EvalArgs& args) {
@@ -160,6 +179,7 @@ void run(const EvalArgs& args) {
   if (args.checkpoint.empty() && args.model.empty()) {
     throw CLI::RequiredError("eval needs --checkpoint (a training run) or --model (an integer model file, .lbq)");
   }
+  check_normalisation_flags(args);
   if (!args.shift.empty()) return run_robustness(args);
   LOWBIT_CHECK(args.limit == 0, "eval: --limit goes with --shift");
   LOWBIT_CHECK(args.out.empty(), "eval: --out writes the robustness result; it goes with --shift (use --json for a plain evaluation)");
@@ -193,6 +213,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Integer model file (.lbq) to evaluate on the runtime (with --checkpoint: also compare)");
   cmd->add_option("--data", args->data_dir, data_flag_help());
   add_layout_flag(cmd, args->layout);
+  add_normalisation_flags(cmd, args->mean, args->std_dev);
   cmd->add_option("--split", args->split, "test or train")->check(CLI::IsMember({"test", "train"}))->capture_default_str();
   cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads for torch")->check(CLI::PositiveNumber)->capture_default_str();

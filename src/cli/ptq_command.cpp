@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/data_flags.h"
 #include "ptq/ptq_run.h"
+#include "train/checkpoint.h"
 
 namespace lowbit::cli {
 namespace {
@@ -14,11 +15,14 @@ namespace {
 struct PtqArgs {
   ptq::PtqRunOptions options;
   std::string method = "rtn";
+  std::string mean, std_dev;  // --mean / --std: only to repeat the FP32 run's (its normalisation carries over)
 };
 
 void run(PtqArgs args) {
   if (args.options.from.empty()) throw CLI::RequiredError("--from (the FP32 checkpoint to quantize)");
   args.options.ptq.method = ptq::method_from_string(args.method);
+  if (!args.mean.empty() || !args.std_dev.empty())
+    data::run_normalisation(args.mean, args.std_dev, train::load_checkpoint(args.options.from).config, args.options.from);
   args.options.log = &std::cerr;
   const ptq::PtqRunResult r = ptq::run_ptq(args.options);
   std::cout << std::fixed << std::setprecision(2);
@@ -73,6 +77,7 @@ void add_ptq_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--data", o.data_dir, data_flag_help());
   add_layout_flag(cmd, o.layout);
+  add_normalisation_flags(cmd, args->mean, args->std_dev);
   cmd->add_option("--threads", o.threads, "CPU threads for torch")->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite, "Replace an existing checkpoint in --out");
   cmd->callback([args] { run(*args); });

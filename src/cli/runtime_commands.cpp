@@ -13,7 +13,9 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "data/dataset_source.h"
 #include "data/fashion_mnist.h"
+#include "data/idx_file.h"
 #include "models/gpt.h"
 #include "runtime/decoder_model_file.h"
 #include "runtime/deployment_metrics.h"
@@ -36,25 +38,45 @@ const char* kFashionClasses[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", 
 struct RunArgs {
   std::string model;
   std::string idx;
+  std::string data;  // any --data value (data/dataset_source.h) or one .npy array of images
+  std::string split = "test";
+  std::string layout = "auto";
   int64_t index = 0;
   int64_t count = 1;
   int threads = 1;
 };
 
 void run_model(const RunArgs& args) {
+  LOWBIT_CHECK(args.idx.empty() != args.data.empty(),
+               "lowbit run takes the images from --idx FILE (IDX) or --data SPEC (.npy images, .npz, a .npy folder, "
+               "image folders, IDX folder), one of the two");
   runtime::Session session = runtime::Session::load(args.model, session_options(args.threads));
-  const data::RawImages images = data::read_idx_images(args.idx);
   const auto& m = session.model();
-  LOWBIT_CHECK(images.rows == m.in_height && images.cols == m.in_width && m.in_channels == 1,
-               "'" + args.idx + "' holds " + std::to_string(images.rows) + "x" + std::to_string(images.cols) +
-                   " images; the model expects " + std::to_string(m.in_channels) + "x" + std::to_string(m.in_height) +
-                   "x" + std::to_string(m.in_width));
+  data::RawDataset images;
+  if (!args.idx.empty()) {
+    data::RawImages idx = data::read_idx_images(args.idx);
+    images.spec = args.idx;
+    images.count = idx.count;
+    images.channels = 1;
+    images.height = idx.rows;
+    images.width = idx.cols;
+    images.u8 = std::move(idx.pixels);
+  } else {
+    images = data::load_raw_images(args.data, args.split, args.layout);
+  }
+  const std::string source = args.idx.empty() ? images.spec : args.idx;
+  LOWBIT_CHECK(images.channels == m.in_channels && images.height == m.in_height && images.width == m.in_width,
+               "'" + source + "' holds images of shape " +
+                   data::shape_string({images.count, images.channels, images.height, images.width}) +
+                   " (N, C, H, W); the model '" + args.model + "' expects [N, " + std::to_string(m.in_channels) +
+                   ", " + std::to_string(m.in_height) + ", " + std::to_string(m.in_width) + "]" +
+                   (images.channels != m.in_channels && images.height == m.in_width && images.channels == m.in_height
+                        ? " (an NHWC array read as NCHW? pass --layout nhwc)"
+                        : ""));
   LOWBIT_CHECK(args.index >= 0 && args.index + args.count <= images.count,
                "--index " + std::to_string(args.index) + " --count " + std::to_string(args.count) + " is out of range: '" +
-                   args.idx + "' has " + std::to_string(images.count) + " images");
-  const int64_t per_item = images.rows * images.cols;
-  std::vector<float> x(static_cast<size_t>(args.count * per_item));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = images.pixels[static_cast<size_t>(args.index * per_item) + i] / 255.0f;
+                   source + "' has " + std::to_string(images.count) + " images");
+  const std::vector<float> x = data::planar_floats(images, args.index, args.count);
   const runtime::RunResult r = session.run(x.data(), args.count);
   for (int64_t i = 0; i < args.count; ++i) {
     const int32_t cls = r.argmax[static_cast<size_t>(i)];
@@ -364,9 +386,16 @@ void print_metrics(const InspectArgs& args, const std::string& what, const std::
 
 void add_runtime_commands(CLI::App& app) {
   auto run_args = std::make_shared<RunArgs>();
-  CLI::App* run = app.add_subcommand("run", "Classify images from an IDX file with an integer model (.lbq)");
+  CLI::App* run = app.add_subcommand("run", "Classify images (an IDX file, a .npy array or any --data value) with an integer model (.lbq)");
   run->add_option("model", run_args->model, "Model file (.lbq)")->required();
-  run->add_option("--idx", run_args->idx, "IDX image file (.gz or raw), e.g. t10k-images-idx3-ubyte.gz")->required();
+  run->add_option("--idx", run_args->idx, "IDX image file (.gz or raw), e.g. t10k-images-idx3-ubyte.gz");
+  run->add_option("--data", run_args->data,
+                  "Images instead of --idx: one .npy array [N, H, W], [N, C, H, W] or [N, H, W, C] (uint8 0..255 or "
+                  "float32 in [0, 1]), or any --data value (.npz, .npy folder, image folders, IDX folder; --split)");
+  run->add_option("--split", run_args->split, "With --data: test or train")
+      ->check(CLI::IsMember({"test", "train"}))->capture_default_str();
+  run->add_option("--layout", run_args->layout, "With --data: nchw, nhwc or auto (channels are the axis of size 1 or 3)")
+      ->check(CLI::IsMember({"auto", "nchw", "nhwc"}))->capture_default_str();
   run->add_option("--index", run_args->index, "First image")->capture_default_str();
   run->add_option("--count", run_args->count, "Number of images")->check(CLI::PositiveNumber)->capture_default_str();
   run->add_option("--threads", run_args->threads, "Threads")->check(CLI::PositiveNumber)->capture_default_str();

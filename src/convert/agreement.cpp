@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "convert/integer_simulation.h"
+#include "data/load_dataset.h"
 
 namespace lowbit::convert {
 
@@ -12,6 +13,11 @@ RuntimeEval evaluate_runtime(runtime::Session& session, const data::Dataset& dat
   const torch::Tensor labels = data.labels.contiguous().to(torch::kInt64);
   const int64_t n = data.size();
   const int64_t per_item = images.numel() / std::max<int64_t>(n, 1);
+  const runtime::Model& m = session.model();
+  LOWBIT_CHECK(n == 0 || per_item == int64_t{m.in_channels} * m.in_height * m.in_width,
+               "the data's images have shape " + data::example_shape_string(data) + " but the integer model takes [" +
+                   std::to_string(m.in_channels) + ", " + std::to_string(m.in_height) + ", " +
+                   std::to_string(m.in_width) + "]");
   const float* x = images.data_ptr<float>();
   const int64_t* y = labels.data_ptr<int64_t>();
   RuntimeEval r;

@@ -14,7 +14,8 @@ namespace {
 std::vector<torch::Tensor> fake_quant_values(models::Net& net, const torch::Tensor& images) {
   std::vector<torch::Tensor> values;
   const auto& input_layer = net->input_layer();
-  values.push_back(input_layer ? input_layer->forward({images}) : images);
+  const torch::Tensor input = net->normalise_input(images);  // the run's --mean / --std, as forward applies them
+  values.push_back(input_layer ? input_layer->forward({input}) : input);
   std::vector<torch::Tensor> args;
   for (const models::Node& node : net->nodes()) {
     args.clear();

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "quant/add_requantize.h"
+#include "quant/input_normalisation.h"
 #include "quant/quantize.h"
 #include "quant/requantize.h"
 
@@ -60,7 +61,8 @@ torch::Tensor conv_or_linear_acc(const Op& op, const torch::Tensor& x, const Act
     const torch::Tensor xc = centred(x, in_q).reshape({x.size(0), -1});
     return torch::addmm(bias, xc, w.t()).view({x.size(0), op.out_channels, 1, 1});
   }
-  return torch::conv2d(centred(x, in_q), w, bias, {op.stride_h, op.stride_w}, {op.pad_h, op.pad_w}, {1, 1}, op.groups);
+  return torch::conv2d(centred(x, in_q), w, bias, {op.stride_h, op.stride_w}, {op.pad_h, op.pad_w},
+                       {op.dilation_h, op.dilation_w}, op.groups);
 }
 
 // Sum of (x - z) over each pooling window and the number of real (non-padding) elements in it.
@@ -94,7 +96,16 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
     const float* src = img.data_ptr<float>();
     int64_t* dst = input.data_ptr<int64_t>();
     const ActQParams& q = model.input;
-    for (int64_t i = 0; i < img.numel(); ++i) dst[i] = quant::quantize_integer(src[i], q.scale, q.zero_point, q.qmin, q.qmax);
+    if (model.input_mean.empty()) {
+      for (int64_t i = 0; i < img.numel(); ++i) dst[i] = quant::quantize_integer(src[i], q.scale, q.zero_point, q.qmin, q.qmax);
+    } else {  // the model's input normalisation first: images come in [0, 1], as to the runtime's Session
+      const int64_t channels = img.size(1), plane = img.size(2) * img.size(3);
+      for (int64_t i = 0; i < img.numel(); ++i) {
+        const size_t c = static_cast<size_t>((i / plane) % channels);
+        const float x = quant::normalise_input(src[i], model.input_mean[c], model.input_std[c]);
+        dst[i] = quant::quantize_integer(x, q.scale, q.zero_point, q.qmin, q.qmax);
+      }
+    }
   }
   std::vector<torch::Tensor> values{input};
   std::vector<ActQParams> value_q{model.input};
@@ -160,6 +171,17 @@ IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor
       case OpKind::Flatten:
         y = x.reshape({x.size(0), -1, 1, 1});
         break;
+      case OpKind::Concat: {
+        std::vector<torch::Tensor> parts;
+        for (size_t k = 0; k < op.inputs.size(); ++k) {
+          const torch::Tensor table = torch::tensor(
+              std::vector<int64_t>(op.table.begin() + 256 * k, op.table.begin() + 256 * (k + 1)), torch::kInt64);
+          const torch::Tensor& part = values[static_cast<size_t>(op.inputs[k])];
+          parts.push_back(table.index({part.reshape({-1})}).view(part.sizes()));
+        }
+        y = torch::cat(parts, 1);
+        break;
+      }
       case OpKind::Lookup: {
         const torch::Tensor table = torch::tensor(std::vector<int64_t>(op.table.begin(), op.table.end()), torch::kInt64);
         y = table.index({x.reshape({-1})}).view(x.sizes());

@@ -18,7 +18,9 @@ struct IntegerOutputs {
   torch::Tensor predictions;  // [N] int64: argmax of logits, ties to the lowest index
 };
 
-// images: [N, C, H, W] float32 as the model's input expects (pixel / 255 for Fashion-MNIST).
+// images: [N, C, H, W] float32 as the model's input expects (pixel / 255 for Fashion-MNIST), before
+// the model's input normalisation (Model::input_mean / input_std), which is applied here as the
+// runtime's Session and models::Net apply it.
 // When `codes` is given it receives every value's int64 tensor, indexed like the model's values
 // (0 = the quantized input, i + 1 = op i's output; the output layer's holds its int32 logits).
 IntegerOutputs simulate_integer(const runtime::Model& model, const torch::Tensor& images,

@@ -171,6 +171,14 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
   m.in_channels = static_cast<int32_t>(shape[0]);
   m.in_height = shape.size() == 3 ? static_cast<int32_t>(shape[1]) : 1;
   m.in_width = shape.size() == 3 ? static_cast<int32_t>(shape[2]) : 1;
+  if (!net->input_mean().empty()) {  // the run's --mean / --std, one value per channel in the model file
+    const size_t c = static_cast<size_t>(m.in_channels), given = net->input_mean().size();
+    LOWBIT_CHECK(given == 1 || given == c, "convert: the input normalisation has " + std::to_string(given) +
+                                               " values but model '" + net->model_name() + "' takes " +
+                                               std::to_string(c) + " input channels");
+    m.input_mean = given == 1 ? std::vector<float>(c, net->input_mean()[0]) : net->input_mean();
+    m.input_std = given == 1 ? std::vector<float>(c, net->input_std()[0]) : net->input_std();
+  }
 
   auto input = std::dynamic_pointer_cast<qat::QInputImpl>(net->input_layer());
   LOWBIT_CHECK(input != nullptr, "convert: the model has no input quantizer; it must be prepared for QAT (lowbit qat) "
@@ -198,7 +206,8 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
       auto [w, b] = conv->folded_weight_and_bias();
       op = runtime::make_conv2d(x, static_cast<int32_t>(s.in_channels), static_cast<int32_t>(s.out_channels),
                                 static_cast<int32_t>(s.kernel), static_cast<int32_t>(s.stride),
-                                static_cast<int32_t>(s.padding), static_cast<int32_t>(s.groups));
+                                static_cast<int32_t>(s.padding), static_cast<int32_t>(s.groups),
+                                static_cast<int32_t>(s.dilation));
       out_q = fill_weighted_op(op, {w, b, *conv->weight_quantizer, quantizer_or_null(conv->output_quantizer), s.activation}, in_q,
                                last, node, weight_scales);
     } else if (auto lin = std::dynamic_pointer_cast<qat::QLinearActImpl>(node.layer)) {
@@ -220,6 +229,17 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
       const auto table = quant::make_pointwise_table(pw->function(), in_q.scale, in_q.zero_point, out_q.scale,
                                                      out_q.zero_point, out_q.qmin, out_q.qmax);
       op = runtime::make_lookup(x, std::vector<uint8_t>(table.begin(), table.end()));
+    } else if (auto cat = std::dynamic_pointer_cast<qat::QConcatImpl>(node.layer)) {
+      LOWBIT_CHECK(cat->output_quantizer && !last && node.inputs.size() >= 2,
+                   where(node) + ": a concat needs two or more inputs, an output quantizer and a layer after it");
+      out_q = act_qparams(*cat->output_quantizer, node);
+      op = runtime::make_concat(std::vector<int32_t>(node.inputs.begin(), node.inputs.end()));
+      for (int v : node.inputs) {
+        const runtime::ActQParams& q = value_q.at(static_cast<size_t>(v));
+        const auto table = quant::make_requantize_table(q.scale, q.zero_point, out_q.scale, out_q.zero_point,
+                                                        out_q.qmin, out_q.qmax);
+        op.table.insert(op.table.end(), table.begin(), table.end());
+      }
     } else if (auto pool = std::dynamic_pointer_cast<qat::QPoolImpl>(node.layer)) {
       const models::PoolSpec& p = pool->spec();
       op = kind == "gap" ? runtime::make_global_avg_pool(x)
@@ -234,7 +254,7 @@ runtime::Model to_runtime_model(models::Net& net, const std::string& description
       op = runtime::make_flatten(x);
     } else {
       throw Error(where(node) + ": layer of kind '" + kind +
-                  "' is not quantized; the integer runtime needs every conv, linear, add, element-wise function and average pool "
+                  "' is not quantized; the integer runtime needs every conv, linear, add, concat, element-wise function and average pool "
                   "quantized (check the QAT config's quantize=false overrides)");
     }
     op.out = out_q;

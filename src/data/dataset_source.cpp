@@ -200,4 +200,31 @@ RawDataset load_raw_dataset(const std::string& flag, const std::string& split, c
   return d;
 }
 
+RawDataset load_raw_images(const std::string& spec, const std::string& split, const std::string& layout) {
+  std::error_code ec;
+  if (!(ends_with(spec, ".npy") && fs::is_regular_file(spec, ec))) return load_raw_dataset(spec, split, layout);
+  const NpyArray x = read_npy_file(spec);
+  NpyArray y;  // no labels: zeros
+  y.dtype = "i8";
+  y.shape = {x.shape.empty() ? 0 : x.shape[0]};
+  y.bytes.assign(static_cast<size_t>(std::max<int64_t>(0, y.shape[0]) * 8), 0);
+  RawDataset d = examples_from_arrays(x, spec, y, spec + " (no labels)", layout);
+  d.kind = SourceKind::kNpyFolder;
+  d.spec = spec;
+  return d;
+}
+
+std::vector<float> planar_floats(const RawDataset& d, int64_t first, int64_t count) {
+  LOWBIT_CHECK(first >= 0 && count >= 0 && first + count <= d.count,
+               "images " + std::to_string(first) + ".." + std::to_string(first + count - 1) + " are out of range: '" +
+                   d.spec + "' has " + std::to_string(d.count));
+  const int64_t item = d.channels * d.height * d.width;
+  std::vector<float> x(static_cast<size_t>(count * item));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const size_t at = static_cast<size_t>(first * item) + i;
+    x[i] = d.is_float ? d.f32[at] : static_cast<float>(d.u8[at]) / 255.0f;
+  }
+  return x;
+}
+
 }  // namespace lowbit::data

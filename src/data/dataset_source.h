@@ -46,6 +46,13 @@ struct RawDataset {
 // --layout otherwise. `split` is "train" or "test".
 RawDataset load_raw_dataset(const std::string& spec, const std::string& split, const std::string& layout = "auto");
 
+// Images to run a model on (`lowbit run`): a --data value as above (its `split`), or one .npy
+// array of images alone (labels all 0), [N, H, W], [N, C, H, W] or [N, H, W, C].
+RawDataset load_raw_images(const std::string& spec, const std::string& split, const std::string& layout = "auto");
+
+// Images first .. first + count - 1 as float32 NCHW: uint8 / 255, float pixels as stored.
+std::vector<float> planar_floats(const RawDataset& d, int64_t first, int64_t count);
+
 // The images array and the labels array of one split, already read (exposed for tests and the
 // fuzzing harness). The names go into error messages.
 

@@ -95,7 +95,7 @@ std::string FloatBuilder::conv(const models::Node& node, const std::string& x, c
   add_node("Conv", node.name, inputs, {y},
            {Attribute::make_ints("kernel_shape", {s.kernel, s.kernel}), Attribute::make_ints("strides", {s.stride, s.stride}),
             Attribute::make_ints("pads", {s.padding, s.padding, s.padding, s.padding}),
-            Attribute::make_ints("dilations", {1, 1}), Attribute::make_int("group", s.groups)});
+            Attribute::make_ints("dilations", {s.dilation, s.dilation}), Attribute::make_int("group", s.groups)});
   return y;
 }
 
@@ -125,6 +125,20 @@ Model FloatBuilder::build(models::Net& net) {
   // Float tensor and rank (4: NCHW, 2: [N, K]) of each Net value; the input quantizer of a QAT
   // net is dropped (the float model takes the float image).
   std::vector<std::string> value{"input"};
+  if (!net->input_mean().empty()) {  // the run's --mean / --std: Sub then Div, as models::Net computes them
+    LOWBIT_CHECK(input_dims.size() >= 2, "onnx export: input normalisation needs a channel axis");
+    const int64_t channels = input_dims[1];
+    std::vector<int64_t> dims(input_dims.size(), 1);
+    dims[1] = channels;
+    const auto per_channel = [&](const std::vector<float>& v) {
+      return v.size() == 1 ? std::vector<float>(static_cast<size_t>(channels), v[0]) : v;
+    };
+    out_.graph.initializers.push_back(make_float_tensor("input_mean", dims, per_channel(net->input_mean())));
+    out_.graph.initializers.push_back(make_float_tensor("input_std", dims, per_channel(net->input_std())));
+    add_node("Sub", "input_centred", {"input", "input_mean"}, {"input_centred"});
+    add_node("Div", "input_normalised", {"input_centred", "input_std"}, {"input_normalised"});
+    value = {"input_normalised"};
+  }
   std::vector<int> rank{static_cast<int>(input_dims.size())};
   int64_t classes = 0;
   for (const models::Node& node : net->nodes()) {
@@ -188,6 +202,11 @@ Model FloatBuilder::build(models::Net& net) {
       y = node.name + "_add";
       add_node("Add", node.name, {x, value.at(static_cast<size_t>(node.inputs[1]))}, {y});
       y = activation(y, node.name, act);
+    } else if (node.layer->kind() == "concat") {
+      std::vector<std::string> parts;
+      for (int v : node.inputs) parts.push_back(value.at(static_cast<size_t>(v)));
+      y = node.name + "_concat";
+      add_node("Concat", node.name, parts, {y}, {Attribute::make_int("axis", 1)});
     } else if (auto pw = std::dynamic_pointer_cast<models::PointwiseImpl>(node.layer)) {
       y = pointwise(node, x, pw->function());
     } else {

@@ -198,7 +198,7 @@ ValueTensors QdqBuilder::weighted_op(size_t i, const runtime::Op& op, bool last)
              {Attribute::make_ints("kernel_shape", {op.kernel_h, op.kernel_w}),
               Attribute::make_ints("strides", {op.stride_h, op.stride_w}),
               Attribute::make_ints("pads", {op.pad_h, op.pad_w, op.pad_h, op.pad_w}),
-              Attribute::make_ints("dilations", {1, 1}), Attribute::make_int("group", op.groups)});
+              Attribute::make_ints("dilations", {op.dilation_h, op.dilation_w}), Attribute::make_int("group", op.groups)});
   } else {
     add_node("Gemm", name, {x, w, b}, {y}, {Attribute::make_int("transB", 1)});
     rank = 2;
@@ -227,7 +227,19 @@ Model QdqBuilder::build() {
   out_.doc_string = "QDQ export of lowbit integer model '" + m_.name + "'";
   out_.graph.inputs.push_back({"input", DataType::Float, {-1, m_.in_channels, m_.in_height, m_.in_width}});
 
-  values_.push_back(quantize_output("input", "input", m_.input));
+  // The model's input normalisation (x - mean[c]) / std[c] as float Sub then Div on [1, C, 1, 1]
+  // constants, so the graph takes images in [0, 1] as lowbit's runtime does; both are exact IEEE
+  // float32 operations, the same as quant::normalise_input.
+  std::string input = "input";
+  if (!m_.input_mean.empty()) {
+    const std::vector<int64_t> dims{1, m_.in_channels, 1, 1};
+    out_.graph.initializers.push_back(make_float_tensor("input_mean", dims, m_.input_mean));
+    out_.graph.initializers.push_back(make_float_tensor("input_std", dims, m_.input_std));
+    add_node("Sub", "input_centred", {"input", "input_mean"}, {"input_centred"});
+    add_node("Div", "input_normalised", {"input_centred", "input_std"}, {"input_normalised"});
+    input = "input_normalised";
+  }
+  values_.push_back(quantize_output(input, "input", m_.input));
   for (size_t i = 0; i < m_.ops.size(); ++i) {
     const runtime::Op& op = m_.ops[i];
     const bool last = i + 1 == m_.ops.size();
@@ -290,6 +302,29 @@ Model QdqBuilder::build() {
         v.quantized = name + "_quantized";
         v.rank = in.rank;
         add_node("Gather", name, {table, index}, {v.quantized}, {Attribute::make_int("axis", 0)});
+        break;
+      }
+      case OpKind::Concat: {
+        // Each input's codes through its table onto the output grid (as for Lookup: exact in ONNX
+        // Runtime), then the uint8 codes side by side.
+        std::vector<std::string> parts;
+        for (size_t k = 0; k < op.inputs.size(); ++k) {
+          const ValueTensors& in = values_.at(static_cast<size_t>(op.inputs[k]));
+          const std::string part = name + "_input" + std::to_string(k);
+          add_node("Cast", part + "_index", {in.quantized}, {part + "_index"},
+                   {Attribute::make_int("to", static_cast<int64_t>(DataType::Int32))});
+          out_.graph.initializers.push_back(make_integer_tensor(
+              part + "_table", DataType::Uint8, {256},
+              std::vector<int32_t>(op.table.begin() + 256 * static_cast<std::ptrdiff_t>(k),
+                                   op.table.begin() + 256 * static_cast<std::ptrdiff_t>(k + 1))));
+          add_node("Gather", part, {part + "_table", part + "_index"}, {part}, {Attribute::make_int("axis", 0)});
+          parts.push_back(part);
+        }
+        v.qparams = op.out;
+        add_qparams(v, name);
+        v.quantized = name + "_quantized";
+        v.rank = values_.at(static_cast<size_t>(op.inputs[0])).rank;
+        add_node("Concat", name, parts, {v.quantized}, {Attribute::make_int("axis", 1)});
         break;
       }
       case OpKind::Add: {

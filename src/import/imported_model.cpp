@@ -12,6 +12,7 @@ nlohmann::json structure_to_json(const ImportedModel& model) {
     if (l.kind == "conv") {
       j.update({{"in_channels", l.in_channels}, {"out_channels", l.out_channels}, {"kernel", l.kernel},
                 {"stride", l.stride}, {"padding", l.padding}, {"groups", l.groups}, {"batch_norm", l.batch_norm}});
+      if (l.dilation != 1) j["dilation"] = l.dilation;  // configs of undilated models stay as they were
     } else if (l.kind == "linear") {
       j.update({{"in_features", l.in_features}, {"out_features", l.out_features}, {"bias", l.bias}});
     } else if (l.kind == "maxpool" || l.kind == "avgpool") {
@@ -54,6 +55,9 @@ ImportedModel structure_from_json(const nlohmann::json& json) {
         l.stride = j.at("stride");
         l.padding = j.at("padding");
         l.groups = j.at("groups");
+        l.dilation = j.value("dilation", int64_t{1});
+        if (l.dilation < 1)
+          throw Error(where + ": layer '" + l.name + "' has dilation " + std::to_string(l.dilation) + " (must be >= 1)");
         l.batch_norm = j.at("batch_norm");
       } else if (l.kind == "linear") {
         l.in_features = j.at("in_features");
@@ -72,7 +76,7 @@ ImportedModel structure_from_json(const nlohmann::json& json) {
         } catch (const Error& e) {
           throw Error(where + ": layer '" + l.name + "': " + e.what());
         }
-      } else if (l.kind != "gap" && l.kind != "flatten" && l.kind != "add") {
+      } else if (l.kind != "gap" && l.kind != "flatten" && l.kind != "add" && l.kind != "concat") {
         throw Error(where + ": layer '" + l.name + "' has kind '" + l.kind + "', which this build does not know");
       }
       m.layers.push_back(std::move(l));

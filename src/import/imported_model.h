@@ -1,6 +1,6 @@
 // A float model imported from ONNX, lowered to the layer vocabulary lowbit models are written with
 // (models/layer.h): conv (+ batch norm + activation), linear (+ activation), max / average pooling,
-// global average pooling, flatten, residual add (+ activation) and element-wise functions. No LibTorch here: the torch
+// global average pooling, flatten, residual add (+ activation), channel concatenation and element-wise functions. No LibTorch here: the torch
 // side (models/imported_net.h) builds a Net from it, and the fuzzer reads files with it.
 //
 // The structure (everything but the weights) is also kept as JSON in the config of every run that
@@ -25,12 +25,13 @@ struct WeightArray {
 struct ImportedLayer {
   std::string name;        // lowbit node name, [a-z0-9_]+, unique
   std::string onnx_nodes;  // the ONNX node(s) it came from, e.g. "conv1 (Conv) + bn1 (BatchNormalization)"
-  std::string kind;        // "conv", "linear", "maxpool", "avgpool", "gap", "flatten", "add", "pointwise"
+  std::string kind;        // "conv", "linear", "maxpool", "avgpool", "gap", "flatten", "add", "concat", "pointwise"
   std::vector<int> inputs;
   std::string activation = "none";  // "none", "relu", "relu6" (models::activation_name)
 
   // conv
   int64_t in_channels = 0, out_channels = 0, kernel = 0, stride = 1, padding = 0, groups = 1;
+  int64_t dilation = 1;  // ONNX dilations [d, d]; JSON key "dilation", written only when != 1 (absent: 1)
   bool batch_norm = false;
   // linear
   int64_t in_features = 0, out_features = 0;

@@ -194,6 +194,7 @@ class Lowering {
   void lower_gemm(const onnx::NodeProto& n);
   void lower_matmul(const onnx::NodeProto& n);
   void lower_add(const onnx::NodeProto& n);
+  void lower_concat(const onnx::NodeProto& n);
   void lower_pool(const onnx::NodeProto& n, bool max);
   void lower_flatten_like(const onnx::NodeProto& n, const std::vector<int64_t>& target);
   void lower_reshape(const onnx::NodeProto& n);
@@ -204,8 +205,11 @@ class Lowering {
 
   struct Window {
     int64_t kernel, stride, padding;
+    int64_t dilation = 1;
+    int64_t extent() const { return dilation * (kernel - 1) + 1; }  // input rows (columns) one window spans
   };
-  Window square_window(const onnx::NodeProto& n, const std::vector<int64_t>& kernel_shape) const;
+  // dilated: the node may have dilations (Conv); the pools' must be 1.
+  Window square_window(const onnx::NodeProto& n, const std::vector<int64_t>& kernel_shape, bool dilated = false) const;
 
   const onnx::ModelProto& model_;
   std::string label_;
@@ -302,7 +306,7 @@ ImportedLayer* Lowering::sole_producer(const Activation& a) {
   return &out_.layers.at(static_cast<size_t>(a.value - 1));
 }
 
-Lowering::Window Lowering::square_window(const onnx::NodeProto& n, const std::vector<int64_t>& kernel_shape) const {
+Lowering::Window Lowering::square_window(const onnx::NodeProto& n, const std::vector<int64_t>& kernel_shape, bool dilated) const {
   if (kernel_shape.size() != 2) fail(n, "kernel_shape " + shape_text(kernel_shape) + " is not 2-D; lowbit has 2-D layers only");
   if (kernel_shape[0] != kernel_shape[1] || kernel_shape[0] < 1 || kernel_shape[0] > 64)
     fail(n, "kernel_shape " + shape_text(kernel_shape) + ": lowbit's layers take square kernels of 1 to 64");
@@ -310,25 +314,35 @@ Lowering::Window Lowering::square_window(const onnx::NodeProto& n, const std::ve
   if (strides.size() != 2 || strides[0] != strides[1] || strides[0] < 1 || strides[0] > 64)
     fail(n, "strides " + shape_text(strides) + ": lowbit's layers take equal strides of 1 to 64");
   const auto dilations = attr_ints(n, "dilations", {1, 1});
-  for (int64_t d : dilations)
-    if (d != 1) fail(n, "dilations " + shape_text(dilations) + ": lowbit's layers and runtime have no dilated kernels yet");
+  if (!dilated) {
+    for (int64_t d : dilations)
+      if (d != 1) fail(n, "dilations " + shape_text(dilations) + ": lowbit's pooling layers have no dilation (Conv has)");
+  } else if (dilations.size() != 2 || dilations[0] != dilations[1] || dilations[0] < 1 || dilations[0] > 64) {
+    fail(n, "dilations " + shape_text(dilations) + ": lowbit's convolutions take equal dilations of 1 to 64 "
+            "(a dilated window is square, as the kernel is)");
+  }
+  Window win{kernel_shape[0], strides[0], 0, dilated ? dilations[0] : 1};
+  const int64_t extent = win.extent();
   std::vector<int64_t> pads = attr_ints(n, "pads", {0, 0, 0, 0});
   const std::string auto_pad = attr_string(n, "auto_pad", "NOTSET");
   if (auto_pad == "VALID") {
     pads = {0, 0, 0, 0};
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-    if (strides[0] != 1 || kernel_shape[0] % 2 == 0)
+    if (strides[0] != 1 || extent % 2 == 0)
       fail(n, "auto_pad " + auto_pad + " with stride " + std::to_string(strides[0]) + " and kernel " +
-                  std::to_string(kernel_shape[0]) + " pads unevenly; lowbit pads every side alike: export with explicit pads");
-    const int64_t p = (kernel_shape[0] - 1) / 2;
+                  std::to_string(kernel_shape[0]) + (win.dilation != 1 ? " dilated by " + std::to_string(win.dilation) : "") +
+                  " pads unevenly; lowbit pads every side alike: export with explicit pads");
+    const int64_t p = (extent - 1) / 2;
     pads = {p, p, p, p};
   } else if (auto_pad != "NOTSET") {
     fail(n, "auto_pad '" + auto_pad + "' is not an ONNX value");
   }
   if (pads.size() != 4 || !std::all_of(pads.begin(), pads.end(), [&](int64_t p) { return p == pads[0]; }) || pads[0] < 0 ||
-      pads[0] >= kernel_shape[0])
-    fail(n, "pads " + shape_text(pads) + ": lowbit's layers pad all four sides alike, by less than the kernel size");
-  return Window{kernel_shape[0], strides[0], pads[0]};
+      pads[0] >= extent)
+    fail(n, "pads " + shape_text(pads) + ": lowbit's layers pad all four sides alike, by less than the " +
+                (win.dilation != 1 ? "dilated kernel's extent (" + std::to_string(extent) + ")" : std::string("kernel size")));
+  win.padding = pads[0];
+  return win;
 }
 
 // ---- constants ----------------------------------------------------------------------------
@@ -579,12 +593,15 @@ void Lowering::lower_conv(const onnx::NodeProto& n) {
   if (groups < 1 || c % groups != 0 || m % groups != 0 || w.dims[1] * groups != c)
     fail(n, "weight " + shape_text(w.dims) + " with group " + std::to_string(groups) + " does not fit an input of " +
                 std::to_string(c) + " channels");
-  const Window win = square_window(n, attr_ints(n, "kernel_shape", {w.dims[2], w.dims[3]}));
+  const Window win = square_window(n, attr_ints(n, "kernel_shape", {w.dims[2], w.dims[3]}), true);
   if (win.kernel != w.dims[2] || win.kernel != w.dims[3]) fail(n, "kernel_shape does not match the weight " + shape_text(w.dims));
-  const int64_t h = (x.shape[1] + 2 * win.padding - win.kernel) / win.stride + 1;
-  const int64_t wd = (x.shape[2] + 2 * win.padding - win.kernel) / win.stride + 1;
-  if (x.shape[1] + 2 * win.padding < win.kernel || x.shape[2] + 2 * win.padding < win.kernel)
-    fail(n, "a " + std::to_string(win.kernel) + "x" + std::to_string(win.kernel) + " kernel does not fit the input " + shape_text(x.shape));
+  const int64_t e = win.extent();
+  const int64_t h = (x.shape[1] + 2 * win.padding - e) / win.stride + 1;
+  const int64_t wd = (x.shape[2] + 2 * win.padding - e) / win.stride + 1;
+  if (x.shape[1] + 2 * win.padding < e || x.shape[2] + 2 * win.padding < e)
+    fail(n, "a " + std::to_string(win.kernel) + "x" + std::to_string(win.kernel) + " kernel" +
+                (win.dilation != 1 ? " dilated by " + std::to_string(win.dilation) + " (extent " + std::to_string(e) + ")" : "") +
+                " does not fit the input " + shape_text(x.shape));
   ImportedLayer l;
   l.kind = "conv";
   l.inputs = {x.value};
@@ -593,6 +610,7 @@ void Lowering::lower_conv(const onnx::NodeProto& n) {
   l.kernel = win.kernel;
   l.stride = win.stride;
   l.padding = win.padding;
+  l.dilation = win.dilation;
   l.groups = groups;
   l.weights["weight"] = WeightArray{w.dims, w.f};
   WeightArray bias{{m}, std::vector<float>(static_cast<size_t>(m), 0.0f)};
@@ -868,6 +886,35 @@ void Lowering::lower_add(const onnx::NodeProto& n) {
   set_activation(n, n.output(0), x, 1);
 }
 
+// Concat of tensors computed from the input, along the channels (axis 1): DenseNet and Inception
+// blocks, torch.cat([a, b], dim=1). Concat of constants (shape arithmetic) is folded instead.
+void Lowering::lower_concat(const onnx::NodeProto& n) {
+  if (n.input_size() < 2) fail(n, "has " + std::to_string(n.input_size()) + " input; lowbit's concat takes 2 or more");
+  if (n.input_size() > 64) fail(n, "has " + std::to_string(n.input_size()) + " inputs; lowbit's concat takes at most 64");
+  const Activation first = activation_input(n, 0);
+  const int64_t rank = static_cast<int64_t>(first.shape.size()) + 1;  // with the batch
+  int64_t axis = attr_int(n, "axis", 1);
+  if (axis < 0) axis += rank;
+  if (axis != 1)
+    fail(n, "axis " + std::to_string(attr_int(n, "axis", 1)) + " of a rank-" + std::to_string(rank) +
+                " tensor; lowbit concatenates along the channels (axis 1) only");
+  ImportedLayer l;
+  l.kind = "concat";
+  std::vector<int64_t> shape = first.shape;
+  shape[0] = 0;
+  for (int k = 0; k < n.input_size(); ++k) {
+    const Activation x = activation_input(n, k);
+    bool same_rest = x.net_rank == first.net_rank && x.shape.size() == first.shape.size();
+    for (size_t d = 1; same_rest && d < x.shape.size(); ++d) same_rest = x.shape[d] == first.shape[d];
+    if (!same_rest)
+      fail(n, "input " + std::to_string(k) + " has shape " + shape_text(x.shape) + " and input 0 " + shape_text(first.shape) +
+                  "; concatenated tensors must agree in every dimension but the channels");
+    shape[0] += x.shape[0];
+    l.inputs.push_back(x.value);
+  }
+  add_layer(n, std::move(l), shape, first.net_rank);
+}
+
 void Lowering::lower_pool(const onnx::NodeProto& n, bool max) {
   const Activation x = activation_input(n, 0);
   if (x.net_rank != 4 || x.shape.size() != 3) fail(n, "its input has shape " + shape_text(x.shape) + "; pooling takes [N, C, H, W]");
@@ -982,6 +1029,7 @@ void Lowering::lower(const onnx::NodeProto& n) {
   if (op == "Gemm") return lower_gemm(n);
   if (op == "MatMul") return lower_matmul(n);
   if (op == "Add") return lower_add(n);
+  if (op == "Concat") return lower_concat(n);
   if (op == "Sub" || op == "Div") return lower_affine(n);
   if (op == "MaxPool") return lower_pool(n, true);
   if (op == "AveragePool") return lower_pool(n, false);
@@ -1088,7 +1136,7 @@ bool is_onnx_path(const std::string& path) {
 const std::vector<std::string>& supported_onnx_operators() {
   static const std::vector<std::string> ops = {
       "Conv", "BatchNormalization", "Relu", "Clip (ReLU6)", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Mul (x * Sigmoid(x), x * HardSigmoid(x), x * constant)", "Gemm", "MatMul", "Add", "Sub and Div (by a constant)", "MaxPool", "AveragePool",
-      "GlobalAveragePool", "Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Constant", "Shape"};
+      "GlobalAveragePool", "Concat (channels)", "Flatten", "Reshape", "Squeeze", "Identity", "Dropout", "Constant", "Shape"};
   return ops;
 }
 

@@ -23,6 +23,7 @@ std::shared_ptr<LayerImpl> make_layer(const import::ImportedLayer& l) {
     s.stride = l.stride;
     s.padding = l.padding;
     s.groups = l.groups;
+    s.dilation = l.dilation;
     s.batch_norm = l.batch_norm;
     s.activation = activation_of(l);
     return std::make_shared<ConvBnActImpl>(s);
@@ -33,6 +34,7 @@ std::shared_ptr<LayerImpl> make_layer(const import::ImportedLayer& l) {
   if (l.kind == "gap") return std::make_shared<GlobalAvgPoolImpl>();
   if (l.kind == "flatten") return std::make_shared<FlattenImpl>();
   if (l.kind == "add") return std::make_shared<AddActImpl>(activation_of(l));
+  if (l.kind == "concat") return std::make_shared<ConcatImpl>();
   if (l.kind == "pointwise") return std::make_shared<PointwiseImpl>(quant::pointwise_function(l.function, l.alpha, l.beta));
   throw Error("imported layer '" + l.name + "': unknown kind '" + l.kind + "'");
 }

@@ -38,9 +38,11 @@ ConvBnActImpl::ConvBnActImpl(const ConvSpec& spec) : spec_(spec) {
                "invalid conv spec: in " + std::to_string(spec.in_channels) + ", out " +
                    std::to_string(spec.out_channels) + ", groups " + std::to_string(spec.groups) +
                    " (channels must be positive multiples of groups)");
+  LOWBIT_CHECK(spec.dilation >= 1, "invalid conv spec: dilation " + std::to_string(spec.dilation) + " (must be >= 1)");
   conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec.in_channels, spec.out_channels, spec.kernel)
                                                        .stride(spec.stride)
                                                        .padding(spec.padding)
+                                                       .dilation(spec.dilation)
                                                        .groups(spec.groups)
                                                        .bias(!spec.batch_norm)));
   // Weights keep LibTorch's default initialisation (PyTorch's: Kaiming uniform with a = sqrt(5),
@@ -88,6 +90,11 @@ torch::Tensor FlattenImpl::forward(const std::vector<torch::Tensor>& inputs) {
 torch::Tensor AddActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   LOWBIT_CHECK(inputs.size() == 2, "add layer takes 2 inputs, got " + std::to_string(inputs.size()));
   return apply_activation(inputs[0] + inputs[1], activation_);
+}
+
+torch::Tensor ConcatImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  LOWBIT_CHECK(inputs.size() >= 2, "concat layer takes 2 or more inputs, got " + std::to_string(inputs.size()));
+  return torch::cat(inputs, 1);
 }
 
 torch::Tensor apply_pointwise(const torch::Tensor& x, const quant::PointwiseFunction& f) {

@@ -22,7 +22,7 @@ class LayerImpl : public torch::nn::Module {
  public:
   ~LayerImpl() override = default;
   virtual torch::Tensor forward(const std::vector<torch::Tensor>& inputs) = 0;
-  // "conv", "linear", "maxpool", "avgpool", "gap", "add", "flatten", "pointwise" (also for qat/
+  // "conv", "linear", "maxpool", "avgpool", "gap", "add", "concat", "flatten", "pointwise" (also for qat/
   // replacements)
   virtual std::string kind() const = 0;
 };
@@ -34,6 +34,7 @@ struct ConvSpec {
   int64_t stride = 1;
   int64_t padding = 0;
   int64_t groups = 1;      // groups == in_channels == out_channels: depthwise
+  int64_t dilation = 1;    // taps `dilation` pixels apart (ONNX dilations [d, d]); window extent d * (kernel - 1) + 1
   bool batch_norm = true;  // conv has a bias only when there is no batch norm
   Activation activation = Activation::ReLU;
 };
@@ -126,6 +127,13 @@ class AddActImpl : public LayerImpl {
 
  private:
   Activation activation_;
+};
+
+// Channel concatenation of two or more [N, C_k, H, W] inputs, in input order (torch.cat(dim=1)).
+class ConcatImpl : public LayerImpl {
+ public:
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+  std::string kind() const override { return "concat"; }
 };
 
 // f(x) element-wise in float32 torch ops, with autograd: what training and the float model compute

@@ -1,5 +1,9 @@
 #include "models/net.h"
 
+#include <cmath>
+
+#include "quant/input_normalisation.h"
+
 #include "base/error.h"
 
 namespace lowbit::models {
@@ -38,11 +42,49 @@ int NetImpl::add(const std::string& name, std::shared_ptr<LayerImpl> layer, std:
   return produced;
 }
 
+void NetImpl::set_input_normalisation(std::vector<float> mean, std::vector<float> std_dev) {
+  LOWBIT_CHECK(mean.size() == std_dev.size(), "model '" + model_name_ + "': input normalisation has " +
+                                                  std::to_string(mean.size()) + " means and " +
+                                                  std::to_string(std_dev.size()) + " standard deviations");
+  for (float s : std_dev)
+    LOWBIT_CHECK(std::isfinite(s) && s > 0.0f, "model '" + model_name_ + "': input normalisation std must be > 0");
+  input_mean_ = std::move(mean);
+  input_std_ = std::move(std_dev);
+}
+
+torch::Tensor NetImpl::normalise_input(const torch::Tensor& x) const {
+  if (input_mean_.empty()) return x;
+  LOWBIT_CHECK(x.dim() >= 2 && x.scalar_type() == torch::kFloat32,
+               "model '" + model_name_ + "': input normalisation needs float32 images [N, C, ...]");
+  const int64_t channels = x.size(1);
+  LOWBIT_CHECK(input_mean_.size() == 1 || static_cast<int64_t>(input_mean_.size()) == channels,
+               "model '" + model_name_ + "': --mean/--std have " + std::to_string(input_mean_.size()) +
+                   " values but the input has " + std::to_string(channels) +
+                   " channels; give one value per channel or one for all");
+  // quant::normalise_input element by element: the runtime's arithmetic exactly (subtract, then
+  // divide; no reciprocal). Images never need a gradient.
+  const torch::Tensor src = x.detach().to(torch::kCPU).contiguous();
+  torch::Tensor out = torch::empty_like(src);
+  const float* s = src.data_ptr<float>();
+  float* d = out.data_ptr<float>();
+  const int64_t inner = src.numel() / std::max<int64_t>(1, src.size(0) * channels);
+  const int64_t planes = src.size(0) * channels;
+  at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const size_t c = input_mean_.size() == 1 ? 0 : static_cast<size_t>(p % channels);
+      const float m = input_mean_[c], sd = input_std_[c];
+      for (int64_t i = p * inner; i < (p + 1) * inner; ++i) d[i] = quant::normalise_input(s[i], m, sd);
+    }
+  });
+  return out.to(x.device());
+}
+
 torch::Tensor NetImpl::forward(const torch::Tensor& x) {
   LOWBIT_CHECK(!nodes_.empty(), "model '" + model_name_ + "' has no nodes");
   std::vector<torch::Tensor> values;
   values.reserve(nodes_.size() + 1);
-  values.push_back(input_layer_ ? input_layer_->forward({x}) : x);
+  const torch::Tensor input = normalise_input(x);
+  values.push_back(input_layer_ ? input_layer_->forward({input}) : input);
   std::vector<torch::Tensor> args;
   for (const auto& n : nodes_) {
     args.clear();

@@ -37,6 +37,14 @@ class NetImpl : public torch::nn::Module {
   // Optional layer applied to the network input before node 0 (qat's input quantizer).
   void set_input_layer(std::shared_ptr<LayerImpl> layer);
   const std::shared_ptr<LayerImpl>& input_layer() const { return input_layer_; }
+  // Input normalisation x' = (x - mean[c]) / std[c] in float32 (quant::normalise_input), applied
+  // in forward before the input layer: the run's --mean / --std (data/input_normalisation.h).
+  // Both empty (none), one value for all channels, or one per channel. train::build_net sets it.
+  void set_input_normalisation(std::vector<float> mean, std::vector<float> std_dev);
+  const std::vector<float>& input_mean() const { return input_mean_; }
+  const std::vector<float>& input_std() const { return input_std_; }
+  // x normalised as forward does (x itself when there is no normalisation).
+  torch::Tensor normalise_input(const torch::Tensor& x) const;
 
   const std::string& model_name() const { return model_name_; }
 
@@ -50,6 +58,7 @@ class NetImpl : public torch::nn::Module {
   std::vector<int64_t> input_shape_{1, 28, 28};
   std::vector<Node> nodes_;
   std::shared_ptr<LayerImpl> input_layer_;
+  std::vector<float> input_mean_, input_std_;
 };
 TORCH_MODULE(Net);
 

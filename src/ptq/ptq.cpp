@@ -130,11 +130,15 @@ PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,
   const std::vector<models::Node> fp_nodes = net->nodes();
   qat::prepare(net, config);
   calibrate_activations(net, calibration);
+  // The layer-by-layer passes below walk the nodes themselves: they start from the images as
+  // forward sees them, after the run's input normalisation (--mean / --std).
+  std::vector<torch::Tensor> normalised;
+  for (const torch::Tensor& b : calibration) normalised.push_back(net->normalise_input(b));
 
   PtqReport report;
   const std::vector<models::Node>& q_nodes = net->nodes();
   for (WeightLayer& layer : weight_layers(net)) {
-    const std::vector<torch::Tensor> inputs = node_inputs(q_nodes, net->input_layer(), calibration, layer.node_index());
+    const std::vector<torch::Tensor> inputs = node_inputs(q_nodes, net->input_layer(), normalised, layer.node_index());
     const torch::Tensor w = layer.effective_weight();
     const torch::Tensor b = layer.effective_bias();
     auto& wq = layer.weight_quantizer();
@@ -169,7 +173,7 @@ PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,
 
     if (options.bn_reestimate && layer.has_batch_norm()) reestimate_batch_norm(layer, inputs);
     if (options.bias_correction) {
-      const std::vector<torch::Tensor> fp_inputs = node_inputs(fp_nodes, nullptr, calibration, layer.node_index());
+      const std::vector<torch::Tensor> fp_inputs = node_inputs(fp_nodes, nullptr, normalised, layer.node_index());
       const torch::Tensor wd = layer.deployed_weight();
       const torch::Tensor bd = layer.effective_bias();
       std::vector<torch::Tensor> diffs;

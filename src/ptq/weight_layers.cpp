@@ -66,7 +66,7 @@ torch::Tensor WeightLayer::input_rows(const torch::Tensor& x) const {
   if (!conv_) return x.reshape({-1, x.size(-1)});  // [N, K] or tokens [N, T, K]
   LOWBIT_CHECK(groups() == 1, "layer '" + name_ + "': input rows need an ungrouped convolution");
   const models::ConvSpec& s = conv_->spec();
-  const torch::Tensor cols = F::unfold(x, F::UnfoldFuncOptions({s.kernel, s.kernel}).padding(s.padding).stride(s.stride));
+  const torch::Tensor cols = F::unfold(x, F::UnfoldFuncOptions({s.kernel, s.kernel}).padding(s.padding).stride(s.stride).dilation(s.dilation));
   // [N, C*kh*kw, L] -> [N*L, C*kh*kw]: the order matches weight.reshape({out, -1}).
   return cols.transpose(1, 2).reshape({-1, cols.size(1)});
 }

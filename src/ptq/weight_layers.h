@@ -57,7 +57,8 @@ std::vector<WeightLayer> weight_layers(models::Net& net);
 
 // Runs `nodes` (after `input_layer`, which may be null) on x and returns the values 0..upto
 // (value 0: the network input after input_layer; value i + 1: output of node i). Stops after
-// node upto - 1, so values[upto] is the last one computed.
+// node upto - 1, so values[upto] is the last one computed. x is the input as the nodes see it:
+// for a net with input normalisation, pass net->normalise_input(images) (models/net.h).
 std::vector<torch::Tensor> forward_values(const std::vector<models::Node>& nodes,
                                           const std::shared_ptr<models::LayerImpl>& input_layer,
                                           const torch::Tensor& x, size_t upto);

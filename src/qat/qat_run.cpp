@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "base/error.h"
+#include "data/input_normalisation.h"
 #include "data/run_data_layout.h"
 #include "qat/quantized_layers.h"
 #include "qat/winq.h"
@@ -66,8 +67,18 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, c
   if (layout != "auto" && !config.extra.value("data", nlohmann::json::object()).contains("layout")) {
     config.extra["data"]["layout"] = layout;
   }
+  // The input normalisation the FP32 run was trained with; --mean/--std may only repeat it (or
+  // give one to a source without any, e.g. an imported ONNX model).
+  const data::InputNormalisation source_norm = data::InputNormalisation::from_run_config(source.config);
+  data::InputNormalisation norm = data::InputNormalisation::from_run_config(config.extra);
+  LOWBIT_CHECK(!norm.active() || !source_norm.active() || norm == source_norm,
+               "qat: --mean/--std (" + norm.describe() + ") contradict the input normalisation '" + source.path +
+                   "' was trained with (" + source_norm.describe() + "); drop them");
+  if (!norm.active()) norm = source_norm;
+  norm.write_to(config.extra);
   config.validate();
   models::Net net = train::load_net(source.path);
+  if (norm.active()) net->set_input_normalisation(norm.mean, norm.std);
   LOWBIT_CHECK(!source.config.contains("qat"),
                "qat: '" + source.path + "' is already a QAT checkpoint; start from an FP32 checkpoint, or use "
                "--resume to continue a QAT run");

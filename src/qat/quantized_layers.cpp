@@ -54,6 +54,7 @@ QConvBnActImpl::QConvBnActImpl(const models::ConvBnActImpl& fp, const FakeQuanti
   conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(spec_.in_channels, spec_.out_channels, spec_.kernel)
                                                        .stride(spec_.stride)
                                                        .padding(spec_.padding)
+                                                       .dilation(spec_.dilation)
                                                        .groups(spec_.groups)
                                                        .bias(fp.conv->bias.defined())));
   conv->weight.copy_(fp.conv->weight);
@@ -200,6 +201,15 @@ torch::Tensor QPointwiseImpl::forward(const std::vector<torch::Tensor>& inputs) 
   return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
 }
 
+QConcatImpl::QConcatImpl(const std::optional<FakeQuantizeOptions>& output) {
+  if (output) output_quantizer = register_module("output_quantizer", make_quantizer(*output));
+}
+
+torch::Tensor QConcatImpl::forward(const std::vector<torch::Tensor>& inputs) {
+  torch::Tensor y = models::ConcatImpl::forward(inputs);
+  return output_quantizer && !output_quantized_downstream ? output_quantizer->forward(y) : y;
+}
+
 QPoolImpl::QPoolImpl(std::string kind, models::PoolSpec pool, std::shared_ptr<FakeQuantizeImpl> input_grid)
     : kind_(std::move(kind)), pool_(pool), input_grid_(std::move(input_grid)) {
   LOWBIT_CHECK(kind_ == "avgpool" || kind_ == "gap", "QPool handles avgpool and gap, not '" + kind_ + "'");
@@ -276,6 +286,10 @@ bool defer_to_max_pool(models::Net& net, const std::vector<models::Node>& nodes,
   }
   if (auto p = std::dynamic_pointer_cast<QPointwiseImpl>(producer); p && p->output_quantizer) {
     p->output_quantized_downstream = true;
+    return true;
+  }
+  if (auto c = std::dynamic_pointer_cast<QConcatImpl>(producer); c && c->output_quantizer) {
+    c->output_quantized_downstream = true;
     return true;
   }
   return false;
@@ -355,6 +369,18 @@ void prepare(models::Net& net, const QatConfig& config) {
                                                "runtime's lookup table has no input codes; quantize the producer too");
       QPointwise q(fp->function(), output());
       grid[i + 1] = q->output_quantizer ? q->output_quantizer.ptr() : nullptr;
+      net->replace_layer(node.name, q.ptr());
+    } else if (kind == "concat") {
+      LOWBIT_CHECK(std::dynamic_pointer_cast<models::ConcatImpl>(node.layer) &&
+                       !std::dynamic_pointer_cast<QConcatImpl>(node.layer),
+                   where + " is not a float Concat layer (already prepared?)");
+      for (int v : node.inputs)
+        LOWBIT_CHECK(grid[static_cast<size_t>(v)] != nullptr,
+                     where + ": its input value " + std::to_string(v) + " is not quantized (its producer stays float), "
+                             "so the integer runtime has no codes to concatenate; quantize the producer too");
+      LOWBIT_CHECK(!last, where + ": a concat cannot be the last layer (the last layer must be conv or linear)");
+      QConcat q(output());
+      grid[i + 1] = q->output_quantizer.ptr();
       net->replace_layer(node.name, q.ptr());
     } else if (kind == "avgpool" || kind == "gap") {
       models::PoolSpec pool;

@@ -17,6 +17,8 @@
 //   QAddAct     residual add of two quantized inputs, activation, output quantizer.
 //   QPointwise  an element-wise function (sigmoid, LeakyReLU, ...) of a quantized input, then
 //               its own output quantizer: the runtime's 256-entry lookup table between the two.
+//   QConcat     channel concatenation of quantized inputs, then its own output quantizer: the
+//               runtime's per-input 256-entry tables onto the output grid.
 //   QPool       average pooling / global average pooling whose output is rounded back onto
 //               its input's grid (the producer's scale and zero point, straight-through
 //               gradient), as an integer average does; no parameters of its own.
@@ -125,6 +127,19 @@ class QPointwiseImpl : public models::PointwiseImpl {
   bool output_quantized_downstream = false;  // as in QConvBnActImpl
 };
 TORCH_MODULE(QPointwise);
+
+// A models::ConcatImpl still; every input must be on a grid (its producer quantized): the output
+// quantizer then moves each input's codes onto one grid, which the runtime does with one table
+// per input (quant::make_requantize_table).
+class QConcatImpl : public models::ConcatImpl {
+ public:
+  explicit QConcatImpl(const std::optional<FakeQuantizeOptions>& output);
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs) override;
+
+  FakeQuantize output_quantizer{nullptr};
+  bool output_quantized_downstream = false;  // as in QConvBnActImpl
+};
+TORCH_MODULE(QConcat);
 
 // kind "avgpool" (with `pool`) or "gap". `input_grid` is the producer's output quantizer; it
 // is not registered here (its parameters belong to the producer).

@@ -67,4 +67,16 @@ std::array<uint8_t, 256> make_pointwise_table(const PointwiseFunction& f, float 
   return table;
 }
 
+std::array<uint8_t, 256> make_requantize_table(float in_scale, int32_t in_zero_point, float out_scale,
+                                               int32_t out_zero_point, int32_t out_qmin, int32_t out_qmax) {
+  LOWBIT_CHECK(out_qmin >= 0 && out_qmax <= 255 && out_qmin <= out_qmax,
+               "requantization table: output code range [" + std::to_string(out_qmin) + ", " +
+                   std::to_string(out_qmax) + "] is not within uint8");
+  std::array<uint8_t, 256> table{};
+  for (int32_t q = 0; q < 256; ++q)
+    table[static_cast<size_t>(q)] = static_cast<uint8_t>(
+        quantize_integer(dequantize(q, in_scale, in_zero_point), out_scale, out_zero_point, out_qmin, out_qmax));
+  return table;
+}
+
 }  // namespace lowbit::quant

@@ -47,4 +47,10 @@ PointwiseFunction pointwise_function(const std::string& name, float alpha = 0.0f
 std::array<uint8_t, 256> make_pointwise_table(const PointwiseFunction& f, float in_scale, int32_t in_zero_point,
                                               float out_scale, int32_t out_zero_point, int32_t out_qmin, int32_t out_qmax);
 
+// The same with f(x) = x: table[q] = quantize_integer(s_in * (q - z_in), s_out, z_out, qmin, qmax),
+// a code moved onto another grid exactly as fake quantization moves the value it stands for
+// (Concat's inputs onto its output grid). Identity when the grids are equal.
+std::array<uint8_t, 256> make_requantize_table(float in_scale, int32_t in_zero_point, float out_scale,
+                                               int32_t out_zero_point, int32_t out_qmin, int32_t out_qmax);
+
 }  // namespace lowbit::quant

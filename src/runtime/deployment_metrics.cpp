@@ -24,6 +24,9 @@ std::string op_name(const Op& op) {
   if (op.kind == OpKind::Conv2d || op.kind == OpKind::MaxPool2d || op.kind == OpKind::AvgPool2d)
     name += " " + std::to_string(op.kernel_h) + "x" + std::to_string(op.kernel_w);
   if (op.kind == OpKind::Conv2d && op.groups > 1 && op.groups == op.in_channels) name += " dw";
+  if (op.dilation_h != 1 || op.dilation_w != 1)
+    name += " dil" + std::to_string(op.dilation_h) +
+            (op.dilation_w != op.dilation_h ? "x" + std::to_string(op.dilation_w) : std::string());
   return name;
 }
 

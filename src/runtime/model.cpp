@@ -25,6 +25,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::Add: return "add";
     case OpKind::Flatten: return "flatten";
     case OpKind::Lookup: return "lookup";
+    case OpKind::Concat: return "concat";
   }
   return "unknown";
 }
@@ -67,15 +68,24 @@ void check_act(const Checker& check, const ActQParams& q, const std::string& nam
 
 int32_t window_out(int32_t in, int32_t k, int32_t s, int32_t p) { return (in + 2 * p - k) / s + 1; }
 
+// The rows (columns) a window of `k` taps `d` apart spans: d * (k - 1) + 1.
+int32_t dilated_extent(int32_t k, int32_t d) { return d * (k - 1) + 1; }
+
 void check_window(const Checker& check, const Op& op, const ValueShape& in) {
   check(op.kernel_h >= 1 && op.kernel_w >= 1 && op.kernel_h <= 255 && op.kernel_w <= 255,
         "kernel " + std::to_string(op.kernel_h) + "x" + std::to_string(op.kernel_w) + " must be in 1..255");
   check(op.stride_h >= 1 && op.stride_w >= 1 && op.stride_h <= 255 && op.stride_w <= 255,
         "stride " + std::to_string(op.stride_h) + "x" + std::to_string(op.stride_w) + " must be in 1..255");
-  check(op.pad_h >= 0 && op.pad_w >= 0 && op.pad_h < op.kernel_h && op.pad_w < op.kernel_w,
-        "padding " + std::to_string(op.pad_h) + "x" + std::to_string(op.pad_w) + " must be >= 0 and < the kernel");
-  check(in.h + 2 * op.pad_h >= op.kernel_h && in.w + 2 * op.pad_w >= op.kernel_w,
-        "kernel " + std::to_string(op.kernel_h) + "x" + std::to_string(op.kernel_w) + " is larger than the padded input " +
+  check(op.dilation_h >= 1 && op.dilation_w >= 1 && op.dilation_h <= 255 && op.dilation_w <= 255,
+        "dilation " + std::to_string(op.dilation_h) + "x" + std::to_string(op.dilation_w) + " must be in 1..255");
+  check(op.kind == OpKind::Conv2d || (op.dilation_h == 1 && op.dilation_w == 1),
+        "dilation " + std::to_string(op.dilation_h) + "x" + std::to_string(op.dilation_w) + " is for conv2d only");
+  const int32_t eh = dilated_extent(op.kernel_h, op.dilation_h), ew = dilated_extent(op.kernel_w, op.dilation_w);
+  check(op.pad_h >= 0 && op.pad_w >= 0 && op.pad_h < eh && op.pad_w < ew,
+        "padding " + std::to_string(op.pad_h) + "x" + std::to_string(op.pad_w) + " must be >= 0 and < the (dilated) kernel " +
+            std::to_string(eh) + "x" + std::to_string(ew));
+  check(in.h + 2 * op.pad_h >= eh && in.w + 2 * op.pad_w >= ew,
+        "kernel " + std::to_string(eh) + "x" + std::to_string(ew) + " is larger than the padded input " +
             std::to_string(in.h + 2 * op.pad_h) + "x" + std::to_string(in.w + 2 * op.pad_w));
 }
 
@@ -124,23 +134,39 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
   std::vector<ValueShape> shapes{{m.in_channels, m.in_height, m.in_width}};
   check(shapes[0].size() <= kMaxValueSize, "input is too large");
   check_act(check, m.input, "input");
+  check(m.input_mean.size() == m.input_std.size() &&
+            (m.input_mean.empty() || m.input_mean.size() == static_cast<size_t>(m.in_channels)),
+        "input normalisation has " + std::to_string(m.input_mean.size()) + " means and " +
+            std::to_string(m.input_std.size()) + " standard deviations; expected none or one per input channel (" +
+            std::to_string(m.in_channels) + ")");
+  for (size_t c = 0; c < m.input_mean.size(); ++c)
+    check(std::isfinite(m.input_mean[c]) && std::isfinite(m.input_std[c]) && m.input_std[c] > 0.0f,
+          "input normalisation of channel " + std::to_string(c) + " (mean " + std::to_string(m.input_mean[c]) +
+              ", std " + std::to_string(m.input_std[c]) + ") must be finite with std > 0");
   check(!m.ops.empty(), "model has no ops");
   std::vector<const ActQParams*> qp{&m.input};
   for (size_t i = 0; i < m.ops.size(); ++i) {
     const Op& op = m.ops[i];
     check.ctx = "op " + std::to_string(i) + " (" + op_kind_name(op.kind) + "): ";
-    const size_t want_inputs = op.kind == OpKind::Add ? 2 : 1;
-    check(op.kind >= OpKind::Conv2d && op.kind <= OpKind::Lookup,
+    check(op.kind >= OpKind::Conv2d && op.kind <= OpKind::Concat,
           "op kind " + std::to_string(static_cast<uint32_t>(op.kind)) + " is unknown");
-    check(op.inputs.size() == want_inputs, "reads " + std::to_string(op.inputs.size()) + " values, expected " +
-                                               std::to_string(want_inputs));
+    if (op.kind == OpKind::Concat) {
+      check(op.inputs.size() >= 2 && op.inputs.size() <= kMaxConcatInputs,
+            "reads " + std::to_string(op.inputs.size()) + " values, expected 2.." + std::to_string(kMaxConcatInputs));
+    } else {
+      const size_t want_inputs = op.kind == OpKind::Add ? 2 : 1;
+      check(op.inputs.size() == want_inputs, "reads " + std::to_string(op.inputs.size()) + " values, expected " +
+                                                 std::to_string(want_inputs));
+    }
     for (int32_t v : op.inputs) {
       check(v >= 0 && static_cast<size_t>(v) <= i, "input value " + std::to_string(v) + " is not produced before this op (op i may read values 0.." + std::to_string(i) + ")");
       check(v == 0 || !m.ops[v - 1].output_layer, "reads the int32 output of output layer op " + std::to_string(v - 1));
     }
     check(op.output_layer == (i + 1 == m.ops.size()) || !op.output_layer,
           "only the last op may be an output layer");
-    check(op.kind == OpKind::Lookup || op.table.empty(), "only a lookup op has a table");
+    check(op.kind == OpKind::Lookup || op.kind == OpKind::Concat || op.table.empty(), "only a lookup or concat op has a table");
+    check(op.kind == OpKind::Conv2d || (op.dilation_h == 1 && op.dilation_w == 1),
+          "dilation " + std::to_string(op.dilation_h) + "x" + std::to_string(op.dilation_w) + " is for conv2d only");
     const ValueShape in = shapes[op.inputs[0]];
     const ActQParams& in_q = *qp[op.inputs[0]];
     ValueShape out;
@@ -156,8 +182,8 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
                   " and out_channels " + std::to_string(op.out_channels));
         check_window(check, op, in);
         check(int64_t{op.in_channels / op.groups} * op.kernel_h * op.kernel_w <= (1 << 20), "reduction length is too large");
-        out = {op.out_channels, window_out(in.h, op.kernel_h, op.stride_h, op.pad_h),
-               window_out(in.w, op.kernel_w, op.stride_w, op.pad_w)};
+        out = {op.out_channels, window_out(in.h, dilated_extent(op.kernel_h, op.dilation_h), op.stride_h, op.pad_h),
+               window_out(in.w, dilated_extent(op.kernel_w, op.dilation_w), op.stride_w, op.pad_w)};
       } else {
         check(in.h == 1 && in.w == 1, "input has spatial size " + std::to_string(in.h) + "x" + std::to_string(in.w) +
                                           "; insert a flatten op before a linear op");
@@ -177,6 +203,26 @@ std::vector<ValueShape> validate_model(const Model& m, const std::string& where)
         case OpKind::Add:
           check(shapes[op.inputs[1]] == in, "inputs have different shapes");
           break;
+        case OpKind::Concat: {
+          out = in;
+          out.c = 0;
+          for (size_t k = 0; k < op.inputs.size(); ++k) {
+            const ValueShape s = shapes[op.inputs[k]];
+            check(s.h == in.h && s.w == in.w, "input " + std::to_string(k) + " is " + std::to_string(s.h) + "x" +
+                                                   std::to_string(s.w) + ", input 0 is " + std::to_string(in.h) + "x" +
+                                                   std::to_string(in.w) + ": concatenated values need equal H and W");
+            out.c += s.c;
+            check(out.c <= kMaxDim, "output has more than " + std::to_string(kMaxDim) + " channels");
+          }
+          check(op.table.size() == 256 * op.inputs.size(), "table has " + std::to_string(op.table.size()) +
+                                                                " entries, expected 256 per input (" +
+                                                                std::to_string(256 * op.inputs.size()) + ")");
+          for (size_t q = 0; q < op.table.size(); ++q)
+            check(op.table[q] >= op.out.qmin && op.table[q] <= op.out.qmax,
+                  "table[" + std::to_string(q) + "] = " + std::to_string(op.table[q]) + " is outside the output range [" +
+                      std::to_string(op.out.qmin) + ", " + std::to_string(op.out.qmax) + "]");
+          break;
+        }
         case OpKind::Lookup:
           check(op.table.size() == 256, "table has " + std::to_string(op.table.size()) + " entries, expected 256");
           for (size_t q = 0; q < op.table.size(); ++q)
@@ -279,9 +325,10 @@ void check_resource_limits(const Model& m, const std::vector<ValueShape>& shapes
 }
 
 Op make_conv2d(int32_t input, int32_t in_channels, int32_t out_channels, int32_t kernel, int32_t stride, int32_t pad,
-               int32_t groups) {
+               int32_t groups, int32_t dilation) {
   Op op;
   op.kind = OpKind::Conv2d;
+  op.dilation_h = op.dilation_w = dilation;
   op.inputs = {input};
   op.in_channels = in_channels;
   op.out_channels = out_channels;
@@ -322,6 +369,12 @@ Op make_add(int32_t a, int32_t b) {
   Op op;
   op.kind = OpKind::Add;
   op.inputs = {a, b};
+  return op;
+}
+Op make_concat(const std::vector<int32_t>& inputs) {
+  Op op;
+  op.kind = OpKind::Concat;
+  op.inputs = inputs;
   return op;
 }
 Op make_flatten(int32_t input) { return make_window(OpKind::Flatten, input, 1, 1, 0); }

@@ -30,7 +30,10 @@ enum class OpKind : uint32_t {
   Add = 6,            // inputs {a, b} of equal shape
   Flatten = 7,        // inputs {x}; [C, H, W] -> [C*H*W, 1, 1] in C-major (PyTorch) order
   Lookup = 8,         // inputs {x}; y = table[x] element-wise (sigmoid, LeakyReLU, ...: quant/pointwise_function.h)
+  Concat = 9,         // inputs {x0, x1, ...} (2..kMaxConcatInputs) of equal H, W; output channels in input order,
+                      // each input requantized to the output's grid (quant::requantize_concat_code)
 };
+constexpr size_t kMaxConcatInputs = 64;
 const char* op_kind_name(OpKind k);
 
 // Quantization of one uint8 activation tensor: real = scale * (q - zero_point), q in [qmin, qmax].
@@ -65,6 +68,9 @@ struct Op {
   int32_t stride_h = 1, stride_w = 1;
   int32_t pad_h = 0, pad_w = 0;
   int32_t groups = 1;  // Conv2d only; depthwise: groups = in_channels = out_channels
+  // Conv2d only: tap (kh, kw) reads input row oh * stride_h - pad_h + kh * dilation_h (and the same
+  // for columns). Files of format version 1 have no such field: 1.
+  int32_t dilation_h = 1, dilation_w = 1;
 
   // Conv2d and Linear.
   int32_t in_channels = 0;   // Linear: in_features
@@ -92,6 +98,10 @@ struct Op {
 struct Model {
   int32_t in_channels = 1, in_height = 1, in_width = 1;
   ActQParams input;  // quantization of the float input: q = quantize_integer(x, scale, zp, qmin, qmax)
+  // Per-channel normalisation of the float input before it is quantized, as training applied it:
+  // x' = (x - input_mean[c]) / input_std[c] in float32. Both empty (no normalisation) or both of
+  // size in_channels. Files of format version 1 have none.
+  std::vector<float> input_mean, input_std;
   std::vector<Op> ops;
   std::string name;  // free text, e.g. "reference CNN W8A8"
 
@@ -134,12 +144,13 @@ void check_resource_limits(const Model& m, const std::vector<ValueShape>& shapes
 
 // ---- Builder helpers for the converter (fill the returned Op's tensors, then Model::add) ----
 Op make_conv2d(int32_t input, int32_t in_channels, int32_t out_channels, int32_t kernel, int32_t stride,
-               int32_t pad, int32_t groups = 1);
+               int32_t pad, int32_t groups = 1, int32_t dilation = 1);
 Op make_linear(int32_t input, int32_t in_features, int32_t out_features);
 Op make_max_pool(int32_t input, int32_t kernel, int32_t stride, int32_t pad = 0);
 Op make_avg_pool(int32_t input, int32_t kernel, int32_t stride, int32_t pad = 0);
 Op make_global_avg_pool(int32_t input);
 Op make_add(int32_t a, int32_t b);
+Op make_concat(const std::vector<int32_t>& inputs);
 Op make_flatten(int32_t input);
 Op make_lookup(int32_t input, const std::vector<uint8_t>& table);
 

@@ -61,8 +61,22 @@ uint32_t crc32(const void* data, size_t n, uint32_t crc) {
   return ~crc;
 }
 
+namespace {
+
+// Version 2 (model kind 1) adds input normalisation and conv dilation; a model that uses neither
+// is written as version 1, byte for byte what earlier runtimes read.
+bool needs_graph_v2(const Model& model) {
+  if (!model.input_mean.empty()) return true;
+  for (const Op& op : model.ops)
+    if (op.dilation_h != 1 || op.dilation_w != 1) return true;
+  return false;
+}
+
+}  // namespace
+
 std::string serialize_model(const Model& model) {
   validate_model(model, model.name.empty() ? "model" : "model '" + model.name + "'");
+  const bool v2 = needs_graph_v2(model);
   std::vector<TensorOut> tensors;
   auto add_tensor = [&](DType dt, const void* p, size_t n) {
     tensors.push_back({dt, std::string(static_cast<const char*>(p), n)});
@@ -74,6 +88,11 @@ std::string serialize_model(const Model& model) {
   g.i32(model.in_height);
   g.i32(model.in_width);
   write_act(g, model.input);
+  if (v2) {
+    g.u32(static_cast<uint32_t>(model.input_mean.size()));
+    for (float v : model.input_mean) g.f32(v);
+    for (float v : model.input_std) g.f32(v);
+  }
   g.u32(static_cast<uint32_t>(model.ops.size()));
   for (const Op& op : model.ops) {
     g.u32(static_cast<uint32_t>(op.kind));
@@ -82,6 +101,10 @@ std::string serialize_model(const Model& model) {
     for (int32_t v : {op.kernel_h, op.kernel_w, op.stride_h, op.stride_w, op.pad_h, op.pad_w, op.groups, op.in_channels,
                       op.out_channels})
       g.i32(v);
+    if (v2) {
+      g.i32(op.dilation_h);
+      g.i32(op.dilation_w);
+    }
     g.u32(op.output_layer ? 1 : 0);
     write_act(g, op.out);
     g.i32(op.weight.bits);
@@ -97,18 +120,24 @@ std::string serialize_model(const Model& model) {
         for (const auto& m : op.multipliers) { pairs.push_back(m.multiplier); pairs.push_back(m.shift); }
         tm = add_tensor(DType::FixedPoint, pairs.data(), pairs.size() * 4);
       }
-    } else if (op.kind == OpKind::Lookup) {
-      tw = add_tensor(DType::U8, op.table.data(), op.table.size());  // the weight slot holds the table
+    } else if (op.kind == OpKind::Lookup || op.kind == OpKind::Concat) {
+      tw = add_tensor(DType::U8, op.table.data(), op.table.size());  // the weight slot holds the table(s)
     }
     for (uint32_t t : {tw, tb, tm, ts}) g.u32(t);
   }
-  return lbq::assemble(kModelFormatVersion, 0, g, tensors);
+  return v2 ? lbq::assemble(2, static_cast<uint32_t>(lbq::ModelKind::Graph), g, tensors)
+            : lbq::assemble(kModelFormatVersion, 0, g, tensors);
 }
 
 void reseal_model_bytes(std::string& b) { lbq::reseal(b); }
 
 Model parse_model(const std::string& b, const std::string& name) {
-  const lbq::Header h = lbq::read_header(b, name, {kModelFormatVersion}, reject_decoder);
+  const lbq::Header h = lbq::read_header(b, name, {kModelFormatVersion, 2}, reject_decoder);
+  if (h.version == 2 && h.kind != static_cast<uint32_t>(lbq::ModelKind::Graph)) {
+    const Reader header{b, name, 0, 64};
+    reject_decoder(header, h.version, h.kind);
+  }
+  const bool v2 = h.version == 2;
   const uint32_t tensor_count = h.tensor_count;
   Reader r{b, name, static_cast<size_t>(h.graph_offset), static_cast<size_t>(h.graph_offset + h.graph_size)};
   Model m;
@@ -117,6 +146,13 @@ Model parse_model(const std::string& b, const std::string& name) {
   m.in_height = r.i32("input height");
   m.in_width = r.i32("input width");
   m.input = read_act(r);
+  if (v2) {
+    const uint32_t n = r.u32("input normalisation channel count");
+    if (n != 0 && n != static_cast<uint32_t>(m.in_channels))
+      r.fail("input normalisation has " + std::to_string(n) + " channels; expected 0 or " + std::to_string(m.in_channels));
+    for (uint32_t c = 0; c < n; ++c) m.input_mean.push_back(r.f32("input mean"));
+    for (uint32_t c = 0; c < n; ++c) m.input_std.push_back(r.f32("input std"));
+  }
   const uint32_t op_count = r.u32("op count");
   if (op_count > kMaxOps) r.fail("op count " + std::to_string(op_count) + " exceeds " + std::to_string(kMaxOps));
   struct OpTensors { uint32_t w, b, m, s; };
@@ -124,14 +160,18 @@ Model parse_model(const std::string& b, const std::string& name) {
   for (uint32_t i = 0; i < op_count; ++i) {
     Op op;
     const uint32_t kind = r.u32("op kind");
-    if (kind < 1 || kind > static_cast<uint32_t>(OpKind::Lookup)) r.fail("op " + std::to_string(i) + ": kind " + std::to_string(kind) + " is unknown");
+    if (kind < 1 || kind > static_cast<uint32_t>(OpKind::Concat)) r.fail("op " + std::to_string(i) + ": kind " + std::to_string(kind) + " is unknown");
     op.kind = static_cast<OpKind>(kind);
     const uint32_t n_in = r.u32("op input count");
-    if (n_in > 2) r.fail("op " + std::to_string(i) + ": input count " + std::to_string(n_in) + " is invalid");
+    if (n_in > (op.kind == OpKind::Concat ? kMaxConcatInputs : 2)) r.fail("op " + std::to_string(i) + ": input count " + std::to_string(n_in) + " is invalid");
     for (uint32_t k = 0; k < n_in; ++k) op.inputs.push_back(r.i32("op input"));
     int32_t* geometry[] = {&op.kernel_h, &op.kernel_w, &op.stride_h, &op.stride_w, &op.pad_h, &op.pad_w, &op.groups,
                            &op.in_channels, &op.out_channels};
     for (int32_t* f : geometry) *f = r.i32("op geometry");
+    if (v2) {
+      op.dilation_h = r.i32("op dilation");
+      op.dilation_w = r.i32("op dilation");
+    }
     const uint32_t output_layer = r.u32("output layer flag");
     if (output_layer > 1) r.fail("op " + std::to_string(i) + ": output layer flag " + std::to_string(output_layer) + " is not 0 or 1");
     op.output_layer = output_layer == 1;
@@ -166,7 +206,7 @@ Model parse_model(const std::string& b, const std::string& name) {
     const TensorRef* bias = take(t.b, DType::I32, i, "bias");
     const TensorRef* mult = take(t.m, DType::FixedPoint, i, "multiplier");
     const TensorRef* scale = take(t.s, DType::F32, i, "out_scale");
-    const bool lookup = op.kind == OpKind::Lookup;
+    const bool lookup = op.kind == OpKind::Lookup || op.kind == OpKind::Concat;  // a table in the weight slot
     if (lookup ? (w == nullptr || bias || mult || scale)
                : (op.has_weights() != (w != nullptr && bias != nullptr) || (!op.has_weights() && (w || mult || scale))))
       r.fail("op " + std::to_string(i) + ": tensors do not match the op kind");

@@ -40,6 +40,13 @@ std::string describe_model(const Model& model) {
     s << line;
   }
   s << "(* = output layer: int32 logits)\n";
+  if (!model.input_mean.empty()) {  // applied to [0, 1] images before the input is quantized
+    s << "input normalisation (x - mean) / std: mean";
+    for (float v : model.input_mean) s << " " << v;
+    s << ", std";
+    for (float v : model.input_std) s << " " << v;
+    s << "\n";
+  }
   std::snprintf(line, sizeof line,
                 "total: %lld parameters, %.3f bits/parameter, tensor bytes %lld, file bytes %lld, "
                 "FP32 size %.0f bytes (%.2fx smaller), %lld MACs/item\n",

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "quant/input_normalisation.h"
 #include "quant/quantize.h"
 #include "runtime/kernels/isa_kernels.h"
 #include "runtime/model_file.h"
@@ -214,10 +215,21 @@ RunResult Session::run_slice(const float* x, int64_t batch, int workspace) {
   const int64_t hw = int64_t{s.model->in_height} * s.model->in_width;
   uint8_t* dst = w.values[0].data();
   const QuantizeInputFn quantize = s.kernels->quantize.quantize_input.fn;
+  const std::vector<float>& mean = s.model->input_mean;
+  const std::vector<float>& std_dev = s.model->input_std;
   s.context(w).over_batch(batch, [&](int64_t b0, int64_t n) {
+    // Input normalisation (x - mean[c]) / std[c] in float, a scalar pass over each NCHW plane
+    // before the quantize kernel: the same expression as training and the integer simulation.
+    std::vector<float> normalised(mean.empty() ? 0 : static_cast<size_t>(hw));
     for (int64_t b = b0; b < b0 + n; ++b)
-      for (int32_t c = 0; c < C; ++c)
-        quantize(x + (b * C + c) * hw, hw, q.scale, q.zero_point, q.qmin, q.qmax, dst + b * hw * C + c, C);
+      for (int32_t c = 0; c < C; ++c) {
+        const float* plane = x + (b * C + c) * hw;
+        if (!mean.empty()) {
+          for (int64_t p = 0; p < hw; ++p) normalised[p] = quant::normalise_input(plane[p], mean[c], std_dev[c]);
+          plane = normalised.data();
+        }
+        quantize(plane, hw, q.scale, q.zero_point, q.qmin, q.qmax, dst + b * hw * C + c, C);
+      }
   });
   return s.finish(w, batch);
 }
@@ -227,17 +239,27 @@ RunResult Session::run_u8_slice(const uint8_t* pixels, int64_t batch, int worksp
   Impl::Workspace& w = s.ws[workspace];
   if (s.profile) w.run_start = Impl::cpu_ms(w);
   const ActQParams& q = s.model->input;
-  uint8_t lut[256];
-  for (int p = 0; p < 256; ++p)
-    lut[p] = static_cast<uint8_t>(quant::quantize_integer(static_cast<float>(p) / 255.0f, q.scale, 0, q.qmin, q.qmax));
-  s.prepare_buffers(w, batch);
   const int32_t C = s.model->in_channels;
+  // One table per channel: quantize((p / 255 - mean[c]) / std[c]), or one for all without normalisation.
+  const std::vector<float>& mean = s.model->input_mean;
+  const std::vector<float>& std_dev = s.model->input_std;
+  const int32_t tables = mean.empty() ? 1 : C;
+  std::vector<uint8_t> lut(static_cast<size_t>(tables) * 256);
+  for (int32_t c = 0; c < tables; ++c)
+    for (int p = 0; p < 256; ++p) {
+      float v = static_cast<float>(p) / 255.0f;
+      if (!mean.empty()) v = quant::normalise_input(v, mean[c], std_dev[c]);
+      lut[c * 256 + p] = static_cast<uint8_t>(quant::quantize_integer(v, q.scale, q.zero_point, q.qmin, q.qmax));
+    }
+  s.prepare_buffers(w, batch);
   const int64_t hw = int64_t{s.model->in_height} * s.model->in_width;
   uint8_t* dst = w.values[0].data();
   s.context(w).over_batch(batch, [&](int64_t b0, int64_t n) {
     for (int64_t b = b0; b < b0 + n; ++b)
-      for (int32_t c = 0; c < C; ++c)
-        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * C + c] = lut[pixels[(b * C + c) * hw + p]];
+      for (int32_t c = 0; c < C; ++c) {
+        const uint8_t* table = lut.data() + (tables == 1 ? 0 : c * 256);
+        for (int64_t p = 0; p < hw; ++p) dst[(b * hw + p) * C + c] = table[pixels[(b * C + c) * hw + p]];
+      }
   });
   return s.finish(w, batch);
 }
@@ -248,7 +270,8 @@ RunResult Session::run(const float* x, int64_t batch) {
 
 RunResult Session::run_u8(const uint8_t* pixels, int64_t batch) {
   const ActQParams& q = impl_->model->input;
-  LOWBIT_CHECK(q.scale == 1.0f / 255.0f && q.zero_point == 0,
+  // A normalised model takes pixels / 255 whatever its input quantization (the tables above).
+  LOWBIT_CHECK(!impl_->model->input_mean.empty() || (q.scale == 1.0f / 255.0f && q.zero_point == 0),
                "run_u8: uint8 pixels need an input scale of exactly 1/255 and zero point 0 (the model has scale " +
                    std::to_string(q.scale) + ", zero point " + std::to_string(q.zero_point) + "); use run() with floats");
   return impl_->run_batch("run_u8", pixels, batch, [&](const uint8_t* p, int64_t n, int w) { return run_u8_slice(p, n, w); });

@@ -57,10 +57,13 @@ class Session {
   Session& operator=(Session&&) noexcept;
   static Session load(const std::string& path, SessionOptions options = {});
 
-  // x: float [batch, C, H, W] (NCHW), quantized with quant::quantize_integer and the input qparams.
+  // x: float [batch, C, H, W] (NCHW), normalised with the model's input_mean / input_std when it
+  // has them ((x - mean[c]) / std[c], quant::normalise_input), then quantized with
+  // quant::quantize_integer and the input qparams.
   RunResult run(const float* x, int64_t batch);
   // pixels: uint8 [batch, C, H, W] meaning pixel / 255; the model's input scale must be exactly
-  // 1/255f with zero point 0. Gives results identical to run() on the floats pixel / 255.0f.
+  // 1/255f with zero point 0, unless it normalises its input. Gives results identical to run() on
+  // the floats pixel / 255.0f.
   RunResult run_u8(const uint8_t* pixels, int64_t batch);
 
   const Model& model() const;

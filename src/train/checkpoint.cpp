@@ -9,6 +9,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "data/input_normalisation.h"
 #include "import/onnx_reader.h"
 #include "models/gpt.h"
 #include "models/imported_net.h"
@@ -195,6 +196,10 @@ models::Net build_net(const nlohmann::json& config) {
                     : name == "vit-tiny" ? models::make_vit(models::VitOptions::from_json(config.value("vit", nlohmann::json::object())))
                     : name == models::kImportedModelName ? models::make_imported_net(import::structure_from_json(config["onnx"]))
                                          : models::make_model(name);
+  {
+    const data::InputNormalisation n = data::InputNormalisation::from_run_config(config);  // "data": mean, std
+    if (n.active()) net->set_input_normalisation(n.mean, n.std);
+  }
   if (config.contains("qat")) {
     QatRebuildHook hook;
     {

@@ -17,6 +17,7 @@
 #include "report/run_provenance.h"
 #include "base/error.h"
 #include "data/augment.h"
+#include "data/input_normalisation.h"
 #include "data/load_dataset.h"
 #include "train/data_fit.h"
 #include "train/checkpoint.h"
@@ -471,6 +472,8 @@ TrainResult run_training(const TrainConfig& config, const RunOptions& options, c
   nlohmann::json data_section = run_config.extra.value("data", nlohmann::json::object());
   const std::string layout = data_section.value("layout", std::string("auto"));
   data::RawDataset raw_train = data::load_raw_dataset(config.data_dir, "train", layout);
+  if (raw_train.count > 0)  // --mean/--std: one value per channel of these images, or one for all
+    data::InputNormalisation::from_run_config(run_config.extra).validate(raw_train.channels);
   if (!raw_train.classes.empty()) {
     data_section["classes"] = raw_train.classes;
     run_config.extra["data"] = data_section;

@@ -262,6 +262,78 @@ std::string write_affine_graph(const std::string& path) {
   return g.finish(v, 3, path);
 }
 
+// Channel concatenation of activations: an Inception-style block (1x1 conv, 3x3 conv and a 3x3
+// max pool of one input, concatenated), then a DenseNet-style concat of a conv's output with its
+// own input (axis -3), GlobalAveragePool -> Flatten -> Gemm.
+std::string write_concat_graph(const std::string& path) {
+  GraphBuilder g({-1, 3, 8, 8}, 13);
+  std::string stem = g.node("Conv", "stem", {"x", g.weight("w0", {6, 3, 3, 3}), g.weight("b0", {6})}, {ints_attr("pads", {1, 1, 1, 1})});
+  stem = g.node("Relu", "stem_relu", {stem});
+  std::string a = g.node("Conv", "branch_1x1", {stem, g.weight("w1", {4, 6, 1, 1}), g.weight("b1", {4})});
+  a = g.node("Relu", "branch_1x1_relu", {a});
+  std::string b = g.node("Conv", "branch_3x3", {stem, g.weight("w2", {5, 6, 3, 3}), g.weight("b2", {5})}, {ints_attr("pads", {1, 1, 1, 1})});
+  b = g.node("Relu", "branch_3x3_relu", {b});
+  const std::string c = g.node("MaxPool", "branch_pool", {stem},
+                               {ints_attr("kernel_shape", {3, 3}), ints_attr("strides", {1, 1}), ints_attr("pads", {1, 1, 1, 1})});
+  std::string v = g.node("Concat", "inception_cat", {a, b, c}, {Attribute::make_int("axis", 1)});  // 15 channels
+  std::string d = g.node("Conv", "dense_conv", {v, g.weight("w3", {7, 15, 3, 3}), g.weight("b3", {7})}, {ints_attr("pads", {1, 1, 1, 1})});
+  d = g.node("Relu", "dense_relu", {d});
+  v = g.node("Concat", "dense_cat", {v, d}, {Attribute::make_int("axis", -3)});  // 22 channels
+  v = g.node("GlobalAveragePool", "gap", {v});
+  v = g.node("Flatten", "flat", {v});
+  v = g.node("Gemm", "head", {v, g.weight("w4", {4, 22}, 1.0f), g.weight("b4", {4})}, {Attribute::make_int("transB", 1)});
+  return g.finish(v, 4, path);
+}
+
+// Dilated convolutions: dense (dilation 2, bias), depthwise (dilation 3, stride 2), grouped
+// (dilation 2, padding less than the dilated extent) and a dilation 2 conv padded by 2, explicitly or
+// (same_upper) by auto_pad SAME_UPPER, which ONNX Runtime 1.30 refuses with dilations; GlobalAveragePool
+// -> Flatten -> Gemm.
+std::string write_dilated_graph(const std::string& path, bool same_upper = false) {
+  GraphBuilder g({-1, 3, 12, 12});
+  std::string v = g.node("Conv", "dil_dense", {"x", g.weight("w1", {8, 3, 3, 3}), g.weight("b1", {8})},
+                         {ints_attr("pads", {2, 2, 2, 2}), ints_attr("dilations", {2, 2})});  // 12x12
+  v = g.node("Relu", "dil_dense_relu", {v});
+  v = g.node("Conv", "dil_dw", {v, g.weight("w2", {8, 1, 3, 3}), g.weight("b2", {8})},
+             {ints_attr("pads", {3, 3, 3, 3}), ints_attr("dilations", {3, 3}), ints_attr("strides", {2, 2}),
+              Attribute::make_int("group", 8)});  // 6x6
+  v = g.node("Relu", "dil_dw_relu", {v});
+  v = g.node("Conv", "dil_grouped", {v, g.weight("w3", {8, 4, 3, 3})},
+             {ints_attr("pads", {1, 1, 1, 1}), ints_attr("dilations", {2, 2}), Attribute::make_int("group", 2)});  // 4x4
+  v = g.node("Relu", "dil_grouped_relu", {v});
+  v = g.node("Conv", "dil_same", {v, g.weight("w4", {6, 8, 3, 3}), g.weight("b4", {6})},
+             {same_upper ? Attribute::make_string("auto_pad", "SAME_UPPER") : ints_attr("pads", {2, 2, 2, 2}),
+              ints_attr("dilations", {2, 2})});  // 4x4
+  v = g.node("GlobalAveragePool", "gap", {v});
+  v = g.node("Flatten", "flat", {v});
+  v = g.node("Gemm", "head", {v, g.weight("w5", {4, 6}, 1.0f), g.weight("b5", {4})}, {Attribute::make_int("transB", 1)});
+  return g.finish(v, 4, path);
+}
+
+TEST(OnnxImport, DilatedConvsAreReadAndSurviveJson) {
+  const std::string dir = testing::fresh_test_dir();
+  torch::manual_seed(12);
+  const import::ImportedModel m = import::read_onnx_model(write_dilated_graph(dir + "/dilated.onnx", true));
+  std::vector<int64_t> dilations, paddings;
+  for (const auto& l : m.layers)
+    if (l.kind == "conv") {
+      dilations.push_back(l.dilation);
+      paddings.push_back(l.padding);
+    }
+  EXPECT_EQ(dilations, (std::vector<int64_t>{2, 3, 2, 2}));
+  EXPECT_EQ(paddings, (std::vector<int64_t>{2, 3, 1, 2}));  // SAME_UPPER: (extent 5 - 1) / 2
+  const import::ImportedModel back = import::structure_from_json(import::structure_to_json(m));
+  ASSERT_EQ(back.layers.size(), m.layers.size());
+  for (size_t k = 0; k < m.layers.size(); ++k) EXPECT_EQ(back.layers[k].dilation, m.layers[k].dilation);
+  // A config written before dilation existed (no key) reads as dilation 1.
+  nlohmann::json old = import::structure_to_json(m);
+  old["layers"][0].erase("dilation");
+  EXPECT_EQ(import::structure_from_json(old).layers[0].dilation, 1);
+  EXPECT_FALSE(import::structure_to_json(import::read_onnx_model(write_residual_graph(dir + "/residual.onnx")))
+                   .dump()
+                   .find("dilation") != std::string::npos);  // undilated models' configs are unchanged
+}
+
 TEST(OnnxImport, EachOperatorMatchesOnnxRuntime) {
   LOWBIT_SKIP_WITHOUT_ORT();
   const std::string dir = testing::fresh_test_dir();
@@ -273,7 +345,9 @@ TEST(OnnxImport, EachOperatorMatchesOnnxRuntime) {
   const std::vector<Case> cases = {{write_chain_graph(dir + "/chain.onnx"), torch::randn({5, 3, 12, 12})},
                                    {write_residual_graph(dir + "/residual.onnx"), torch::randn({4, 4, 8, 8})},
                                    {write_pointwise_graph(dir + "/pointwise.onnx"), torch::randn({6, 3, 8, 8}) * 2},
-                                   {write_affine_graph(dir + "/affine.onnx"), torch::rand({6, 1, 8, 8})}};
+                                   {write_affine_graph(dir + "/affine.onnx"), torch::rand({6, 1, 8, 8})},
+                                   {write_concat_graph(dir + "/concat.onnx"), torch::randn({5, 3, 8, 8})},
+                                   {write_dilated_graph(dir + "/dilated.onnx"), torch::randn({4, 3, 12, 12})}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path);
     models::Net net = train::load_net(c.path);
@@ -370,7 +444,7 @@ TEST(OnnxImport, ScalingByConstantsBecomesOneAffineLayerPerChain) {
 // same classes, and ONNX Runtime on the QDQ export (the tables as Gather) gives the runtime's
 // predictions.
 void expect_exact_lookup_conversion(const std::string& dir, const std::string& path, const std::function<torch::Tensor()>& inputs,
-                                    int expected_lookups) {
+                                    int expected_lookups, runtime::OpKind counted = runtime::OpKind::Lookup) {
   models::Net net = train::load_net(path);
   qat::prepare(net, qat::QatConfig::from_json(nlohmann::json::parse(R"({"weight_bits": 8, "act_bits": 8})")));
   const torch::Tensor x = inputs();
@@ -383,7 +457,7 @@ void expect_exact_lookup_conversion(const std::string& dir, const std::string& p
   std::vector<convert::ConvertedOp> record;
   const runtime::Model m = convert::to_runtime_model(net, "pointwise", &record);
   int lookups = 0;
-  for (const auto& op : m.ops) lookups += op.kind == runtime::OpKind::Lookup;
+  for (const auto& op : m.ops) lookups += op.kind == counted;
   EXPECT_EQ(lookups, expected_lookups);
 
   const convert::IntegerOutputs sim = convert::simulate_integer(m, x);
@@ -430,6 +504,20 @@ TEST(OnnxImport, InputNormalisationConvertsToAnExactLookupTable) {
   expect_exact_lookup_conversion(dir, write_affine_graph(dir + "/affine.onnx"), [] { return torch::rand({64, 1, 8, 8}); }, 3);
 }
 
+// Concat through the same path: each input's codes through a table onto the output grid, on
+// every kernel level as in the integer simulation, and as Gather + Concat in ONNX Runtime.
+TEST(OnnxImport, ConcatConvertsToExactPerInputTables) {
+  torch::manual_seed(14);
+  const std::string dir = testing::fresh_test_dir();
+  const std::string path = write_concat_graph(dir + "/concat.onnx");
+  const import::ImportedModel imported = import::read_onnx_model(path);
+  std::vector<std::string> kinds;
+  for (const auto& l : imported.layers) kinds.push_back(l.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"conv", "conv", "conv", "maxpool", "concat", "conv", "concat", "gap", "linear"}));
+  EXPECT_EQ(import::structure_from_json(import::structure_to_json(imported)).layers[4].inputs, imported.layers[4].inputs);
+  expect_exact_lookup_conversion(dir, path, [] { return torch::randn({64, 3, 8, 8}); }, 2, runtime::OpKind::Concat);
+}
+
 TEST(OnnxImport, BadModelsGiveErrorsNamingNodeOperatorAndOpset) {
   const std::string dir = testing::fresh_test_dir();
   torch::manual_seed(7);
@@ -465,11 +553,35 @@ TEST(OnnxImport, BadModelsGiveErrorsNamingNodeOperatorAndOpset) {
     std::string u = h.node("Mul", "grow", {"x", h.floats("k", {2, 4}, std::vector<float>(8, 2.0f))});
     expect_error(h.finish(u, 4, dir + "/grow.onnx"), {"node 'grow'", "larger shape"});
   }
-  {  // Dilated convolution.
+  {  // Unequal dilations, padding beyond the dilated extent, a dilated window larger than the input, a dilated pool.
     GraphBuilder g({-1, 1, 8, 8});
-    std::string v = g.node("Conv", "dil", {"x", g.weight("w", {2, 1, 3, 3})}, {ints_attr("dilations", {2, 2})});
+    std::string v = g.node("Conv", "dil", {"x", g.weight("w", {2, 1, 3, 3})}, {ints_attr("dilations", {1, 2})});
     v = g.node("Flatten", "f", {v});
-    expect_error(g.finish(v, 32, dir + "/dilated.onnx"), {"node 'dil'", "(Conv, opset 17)", "dilations"});
+    expect_error(g.finish(v, 64, dir + "/dilated.onnx"), {"node 'dil'", "(Conv, opset 17)", "dilations [1, 2]", "equal dilations"});
+    GraphBuilder h({-1, 1, 8, 8});
+    std::string u = h.node("Conv", "dil_pad", {"x", h.weight("w", {2, 1, 3, 3})},
+                           {ints_attr("dilations", {2, 2}), ints_attr("pads", {5, 5, 5, 5})});
+    u = h.node("Flatten", "f", {u});
+    expect_error(h.finish(u, 2 * 14 * 14, dir + "/dilated_pad.onnx"), {"node 'dil_pad'", "pads", "extent (5)"});
+    GraphBuilder k({-1, 1, 4, 4});
+    std::string t = k.node("Conv", "dil_big", {"x", k.weight("w", {2, 1, 3, 3})}, {ints_attr("dilations", {3, 3})});
+    t = k.node("Flatten", "f", {t});
+    expect_error(k.finish(t, 2, dir + "/dilated_big.onnx"), {"node 'dil_big'", "dilated by 3", "does not fit"});
+    GraphBuilder p({-1, 1, 8, 8});
+    std::string q = p.node("MaxPool", "dil_pool", {"x"}, {ints_attr("kernel_shape", {2, 2}), ints_attr("dilations", {2, 2})});
+    q = p.node("Flatten", "f", {q});
+    expect_error(p.finish(q, 36, dir + "/dilated_pool.onnx"), {"node 'dil_pool'", "dilations", "pooling"});
+  }
+  {  // Concat along the height, and of tensors of different spatial sizes.
+    GraphBuilder g({-1, 2, 4, 4});
+    std::string v = g.node("Concat", "rows", {"x", "x"}, {Attribute::make_int("axis", 2)});
+    v = g.node("Flatten", "f", {v});
+    expect_error(g.finish(v, 64, dir + "/concat_rows.onnx"), {"node 'rows'", "(Concat, opset 17)", "channels (axis 1) only"});
+    GraphBuilder h({-1, 2, 4, 4});
+    const std::string p = h.node("Conv", "p", {"x", h.weight("w", {2, 2, 1, 1})}, {ints_attr("strides", {2, 2})});
+    std::string u = h.node("Concat", "mixed", {"x", p}, {Attribute::make_int("axis", 1)});
+    u = h.node("Flatten", "f", {u});
+    expect_error(h.finish(u, 64, dir + "/concat_mixed.onnx"), {"node 'mixed'", "every dimension but the channels"});
   }
   {  // A symbolic spatial size.
     GraphBuilder g({-1, 1, -1, 8});

@@ -7,6 +7,8 @@
 #include "base/error.h"
 #include "convert/to_runtime.h"
 #include "image_batches.h"
+#include "import/imported_test_nets.h"
+#include "models/imported_net.h"
 #include "ptq/calibration.h"
 #include "ptq/ptq.h"
 #include "ptq/ptq_run.h"
@@ -218,6 +220,37 @@ TEST(WeightLayer, EffectiveWeightAndBiasWritersRoundTrip) {
     const torch::Tensor y_rows = y.dim() == 4 ? y.permute({0, 2, 3, 1}).reshape({-1, y.size(1)}) : y;
     EXPECT_TRUE(torch::allclose(y_rows, y2, 1e-4, 1e-4)) << l.name();
   }
+}
+
+// GPTQ's im2col rows of a dilated conv (dilation 2, padded; dilation 3 with stride 2) times its
+// weight matrix give the conv's output.
+TEST(WeightLayer, InputRowsOfDilatedConvs) {
+  import::ImportedModel im;
+  im.input_shape = {1, 28, 28};
+  im.layers = {import::test_nets::conv3x3("d2", 0, 1, 6, 1, 2, 1, 2), import::test_nets::conv3x3("d3", 1, 6, 8, 2, 1, 1, 3)};
+  import::test_nets::add_classifier_head(im, 8);
+  torch::manual_seed(14);
+  models::Net net = models::make_imported_net(im);
+  const auto calib = image_batches(1, 8, 15);
+  qat::prepare(net, ptq_config(8, 8, 1));
+  {
+    torch::NoGradGuard no_grad;
+    net->train();
+    net->forward(calib[0]);
+    net->eval();
+  }
+  int convs = 0;
+  for (auto& l : weight_layers(net)) {
+    const auto inputs = node_inputs(net->nodes(), net->input_layer(), calib, l.node_index());
+    const torch::Tensor y = l.pre_activation(inputs[0], l.effective_weight(), torch::Tensor());
+    const torch::Tensor rows = l.input_rows(inputs[0]);
+    const torch::Tensor y2 = rows.matmul(l.effective_weight().reshape({l.effective_weight().size(0), -1}).t());
+    const torch::Tensor y_rows = y.dim() == 4 ? y.permute({0, 2, 3, 1}).reshape({-1, y.size(1)}) : y;
+    ASSERT_EQ(y_rows.sizes(), y2.sizes()) << l.name();
+    EXPECT_TRUE(torch::allclose(y_rows, y2, 1e-4, 1e-4)) << l.name();
+    convs += y.dim() == 4;
+  }
+  EXPECT_EQ(convs, 2);
 }
 
 }  // namespace

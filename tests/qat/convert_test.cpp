@@ -6,6 +6,8 @@
 #include "convert/drift.h"
 #include "convert/integer_simulation.h"
 #include "convert/to_runtime.h"
+#include "import/imported_test_nets.h"
+#include "models/imported_net.h"
 #include "qat/quantized_layers.h"
 #include "runtime/cpu_features.h"
 #include "runtime/session.h"
@@ -160,6 +162,39 @@ TEST(Convert, DeadChannelDoesNotOverflow) {
   const runtime::Model m = to_runtime_model(net);
   for (int32_t b : m.ops[2].bias_q) EXPECT_LE(std::abs(static_cast<int64_t>(b)), int64_t{1} << 30);
   expect_runtime_equals_simulation(m, "dead channel");
+}
+
+// Dilated convolutions (dense dilation 2, depthwise dilation 3 with stride 2, grouped dilation 2;
+// each padded) through QAT prepare -> convert: the runtime's integer logits equal the integer
+// simulation's at every kernel level, and the runtime ops carry the dilations.
+TEST(Convert, DilatedConvsRuntimeEqualsIntegerSimulation) {
+  const import::ImportedModel im = import::test_nets::dilated_convs();
+  // The structure survives a run's JSON config with its dilations.
+  const import::ImportedModel back = import::structure_from_json(import::structure_to_json(im));
+  ASSERT_EQ(back.layers.size(), im.layers.size());
+  EXPECT_EQ(back.layers[0].dilation, 2);
+  EXPECT_EQ(back.layers[1].dilation, 3);
+  EXPECT_EQ(back.layers[3].dilation, 1);
+
+  for (const std::string config : {R"({"weight_bits": 8, "act_bits": 8})", R"({"weight_bits": 4, "act_bits": 4})",
+                                   R"({"weight_format": "ternary", "act_bits": 8})"}) {
+    torch::manual_seed(3);
+    models::Net net = models::make_imported_net(back);
+    torch::NoGradGuard no_grad;
+    EXPECT_EQ(net->forward(torch::rand({2, 1, 28, 28})).sizes().vec(), (std::vector<int64_t>{2, 10}));
+    qat::prepare(net, qat::QatConfig::from_json(nlohmann::json::parse(config)));
+    net->train();
+    for (int i = 0; i < 3; ++i) net->forward(torch::rand({8, 1, 28, 28}));
+    net->eval();
+    const runtime::Model m = to_runtime_model(net);
+    ASSERT_GE(m.ops.size(), 3u);
+    EXPECT_EQ(m.ops[0].dilation_h, 2);
+    EXPECT_EQ(m.ops[1].dilation_w, 3);
+    EXPECT_EQ(m.ops[1].groups, 8);
+    EXPECT_EQ(m.ops[2].dilation_h, 2);
+    expect_runtime_equals_simulation(m, std::string("dilated ") + config);
+    if (HasFatalFailure()) return;
+  }
 }
 
 TEST(Convert, ClearErrors) {

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "base/error.h"
+#include "quant/pointwise_function.h"
+#include "quant/quantize.h"
 
 namespace lowbit::qat {
 namespace {
@@ -174,6 +176,44 @@ TEST(QPool, GlobalAveragePoolOutputLiesOnInputGrid) {
   const torch::Tensor q = y / qp.scale + qp.zero_point.to(torch::kFloat32);
   EXPECT_TRUE(torch::allclose(q, q.round(), 0, 1e-4));
   EXPECT_FALSE(torch::allclose(x.mean({2, 3}) / qp.scale, (x.mean({2, 3}) / qp.scale).round(), 0, 1e-4));
+}
+
+// The concat's output quantizer moves every code of each input onto its grid exactly as the
+// integer runtime's per-input tables do (quant::make_requantize_table): one input on a finer grid,
+// one on a coarser grid that saturates the output range.
+TEST(QConcat, OutputCodesEqualTheRuntimesTables) {
+  FakeQuantizeOptions a;
+  a.spec = quant::QuantSpec::uint_asymmetric(8);
+  QConcat cat(a);
+  const float s_y = 0.0937f;
+  const int32_t z_y = 31;
+  cat->output_quantizer->set_fixed_qparams(torch::full({1}, s_y), torch::full({1}, static_cast<float>(z_y)));
+  cat->eval();
+  const struct { float scale; int32_t zero_point; } grids[] = {{0.05f, 10}, {0.1317f, 0}};
+  std::vector<torch::Tensor> inputs;
+  for (const auto& g : grids) {
+    std::vector<float> x(256);
+    for (int32_t q = 0; q < 256; ++q) x[static_cast<size_t>(q)] = quant::dequantize(q, g.scale, g.zero_point);
+    inputs.push_back(torch::tensor(x).view({1, 256, 1, 1}));
+  }
+  const torch::Tensor y = cat->forward(inputs).contiguous();
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{1, 512, 1, 1}));
+  const float* yp = y.data_ptr<float>();
+  int moved = 0, saturated = 0;
+  for (size_t k = 0; k < 2; ++k) {
+    const auto table = quant::make_requantize_table(grids[k].scale, grids[k].zero_point, s_y, z_y, 0, 255);
+    for (int32_t q = 0; q < 256; ++q) {
+      const float v = yp[256 * k + static_cast<size_t>(q)];
+      EXPECT_EQ(quant::dequantize(table[static_cast<size_t>(q)], s_y, z_y), v) << "input " << k << " code " << q;
+      moved += table[static_cast<size_t>(q)] != q;
+      saturated += table[static_cast<size_t>(q)] == 255;
+    }
+  }
+  // docs/runtime.md's worked example ("Concat")
+  EXPECT_EQ(quant::make_requantize_table(0.05f, 10, s_y, z_y, 0, 255)[50], 52);
+  EXPECT_EQ(quant::make_requantize_table(0.1317f, 0, s_y, z_y, 0, 255)[200], 255);
+  EXPECT_GT(moved, 400);      // the grids differ: nearly every code moves
+  EXPECT_GT(saturated, 10);   // the coarse input exceeds the output range
 }
 
 TEST(Prepare, W4A4TinyNetTrainsBeyondItsUntrainedQuantizedAccuracy) {

@@ -45,6 +45,31 @@ TEST(DeploymentMetrics, TinyLinearByHand) {
   EXPECT_DOUBLE_EQ(r.fp32_bytes, 60.0);
 }
 
+// A dilated conv: named with its dilation; its MACs are those of its taps (the dilation spreads
+// them out, it adds none): weights x output pixels.
+TEST(DeploymentMetrics, DilatedConvNamesItsDilation) {
+  Model m;
+  m.name = "dilated";
+  m.in_channels = 2;
+  m.in_height = m.in_width = 10;
+  m.input = {1.0f / 255.0f, 0, 0, 255};
+  std::mt19937 rng(2);
+  Op c = make_conv2d(0, 2, 4, 3, 1, 2, 1, 2);  // 10x10 out
+  c.dilation_w = 3;                            // extent 7: 10x8 out
+  rtest::fill_layer(rng, c, {8, lowbit::quant::Grid::Integer}, m.input, false);
+  const int32_t v = m.add(c);
+  Op dw = make_conv2d(v, 4, 4, 3, 2, 2, 4, 2);  // (10 + 4 - 5) / 2 + 1 = 5, (8 + 4 - 5) / 2 + 1 = 4
+  rtest::fill_layer(rng, dw, {8, lowbit::quant::Grid::Integer}, m.ops.back().out, true);
+  m.add(dw);
+  const ModelMetrics r = model_metrics(m);
+  ASSERT_EQ(r.ops.size(), 2u);
+  EXPECT_EQ(r.ops[0].name, "conv2d 3x3 dil2x3");
+  EXPECT_EQ(r.ops[1].name, "conv2d 3x3 dw dil2");
+  EXPECT_EQ(r.ops[0].macs, 4 * 2 * 9 * 10 * 8);
+  EXPECT_EQ(r.ops[1].macs, 4 * 9 * 5 * 4);
+  EXPECT_NE(describe_model(m).find("conv2d 3x3 dw dil2"), std::string::npos) << describe_model(m);
+}
+
 TEST(DeploymentMetrics, ReferenceCnnAtEveryWeightFormat) {
   double previous_energy = 1e300;
   for (const rtest::WeightKind k : {rtest::WeightKind{8, lowbit::quant::Grid::Integer},

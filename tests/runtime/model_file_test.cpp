@@ -129,6 +129,62 @@ TEST(ModelFile, ZeroByteTensorIsReadWithoutUndefinedBehaviour) {
   }
 }
 
+// A dilated conv is written as format version 2 (its dilations in the op record) and read back as
+// it was; the same model without dilation is still version 1.
+TEST(ModelFile, DilatedConvRoundTripsAsVersion2) {
+  std::mt19937 rng(21);
+  Model m;
+  m.name = "dilated";
+  m.in_channels = 3;
+  m.in_height = 12;
+  m.in_width = 11;
+  m.input = rtest::random_act(rng);
+  Op conv = make_conv2d(0, 3, 8, 3, 1, 2, 1, 2);
+  conv.dilation_w = 3;
+  rtest::fill_layer(rng, conv, {4, quant::Grid::Integer}, m.input, false);
+  const int32_t v = m.add(conv);
+  Op dw = make_conv2d(v, 8, 8, 3, 2, 1, 8, 2);  // depthwise, dilation 2 (output 5x4)
+  rtest::fill_layer(rng, dw, {8, quant::Grid::Integer}, m.ops.back().out, true);
+  m.add(dw);
+  const auto version = [](const std::string& b) { return static_cast<uint8_t>(b[8]) | static_cast<uint8_t>(b[9]) << 8; };
+
+  const std::string bytes = serialize_model(m);
+  EXPECT_EQ(version(bytes), 2);
+  const Model back = parse_model(bytes, "dilated.lbq");
+  ASSERT_EQ(back.ops.size(), 2u);
+  EXPECT_EQ(back.ops[0].dilation_h, 2);
+  EXPECT_EQ(back.ops[0].dilation_w, 3);
+  EXPECT_EQ(back.ops[1].dilation_h, 2);
+  EXPECT_EQ(back.ops[1].dilation_w, 2);
+  EXPECT_EQ(validate_model(back).back(), (ValueShape{8, 5, 4}));
+  EXPECT_EQ(serialize_model(back), bytes);
+  const auto x = rtest::random_input(m, 2, 3);
+  Session a(m, {1, "ref"}), b(back, {1, "ref"});
+  EXPECT_EQ(a.run(x.data(), 2).int_logits, b.run(x.data(), 2).int_logits);
+
+  // Without dilation: version 1, and the reader gives dilation 1.
+  Model plain = m;
+  for (Op& op : plain.ops) op.dilation_h = op.dilation_w = 1;
+  const std::string plain_bytes = serialize_model(plain);
+  EXPECT_EQ(version(plain_bytes), 1);
+  EXPECT_EQ(version(serialize_model(rtest::random_graph(4))), 1);
+  for (const Op& op : parse_model(plain_bytes, "plain.lbq").ops) EXPECT_EQ(op.dilation_h * op.dilation_w, 1);
+
+  // A version 2 file whose dilation is out of range is a clean error naming the field.
+  std::string bad = bytes;
+  // op 0's in_channels 3, out_channels 8, dilations 2, 3 (little-endian int32)
+  const size_t at = bad.find(std::string("\x03\0\0\0\x08\0\0\0\x02\0\0\0\x03\0\0\0", 16));
+  ASSERT_NE(at, std::string::npos);
+  bad[at + 8] = 0;
+  reseal_model_bytes(bad);
+  try {
+    parse_model(bad, "bad.lbq");
+    FAIL() << "dilation 0 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dilation"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ModelFile, Crc32KnownValue) {
   EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);
 }

@@ -97,6 +97,13 @@ std::vector<double> eval_f64(const Model& m, const float* x) {
     } else if (op.kind == OpKind::Lookup) {
       o = {a.c, a.h, a.w, {}};
       for (double q : a.v) o.v.push_back(op.table.at(static_cast<size_t>(q)));
+    } else if (op.kind == OpKind::Concat) {  // NCHW: the inputs one after another, each through its table
+      o = {0, a.h, a.w, {}};
+      for (size_t k = 0; k < op.inputs.size(); ++k) {
+        const Tensor& t = vals[op.inputs[k]];
+        o.c += t.c;
+        for (double q : t.v) o.v.push_back(op.table.at(256 * k + static_cast<size_t>(q)));
+      }
     } else {  // Flatten: NCHW already is C-major
       o = {a.c * a.h * a.w, 1, 1, a.v};
     }
@@ -104,6 +111,16 @@ std::vector<double> eval_f64(const Model& m, const float* x) {
     qp.push_back(&op.out);
   }
   return vals.back().v;
+}
+
+// What validate_model says about `m` (as file "t.lbq"), or "(valid)".
+std::string validation_message(const Model& m) {
+  try {
+    validate_model(m, "t.lbq");
+  } catch (const Error& e) {
+    return std::string(e.what());
+  }
+  return std::string("(valid)");
 }
 
 }  // namespace
@@ -227,18 +244,10 @@ TEST(Model, LookupTablesAreValidated) {
   for (size_t i = 0; i < good.ops.size(); ++i)
     if (good.ops[i].kind == OpKind::Lookup) lookup = i;
   ASSERT_LT(lookup, good.ops.size());
-  auto message = [](const Model& m) {
-    try {
-      validate_model(m, "t.lbq");
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(valid)");
-  };
-  EXPECT_EQ(message(good), "(valid)");
+  EXPECT_EQ(validation_message(good), "(valid)");
   Model short_table = good;
   short_table.ops[lookup].table.pop_back();
-  EXPECT_NE(message(short_table).find("table has 255 entries, expected 256"), std::string::npos) << message(short_table);
+  EXPECT_NE(validation_message(short_table).find("table has 255 entries, expected 256"), std::string::npos) << validation_message(short_table);
   Model out_of_range = good;
   ActQParams& q = out_of_range.ops[lookup].out;
   q.qmin = 0;
@@ -246,11 +255,38 @@ TEST(Model, LookupTablesAreValidated) {
   q.zero_point = std::min(q.zero_point, 200);
   out_of_range.ops[lookup].table.assign(256, 0);
   out_of_range.ops[lookup].table[17] = 201;
-  EXPECT_NE(message(out_of_range).find("table[17] = 201 is outside the output range"), std::string::npos)
-      << message(out_of_range);
+  EXPECT_NE(validation_message(out_of_range).find("table[17] = 201 is outside the output range"), std::string::npos)
+      << validation_message(out_of_range);
   Model stray = good;
   stray.ops[0].table.assign(256, 0);
-  EXPECT_NE(message(stray).find("only a lookup op has a table"), std::string::npos) << message(stray);
+  EXPECT_NE(validation_message(stray).find("only a lookup or concat op has a table"), std::string::npos) << validation_message(stray);
+}
+
+// A concat op: 2..64 inputs of equal H and W, 256 table codes per input inside the output range.
+TEST(Model, ConcatOpsAreValidated) {
+  const Model good = rtest::random_graph(3);
+  size_t cat = good.ops.size();
+  for (size_t i = 0; i < good.ops.size(); ++i)
+    if (good.ops[i].kind == OpKind::Concat) cat = i;
+  ASSERT_LT(cat, good.ops.size());
+  EXPECT_EQ(validation_message(good), "(valid)");
+  Model one_input = good;
+  one_input.ops[cat].inputs.pop_back();
+  EXPECT_NE(validation_message(one_input).find("reads 1 values, expected 2..64"), std::string::npos) << validation_message(one_input);
+  Model short_table = good;
+  short_table.ops[cat].table.resize(256);
+  EXPECT_NE(validation_message(short_table).find("table has 256 entries, expected 256 per input (512)"), std::string::npos)
+      << validation_message(short_table);
+  // Some earlier value whose height or width differs from the concat's first input.
+  const std::vector<ValueShape> shapes = validate_model(good);
+  const ValueShape first = shapes[good.ops[cat].inputs[0]];
+  int32_t other = -1;
+  for (int32_t v = 0; v <= static_cast<int32_t>(cat); ++v)
+    if (shapes[v].h != first.h || shapes[v].w != first.w) other = v;
+  ASSERT_GE(other, 0);
+  Model other_size = good;
+  other_size.ops[cat].inputs[1] = other;
+  EXPECT_NE(validation_message(other_size).find("concatenated values need equal H and W"), std::string::npos) << validation_message(other_size);
 }
 
 TEST(Isa, SelectionAndErrors) {

@@ -101,7 +101,8 @@ inline void fill_layer(std::mt19937& rng, Op& op, WeightKind k, const ActQParams
 inline const ActQParams& value_qparams(const Model& m, int32_t v) { return v == 0 ? m.input : m.ops[v - 1].out; }
 
 // A small random graph: conv -> (maxpool|avgpool) -> conv -> conv (dense or depthwise) + residual add
-// -> (global avgpool | maxpool + flatten) -> linear -> lookup -> linear output layer. Weight kinds per layer.
+// -> concat of the add and the residual branch (2 * C channels) -> (global avgpool | maxpool + flatten)
+// -> linear -> lookup -> linear output layer. Weight kinds per layer.
 inline Model random_graph(uint32_t seed) {
   std::mt19937 rng(seed);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -137,7 +138,15 @@ inline Model random_graph(uint32_t seed) {
   add.out = random_act(rng, pick(0, 1) == 1);
   add.out.scale = std::max(value_qparams(m, v2).scale, value_qparams(m, v3).scale) * 1.5f;
   v = m.add(add);
-  int32_t features = c2;
+  {  // Channel concatenation, each input through its own table (own generator, as the lookup below).
+    std::mt19937 table_rng(seed + 5555);
+    Op cat = make_concat({v, v3});
+    cat.out = random_act(table_rng);
+    cat.table.resize(512);
+    for (uint8_t& t : cat.table) t = static_cast<uint8_t>(std::uniform_int_distribution<int>(cat.out.qmin, cat.out.qmax)(table_rng));
+    v = m.add(cat);
+  }
+  int32_t features = 2 * c2;
   if (pick(0, 1) || h < 2 || w < 2) {
     Op gap = make_global_avg_pool(v);
     gap.out = random_act(rng);
@@ -152,7 +161,7 @@ inline Model random_graph(uint32_t seed) {
     Op fl = make_flatten(v);
     fl.out = value_qparams(m, v);
     v = m.add(fl);
-    features = c2 * h * w;
+    features = 2 * c2 * h * w;
   }
   const int32_t hidden = pick(5, 40);
   Op fc1 = make_linear(v, features, hidden);

@@ -37,7 +37,8 @@ void conv2d(const Op& op, const uint8_t* x, int64_t batch, ValueShape in, int32_
           for (int32_t c = 0; c < cg; ++c) {
             for (int32_t kh = 0; kh < op.kernel_h; ++kh) {
               for (int32_t kw = 0; kw < op.kernel_w; ++kw) {
-                const int32_t ih = oh * op.stride_h - op.pad_h + kh, iw = ow * op.stride_w - op.pad_w + kw;
+                const int32_t ih = oh * op.stride_h - op.pad_h + kh * op.dilation_h,
+                              iw = ow * op.stride_w - op.pad_w + kw * op.dilation_w;
                 const bool inside = ih >= 0 && ih < in.h && iw >= 0 && iw < in.w;
                 const int32_t xv =
                     inside ? x[((n * in.h + ih) * in.w + iw) * in.c + g * cg + c] : zx;  // pad value = zero point

@@ -1,9 +1,10 @@
 // Depthwise 2-D convolution (groups = in_channels = out_channels), NHWC, AVX2, exact.
 //
 // Two horizontal taps per vpmaddwd. Per item the kernel first builds a padded image of
-// horizontally adjacent pairs, P[hp][wp][c] = (x'[hp][wp][c], x'[hp][wp + 1][c]) as two int16 in
-// one int32, where x' = x - z_x inside the input and 0 in the padding (so padding adds nothing,
-// as in ref::conv2d). The weights are packed the same way along each kernel row, (w[kh][2j],
+// horizontally adjacent pairs, P[hp][wp][c] = (x'[hp][wp][c], x'[hp][wp + d][c]) as two int16 in
+// one int32 (d = dilation_w: the columns of taps kw and kw + 1), where x' = x - z_x inside the
+// input and 0 in the padding (so padding adds nothing, as in ref::conv2d). Kernel row kh reads
+// padded row oh * stride_h + kh * dilation_h; pair j of it column ow * stride_w + 2 j d. The weights are packed the same way along each kernel row, (w[kh][2j],
 // w[kh][2j + 1]) with 0 past the row's end, and vpmaddwd of one P load and one weight pair gives
 // x'[kw] * w[kw] + x'[kw + 1] * w[kw + 1] for 8 channels in int32: no saturation (|x'| <= 255,
 // |w| <= 255), and no shuffle in the inner loop (each pair is built once and read by every output
@@ -40,12 +41,12 @@ inline void store8(__m256i acc, int32_t c, int64_t row, const GemmOutput& o, con
 }
 
 // P for one item: padded rows [0, hp_n), pair columns [0, wp_n) of the input padded by
-// (pad_h, pad_w).
+// (pad_h, pad_w), the second of a pair dilation_w columns after the first.
 void build_pairs(const Op& op, const uint8_t* x, ValueShape in, int32_t zx, int64_t hp_n, int64_t wp_n, int32_t* p) {
-  const int64_t C = in.c, n = wp_n * C;  // pairs per row
-  // One padded row of x' (int16), with an extra zero column and 16 elements of slack for the vector loads.
+  const int64_t C = in.c, n = wp_n * C, dC = int64_t{op.dilation_w} * C;  // pairs per row, pair distance
+  // One padded row of x' (int16), with dilation_w extra zero columns and 16 elements of slack for the vector loads.
   thread_local std::vector<int16_t> row;
-  row.assign(static_cast<size_t>(n + C + 16), int16_t{0});
+  row.assign(static_cast<size_t>(n + dC + 16), int16_t{0});
   const __m256i z = _mm256_set1_epi16(static_cast<int16_t>(zx));
   for (int64_t hp = 0; hp < hp_n; ++hp) {
     const int64_t ih = hp - op.pad_h;
@@ -63,14 +64,14 @@ void build_pairs(const Op& op, const uint8_t* x, ValueShape in, int32_t zx, int6
     for (int64_t i = len16; i < len; ++i) dst[i] = static_cast<int16_t>(src[i] - zx);
     const int16_t* r = row.data();
     const int64_t n16 = n / 16 * 16;
-    for (int64_t i = 0; i < n16; i += 16) {  // (r[i + k], r[i + C + k]) for k < 16, in order
+    for (int64_t i = 0; i < n16; i += 16) {  // (r[i + k], r[i + dC + k]) for k < 16, in order
       const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i));
-      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i + C));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i + dC));
       const __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute2x128_si256(lo, hi, 0x20));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
     }
-    for (int64_t i = n16; i < n; ++i) out[i] = pack_int16_pair(r[i], r[i + C]);
+    for (int64_t i = n16; i < n; ++i) out[i] = pack_int16_pair(r[i], r[i + dC]);
   }
 }
 
@@ -80,8 +81,9 @@ void u8_dwconv_s32_fxp_8c__avx2(const Op& op, const int32_t* w, const uint8_t* x
                                 int32_t zx, ValueShape out, const GemmOutput& o) {
   const int32_t C = in.c, C8 = C / 8 * 8;
   const int32_t KH = op.kernel_h, pw = (op.kernel_w + 1) / 2, sh = op.stride_h, sw = op.stride_w;
+  const int64_t dh = op.dilation_h, dw = op.dilation_w;
   // the padded input rows the output rows read (a stride may leave a bottom margin unread)
-  const int64_t hp_n = int64_t{out.h - 1} * sh + KH, wp_n = in.w + 2 * int64_t{op.pad_w};
+  const int64_t hp_n = int64_t{out.h - 1} * sh + (KH - 1) * dh + 1, wp_n = in.w + 2 * int64_t{op.pad_w};
   std::vector<RequantParams> rq(static_cast<size_t>(C8 / 8));
   if (o.y_i32 == nullptr)
     for (int32_t c = 0; c < C8; c += 8) rq[c / 8] = requant_params(o, c, 8);
@@ -101,9 +103,9 @@ void u8_dwconv_s32_fxp_8c__avx2(const Op& op, const int32_t* w, const uint8_t* x
           const int32_t* base = prow + int64_t{ow} * sw * C + c;
           __m256i acc = _mm256_setzero_si256();
           for (int32_t kh = 0; kh < KH; ++kh) {
-            const int32_t* r = base + int64_t{kh} * wp_n * C;
+            const int32_t* r = base + kh * dh * wp_n * C;
             for (int32_t j = 0; j < pw; ++j)
-              acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 2 * j * C)),
+              acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 2 * j * dw * C)),
                                                             wv[kh * pw + j]));
           }
           store8(acc, c, orow0 + ow, o, rq[c / 8]);
@@ -115,7 +117,7 @@ void u8_dwconv_s32_fxp_8c__avx2(const Op& op, const int32_t* w, const uint8_t* x
           uint32_t a = static_cast<uint32_t>(o.bias[c]);
           for (int32_t kh = 0; kh < KH; ++kh)
             for (int32_t j = 0; j < pw; ++j) {
-              const int32_t xp = base[(int64_t{kh} * wp_n + 2 * j) * C], wp = w[(int64_t{kh} * pw + j) * C + c];
+              const int32_t xp = base[(kh * dh * wp_n + 2 * j * dw) * C], wp = w[(int64_t{kh} * pw + j) * C + c];
               a += static_cast<uint32_t>(static_cast<int16_t>(xp & 0xffff) * static_cast<int16_t>(wp & 0xffff) +
                                          (xp >> 16) * (wp >> 16));
             }

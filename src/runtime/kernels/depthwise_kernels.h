@@ -1,4 +1,5 @@
-// Depthwise convolution kernels; bit-exact with ref::conv2d for groups = in_channels = out_channels.
+// Depthwise convolution kernels; bit-exact with ref::conv2d for groups = in_channels = out_channels
+// (any stride, padding and dilation).
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -102,7 +102,8 @@ class GemmOp final : public PreparedOp {
     pad_w_ = src_shape_.w + 2 * int64_t{o.pad_w};
     const int64_t elem = config->input == GemmInput::S16 ? 2 : 1;
     chunk_ = std::min<int64_t>(std::max<int64_t>(config->mr, (32768 / elem / w_.Kp) / config->mr * config->mr), 256);
-    gather_ = conv_ && groups_ == 1 && !w_.stacked && g.kernels.im2col.gather_rows.fn != nullptr;
+    // The gather copies one run of KW * C contiguous values per kernel row: not for a dilation_w > 1.
+    gather_ = conv_ && groups_ == 1 && !w_.stacked && o.dilation_w == 1 && g.kernels.im2col.gather_rows.fn != nullptr;
     im2col_ = g.kernels.im2col;
   }
 
@@ -161,7 +162,9 @@ class GemmOp final : public PreparedOp {
 
   // im2col of rows [m0, m0 + rows) for group g into a (row stride Kp): a linear's rows are its
   // input items; a conv's come from the padded copy of its input, per kernel row one contiguous run
-  // of KW * C values (groups == 1) or per tap one run of cg values. uint8 with groups == 1: one
+  // of KW * C values (groups == 1, dilation_w == 1) or per tap one run of cg values. Kernel row kh
+  // reads padded row oh * stride_h + kh * dilation_h, tap kw column ow * stride_w + kw * dilation_w
+  // (ref::conv2d's arithmetic shifted by the padding). uint8 with groups == 1: one
   // 16-byte copy from the stacked-rows image, or the rows' source offsets collected here and the
   // KH runs copied by the level's gather kernel.
   template <class T>
@@ -196,7 +199,8 @@ class GemmOp final : public PreparedOp {
       constexpr int64_t size = sizeof(T);
       for (int64_t r = 0; r < rows; ++r, c.next())
         offsets[r] = ((c.n * item_rows + c.oh() * sh) * pw_ + c.ow() * sw) * ch * size;
-      im2col_.gather_rows.fn(reinterpret_cast<const uint8_t*>(padded), offsets, rows, o.kernel_h, pad_w_ * src_shape_.c * size,
+      im2col_.gather_rows.fn(reinterpret_cast<const uint8_t*>(padded), offsets, rows, o.kernel_h,
+                             int64_t{o.dilation_h} * pad_w_ * src_shape_.c * size,
                              static_cast<int32_t>(o.kernel_w * src_shape_.c * size), static_cast<int32_t>(p.K * size),
                              static_cast<int32_t>(p.Kp * size), reinterpret_cast<uint8_t*>(a));
     } else {
@@ -205,14 +209,14 @@ class GemmOp final : public PreparedOp {
         T* dst = a + r * p.Kp;
         const T* base = padded + ((c.n * pad_h_ + c.oh() * o.stride_h) * pad_w_ + c.ow() * o.stride_w) * src_shape_.c;
         for (int32_t kh = 0; kh < o.kernel_h; ++kh) {
-          const T* src = base + int64_t{kh} * pad_w_ * src_shape_.c;
-          if (groups_ == 1) {
+          const T* src = base + int64_t{kh} * o.dilation_h * pad_w_ * src_shape_.c;
+          if (groups_ == 1 && o.dilation_w == 1) {
             const int32_t len = o.kernel_w * src_shape_.c;
             copy_run(dst, src, static_cast<size_t>(len) * sizeof(T));
             dst += len;
           } else {
             for (int32_t kw = 0; kw < o.kernel_w; ++kw, dst += cg_) {
-              const T* s2 = src + int64_t{kw} * src_shape_.c + g * cg_;
+              const T* s2 = src + int64_t{kw} * o.dilation_w * src_shape_.c + g * cg_;
               for (int32_t ch = 0; ch < cg_; ++ch) dst[ch] = s2[ch];
             }
           }

@@ -4,6 +4,7 @@ namespace lowbit::runtime {
 
 bool stacks_rows(const Op& op, const GemmConfig* config) {
   if (op.kind != OpKind::Conv2d || op.groups != 1 || config->input != GemmInput::U8 || config->k_align != 4) return false;
+  if (op.dilation_h != 1 || op.dilation_w != 1) return false;  // a window's columns are not contiguous
   const int32_t col = op.in_channels * op.kernel_h, K = col * op.kernel_w;
   return col <= 4 && op.kernel_w <= 4 && 4 * op.kernel_w == (K + 3) / 4 * 4;
 }

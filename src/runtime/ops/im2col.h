@@ -60,7 +60,8 @@ struct RowCursor {
 // S[n][oh][w] = 4 bytes (P[oh * stride_h + kh][w][c] for kh, c; zero after KH * C), P the padded
 // input, so that the im2col row of (oh, ow) is the 4 * KW contiguous bytes at S[n][oh][ow * stride_w]
 // (one 16-byte copy). The weights are reordered to match, k = 4 * kw + C * kh + c, with zero weights
-// at the unused bytes. Used when this costs no extra quads of K (4 * KW = round_up(K, 4)).
+// at the unused bytes. Used when this costs no extra quads of K (4 * KW = round_up(K, 4)) and the
+// conv is not dilated.
 bool stacks_rows(const Op& op, const GemmConfig* config);
 
 // Stacked-rows image of one padded item (stacks_rows): rows oh < OH of 4-byte columns w < pad_w.

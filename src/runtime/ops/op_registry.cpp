@@ -1,6 +1,7 @@
 // The op factories by kind. A new op kind: its file in ops/ (create / buffers / run), one line here.
 #include "base/error.h"
 #include "runtime/ops/add_op.h"
+#include "runtime/ops/concat_op.h"
 #include "runtime/ops/conv_op.h"
 #include "runtime/ops/flatten_op.h"
 #include "runtime/ops/lookup_op.h"
@@ -19,6 +20,7 @@ const OpFactory kFactories[] = {
     {OpKind::Add, create_add_op},
     {OpKind::Flatten, create_flatten_op},
     {OpKind::Lookup, create_lookup_op},
+    {OpKind::Concat, create_concat_op},
 };
 
 }  // namespace
