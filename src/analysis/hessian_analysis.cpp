@@ -10,6 +10,7 @@
 #include "report/svg_plot.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "data/text_corpus.h"
 #include "qat/qat_config.h"
 
 namespace lowbit::analysis {
@@ -36,6 +37,21 @@ std::vector<std::pair<std::string, torch::Tensor>> hessian_parameters(models::Ne
   LOWBIT_CHECK(!out.empty(), "--layers '" + pattern + "' selects no weight of model '" + net->model_name() +
                                  "'; its layers are: " + names);
   return out;
+}
+
+void lm_hessian_batches(const torch::Tensor& train_bytes, int64_t context, int64_t batches, int64_t batch_size,
+                        std::vector<torch::Tensor>& inputs, std::vector<torch::Tensor>& targets) {
+  LOWBIT_CHECK(batches >= 1 && batch_size >= 1, "Hessian: --batches and the batch size must be >= 1");
+  LOWBIT_CHECK(train_bytes.size(0) >= context + 1, "Hessian: the training text is shorter than one window of " +
+                                                       std::to_string(context + 1) + " bytes");
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(0);  // fixed: the same windows for every checkpoint
+  inputs.clear();
+  targets.clear();
+  for (int64_t b = 0; b < batches; ++b) {
+    const torch::Tensor w = data::random_windows(train_bytes, batch_size, context + 1, gen);
+    inputs.push_back(w.narrow(1, 0, context));
+    targets.push_back(w.narrow(1, 1, context));
+  }
 }
 
 void hessian_batches(const data::Dataset& train, int64_t batches, int64_t batch_size, std::vector<torch::Tensor>& images,
@@ -72,7 +88,10 @@ HessianReport analyze_hessian(models::Net& net, const std::vector<torch::Tensor>
     r.parameter_count += p.numel();
   }
   BatchLoss loss = [&](int64_t b) {
-    return torch::nn::functional::cross_entropy(net->forward(images[static_cast<size_t>(b)]), labels[static_cast<size_t>(b)]);
+    const torch::Tensor logits = net->forward(images[static_cast<size_t>(b)]);
+    const torch::Tensor& targets = labels[static_cast<size_t>(b)];
+    // Language models give [N, T, vocab] logits for [N, T] targets: the mean over every predicted byte.
+    return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
   };
   HessianVectorProduct hvp(loss, params, static_cast<int64_t>(images.size()));
   const LinearOperator op = hvp.as_operator();
@@ -140,7 +159,12 @@ nlohmann::json HessianReport::to_json() const {
 std::string HessianReport::density_csv() const {
   std::ostringstream s;
   s << "eigenvalue,density\n" << std::setprecision(9);
-  for (size_t i = 0; i < grid.size(); ++i) s << grid[i] << "," << density[i] << "\n";
+  for (size_t i = 0; i < grid.size(); ++i) {
+    // Gaussian tails far from every Ritz value reach subnormal doubles (1e-323), which strtod
+    // reports as out of range: written as 0 so that every reader takes the file.
+    const double d = std::abs(density[i]) < 1e-300 ? 0.0 : density[i];
+    s << grid[i] << "," << d << "\n";
+  }
   return s.str();
 }
 

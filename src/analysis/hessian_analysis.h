@@ -1,7 +1,7 @@
 // `lowbit analyze hessian`: the Hessian tools of analysis/hessian.h applied to a model checkpoint
 // (FP32 or QAT; docs/hessian.md). The loss is the mean cross-entropy over a few fixed training
-// batches, the model in evaluation mode (BN running statistics; for QAT, the stored scales and
-// no WinQ noise), differentiated w.r.t. the weights (tensors named "...weight" with >= 2
+// batches (images; text windows for gpt-tiny, averaged over every predicted byte), the model in
+// evaluation mode (BN running statistics; for QAT, the stored scales and no WinQ noise), differentiated w.r.t. the weights (tensors named "...weight" with >= 2
 // dimensions) of the nodes whose names match a glob.
 #pragma once
 #include <cstdint>
@@ -71,6 +71,12 @@ HessianReport analyze_hessian(models::Net& net, const std::vector<torch::Tensor>
 // validation hold-out of 5000), in order: the same batches for every checkpoint compared.
 void hessian_batches(const data::Dataset& train, int64_t batches, int64_t batch_size, std::vector<torch::Tensor>& images,
                      std::vector<torch::Tensor>& labels);
+
+// For a language model: `batches` windows-batches of `batch_size` x (context + 1) bytes drawn from
+// the training bytes with a fixed seed (the same for every checkpoint of one corpus); inputs are
+// the first `context` bytes, targets the next ones.
+void lm_hessian_batches(const torch::Tensor& train_bytes, int64_t context, int64_t batches, int64_t batch_size,
+                        std::vector<torch::Tensor>& inputs, std::vector<torch::Tensor>& targets);
 
 // density.csv, summary.json, density.svg in `out_dir` (atomically).
 void write_hessian_files(const HessianReport& report, const std::string& out_dir);

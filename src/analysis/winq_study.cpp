@@ -19,7 +19,9 @@
 #include "qat/qat_config.h"
 #include "qat/qat_run.h"
 #include "qat/quantized_layers.h"
+#include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 #include "train/trainer.h"
 
 namespace lowbit::analysis {
@@ -143,10 +145,9 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
   o.winq.validate();
   if (o.quick) {
     o.steps = std::min<int64_t>(o.steps, 60);
-    o.batch_size = 64;
     o.val_images = std::min<int64_t>(o.val_images, 500);
     o.hessian_batches = 1;
-    o.hessian_batch_size = 32;
+    o.hessian_batch_size = std::min<int64_t>(o.hessian_batch_size, 32);
     o.hessian_probes = std::min<int64_t>(o.hessian_probes, 2);
     o.hessian_lanczos_steps = std::min<int64_t>(o.hessian_lanczos_steps, 10);
   }
@@ -156,14 +157,35 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
   LOWBIT_CHECK(!info.config.contains("qat"), "study winq: '" + info.path + "' is a QAT checkpoint; give an FP32 one");
   LOWBIT_CHECK(info.model_name == o.model,
                "study winq: '" + info.path + "' holds model '" + info.model_name + "', not --model '" + o.model + "'");
+  const bool language_model = o.model == "gpt-tiny";
+  const train::TrainConfig fp32_config = train::config_from_json(info.config);
+  if (o.batch_size <= 0) o.batch_size = language_model ? fp32_config.batch_size : 128;
+  if (o.quick) o.batch_size = std::min<int64_t>(o.batch_size, language_model ? 16 : 64);
 
-  const std::string dir = data::resolve_data_dir(o.data_dir);
-  const auto split =
-      data::split_train_validation(data::load_dataset(dir, "train", data::run_data_layout(o.layout, info.config)), 5000);
-  const data::Dataset validation = head(split.validation, o.val_images);
-  const data::Dataset no_validation = head(split.validation, 0);
+  // The data: images (train split minus the 5000 validation images) or the FP32 run's text corpus
+  // (random training windows, the first val_images validation windows).
+  data::Dataset train_images, validation, no_validation;
+  train::LmSettings lm;
+  std::optional<data::TextCorpus> corpus;
+  torch::Tensor val_windows;
   std::vector<torch::Tensor> h_images, h_labels;
-  hessian_batches(split.train, o.hessian_batches, o.hessian_batch_size, h_images, h_labels);
+  if (language_model) {
+    lm = train::LmSettings::from_json(info.config.value("lm", nlohmann::json::object()));
+    lm.steps = o.steps;
+    lm.eval_interval = o.steps;  // one validation pass, at the end
+    lm.eval_windows = o.val_images;
+    corpus = data::load_text_corpus(lm.text, lm.model.context, lm.val_fraction);
+    val_windows = train::lm_validation_windows(*corpus, lm);
+    lm_hessian_batches(corpus->train, lm.model.context, o.hessian_batches, o.hessian_batch_size, h_images, h_labels);
+  } else {
+    const std::string dir = data::resolve_data_dir(o.data_dir);
+    const auto split = data::split_train_validation(
+        data::load_dataset(dir, "train", data::run_data_layout(o.layout, info.config)), 5000);
+    train_images = split.train;
+    validation = head(split.validation, o.val_images);
+    no_validation = head(split.validation, 0);
+    hessian_batches(split.train, o.hessian_batches, o.hessian_batch_size, h_images, h_labels);
+  }
 
   WinqStudyResult r;
   r.options = o;
@@ -172,10 +194,13 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
   const std::vector<Variant> variants = variants_for(o);
   for (const auto& v : variants) r.variants.push_back(v.name);
 
-  const int64_t spe_full = (split.train.size() + o.batch_size - 1) / o.batch_size;
-  const int64_t epochs = (o.steps + spe_full - 1) / spe_full;
-  LOWBIT_CHECK(o.steps % epochs == 0, "study winq: --steps " + std::to_string(o.steps) + " spans " + std::to_string(epochs) +
-                                          " epochs; use a multiple of " + std::to_string(epochs));
+  int64_t epochs = 1;
+  if (!language_model) {
+    const int64_t spe_full = (train_images.size() + o.batch_size - 1) / o.batch_size;
+    epochs = (o.steps + spe_full - 1) / spe_full;
+    LOWBIT_CHECK(o.steps % epochs == 0, "study winq: --steps " + std::to_string(o.steps) + " spans " +
+                                            std::to_string(epochs) + " epochs; use a multiple of " + std::to_string(epochs));
+  }
 
   HessianOptions ho;
   ho.batches = o.hessian_batches;
@@ -189,7 +214,7 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
     r.hessian.push_back({bits, where, h.top_eigenvalue, h.trace, h.near_zero_fraction, h.loss,
                          h.slq.near_zero_fraction(0.01 * std::abs(h.top_eigenvalue))});
     if (o.log) {
-      *o.log << "study winq: W" << bits << " Hessian at " << where << ": top " << h.top_eigenvalue << ", near-zero "
+      *o.log << "study winq: W" << bits << " Hessian at " << where << ": top " << std::defaultfloat << std::setprecision(5) << h.top_eigenvalue << ", near-zero "
              << h.near_zero_fraction << " (relative: " << r.hessian.back().near_zero_relative << "), trace " << h.trace << " (" << std::fixed << std::setprecision(1) << h.seconds
              << " s)\n" << std::defaultfloat;
     }
@@ -203,11 +228,16 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
         f.weight_format = weight_format_for(bits);
         f.wbits = 2;
         f.abits = o.act_bits;
+        if (o.group_size > 0) {
+          f.granularity = "group";
+          f.group_size = static_cast<int>(o.group_size);
+        }
         qat::QatConfig qc = qat::config_from_flags(f);
+        if (language_model) qc = qat::with_language_model_defaults(qc);  // per-token int8 inputs, float embed/head
         qc.winq = variant.winq;
-        train::TrainConfig c = train::config_from_json(info.config);
+        train::TrainConfig c = fp32_config;
         c.epochs = epochs;
-        c.max_steps_per_epoch = o.steps / epochs;
+        c.max_steps_per_epoch = language_model ? 0 : o.steps / epochs;
         c.batch_size = o.batch_size;
         c.lr = o.lr;
         c.optimizer = "adamw";
@@ -234,14 +264,34 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
           winq = std::make_unique<qat::Winq>(variant.winq, c.seed);
           winq->install(hooks);
         }
-        train::Trainer trainer(net, c, hooks);
-        trainer.set_write_files(false);
-        trainer.set_log(nullptr);
-        trainer.fit(split.train, no_validation);
+        if (language_model) {
+          // The LM trainer writes its run folder (config, metrics, checkpoint): one per run.
+          std::string tag = bits;
+          std::replace(tag.begin(), tag.end(), '.', 'p');
+          c.out_dir = o.out_dir + "/runs/w" + tag + "-" + variant.name + "-seed" + std::to_string(seed);
+          c.extra["lm"] = lm.to_json();
+          std::ostringstream quiet;
+          train::RunOptions ro;
+          ro.overwrite = true;
+          ro.log = &quiet;
+          ro.initial_net = net;
+          train::run_lm_training(c, ro, hooks);
+        } else {
+          train::Trainer trainer(net, c, hooks);
+          trainer.set_write_files(false);
+          trainer.set_log(nullptr);
+          trainer.fit(train_images, no_validation);
+        }
         for (const auto& l : losses) run.losses.push_back(l.item<double>());
-        const auto e = train::evaluate(net, validation);
-        run.val_loss = e.loss;
-        run.val_acc = e.accuracy;
+        if (language_model) {
+          const train::LmEval e = train::evaluate_lm(net, val_windows);
+          run.val_loss = e.loss;
+          run.val_acc = e.accuracy;  // next-byte accuracy
+        } else {
+          const auto e = train::evaluate(net, validation);
+          run.val_loss = e.loss;
+          run.val_acc = e.accuracy;
+        }
         run.resets = winq ? winq->resets() : 0;
         run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (o.log) {
@@ -322,6 +372,7 @@ nlohmann::json WinqStudyResult::to_json() const {
             {"seeds", o.seeds},
             {"steps", o.steps},
             {"batch_size", o.batch_size},
+            {"group_size", o.group_size},
             {"lr", o.lr},
             {"optimizer", "adamw, cosine, warm-up 5%"},
             {"act_bits", o.act_bits},
@@ -354,9 +405,13 @@ std::string WinqStudyResult::table() const {
   std::ostringstream s;
   s << std::fixed;
   s << options.model << ", " << options.steps << " QAT steps of batch " << options.batch_size << ", " << options.seeds
-    << " seed(s), A" << options.act_bits << ", validation " << options.val_images << " images; speed-up on the "
+    << " seed(s), A" << (options.model == "gpt-tiny" ? std::string("8 per token") : std::to_string(options.act_bits))
+    << (options.group_size > 0 ? ", weight groups of " + std::to_string(options.group_size) : std::string())
+    << ", validation " << options.val_images << (options.model == "gpt-tiny" ? " windows" : " images") << "; speed-up on the "
     << "seed-mean EMA(" << smoothing_window << ") training-loss curves ('-': the baseline's final loss not reached)\n";
-  s << "| W bits | variant | val acc % mean (min-max) | val loss mean | final train loss | speed-up |\n";
+  const bool lm = options.model == "gpt-tiny";  // loss shown in bits per byte, accuracy of the next byte
+  if (lm) s << "| W bits | variant | next-byte acc % mean (min-max) | val bits/byte mean | final train loss | speed-up |\n";
+  else s << "| W bits | variant | val acc % mean (min-max) | val loss mean | final train loss | speed-up |\n";
   s << "|---|---|---|---|---|---|\n";
   for (const auto& bits : options.bits) {
     for (const auto& v : variants) {
@@ -376,7 +431,7 @@ std::string WinqStudyResult::table() const {
       const auto sp = mean_speedup(bits, v);
       s << "| " << bits << " | " << v << " | " << std::setprecision(2) << 100 * acc << " ("
         << 100 * *std::min_element(accs.begin(), accs.end()) << "-" << 100 * *std::max_element(accs.begin(), accs.end())
-        << ") | " << std::setprecision(4) << loss << " | " << curve.back() << " | ";
+        << ") | " << std::setprecision(4) << (lm ? loss / std::log(2.0) : loss) << " | " << curve.back() << " | ";
       if (v == "baseline") s << "1 |\n";
       else if (sp) s << std::setprecision(2) << *sp << "x |\n";
       else s << "- |\n";

@@ -1,4 +1,5 @@
-// The WinQ study (`lowbit study winq`, docs/winq.md): from one FP32 checkpoint, QAT at 2 bits
+// The WinQ study (`lowbit study winq`, docs/winq.md): from one FP32 checkpoint (an image model, or
+// gpt-tiny trained on text, whose QAT then uses the language-model defaults of `lowbit qat`), QAT at 2 bits
 // (SEQ), 1.58 bits (ternary) and 1 bit (binary) weights, plain and with WinQ, at equal steps and
 // for several seeds (paired: a seed fixes the data order of both runs). Reports final validation
 // loss and accuracy, the paper's speed-up (baseline steps / first step at which WinQ's smoothed
@@ -26,13 +27,14 @@ struct WinqStudyOptions {
   std::vector<std::string> bits = {"2", "1.58", "1"};  // 2: SEQ 2-bit, 1.58: ternary, 1: binary
   int64_t seeds = 2;
   int64_t steps = 300;                  // optimizer steps per run (equal for every variant)
-  int64_t batch_size = 128;
+  int64_t batch_size = 0;               // 0: 128 images, or the FP32 run's batch of text windows (gpt-tiny)
+  int64_t group_size = 0;               // weight scales per group of inputs (0: per output channel)
   double lr = 5e-4;                     // AdamW peak, cosine to 0, warm-up 5% of the run
   int act_bits = 8;
   qat::WinqConfig winq;                 // the "winq" variant (enabled forced on)
   bool ablation = false;
   bool quick = false;                   // small budgets (minutes on 2 cores)
-  int64_t val_images = 2000;
+  int64_t val_images = 2000;            // validation images, or text windows for gpt-tiny
   int64_t smoothing_window = 0;         // EMA span w (alpha = 2 / (w + 1)); 0: max(5, steps / 20)
   bool hessian = true;
   int64_t hessian_batches = 2;

@@ -21,6 +21,7 @@
 #include "data/fashion_mnist.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
+#include "train/lm_trainer.h"
 
 namespace lowbit::cli {
 namespace {
@@ -106,7 +107,7 @@ void add_analyze_command(CLI::App& app) {
   auto& ho = h->options;
   hess->add_option("--layers", ho.layers, "Glob on node names whose weights are analysed (e.g. 'fc*', 'conv?')")->capture_default_str();
   hess->add_option("--batches", ho.batches, "Training batches the loss averages over")->check(CLI::Range(1, 10000))->capture_default_str();
-  hess->add_option("--batch-size", ho.batch_size, "Images per batch")->check(CLI::Range(1, 60000))->capture_default_str();
+  hess->add_option("--batch-size", ho.batch_size, "Images (or gpt-tiny text windows) per batch")->check(CLI::Range(1, 60000))->capture_default_str();
   hess->add_option("--probes", ho.probes, "SLQ (Gaussian) and Hutchinson (Rademacher) probes")->check(CLI::Range(1, 100000))->capture_default_str();
   hess->add_option("--lanczos-steps", ho.lanczos_steps, "Lanczos steps per SLQ probe")->check(CLI::Range(2, 100000))->capture_default_str();
   hess->add_option("--power-iterations", ho.power_iterations, "Most power iterations for the top eigenvalue")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -120,11 +121,17 @@ void add_analyze_command(CLI::App& app) {
     torch::set_num_threads(static_cast<int>(h->threads));
     const train::CheckpointInfo info = train::load_checkpoint(h->checkpoint);
     models::Net net = train::load_net(info.path);
-    const auto split = data::split_train_validation(
-        data::load_dataset(data::resolve_data_dir(h->data_dir), "train", data::run_data_layout(h->layout, info.config)),
-        5000);
     std::vector<torch::Tensor> images, labels;
-    analysis::hessian_batches(split.train, h->options.batches, h->options.batch_size, images, labels);
+    if (info.model_name == "gpt-tiny") {  // windows of the run's own corpus (--text of its training)
+      const auto lm = train::LmSettings::from_json(info.config.value("lm", nlohmann::json::object()));
+      const auto corpus = data::load_text_corpus(lm.text, lm.model.context, lm.val_fraction);
+      analysis::lm_hessian_batches(corpus.train, lm.model.context, h->options.batches, h->options.batch_size, images, labels);
+    } else {
+      const auto split = data::split_train_validation(
+          data::load_dataset(data::resolve_data_dir(h->data_dir), "train", data::run_data_layout(h->layout, info.config)),
+          5000);
+      analysis::hessian_batches(split.train, h->options.batches, h->options.batch_size, images, labels);
+    }
     h->options.log = &std::cerr;
     analysis::HessianReport r = analysis::analyze_hessian(net, images, labels, h->options);
     r.checkpoint = info.path;

@@ -12,6 +12,7 @@
 #include "convert/agreement.h"
 #include "data/fashion_mnist.h"
 #include "convert/to_decoder.h"
+#include "convert/to_encoder.h"
 #include "convert/to_runtime.h"
 #include "models/gpt.h"
 #include "qat/qat_config.h"
@@ -19,6 +20,7 @@
 #include "qat/quantized_transformer.h"
 #include "runtime/decoder_model_file.h"
 #include "runtime/decoder_session.h"
+#include "runtime/encoder_model_file.h"
 #include "runtime/model_file.h"
 #include "runtime/model_tools.h"
 #include "train/checkpoint.h"
@@ -97,9 +99,48 @@ void run_decoder(const ConvertArgs& args, models::Net& net) {
   std::cout << "wrote " << args.out << "\n" << runtime::describe_decoder_model(model);
 }
 
+// vit-tiny: QAT/PTQ checkpoint -> encoder model file, checked against the LibTorch evaluation
+// (fake quantization) of the same model on the first --check test images.
+void run_encoder(const ConvertArgs& args, models::Net& net) {
+  const train::CheckpointInfo info = train::load_checkpoint(args.from);
+  LOWBIT_CHECK(net->input_layer() != nullptr,
+               "convert: '" + args.from + "' is an FP32 vit-tiny checkpoint; quantize it first (`lowbit qat --from " +
+                   args.from + " --wbits 8 --abits 8 ...` or `lowbit ptq --from " + args.from +
+                   " --method rtn --wbits 8 --abits 8 ...`), then convert that run");
+  const models::VitOptions options = models::VitOptions::from_json(info.config.value("vit", nlohmann::json::object()));
+  const std::string how = info.config.contains("ptq") ? " (PTQ)" : " (QAT)";
+  const runtime::EncoderModel model = convert::to_encoder_model(net, options, net->model_name() + how + " from " + args.from);
+  if (args.check > 0) {
+    data::Dataset test =
+        data::load_dataset(data::resolve_data_dir(args.data_dir), "test", data::run_data_layout(args.layout, info.config));
+    const int64_t n = std::min<int64_t>(args.check, test.size());
+    runtime::EncoderOptions eo;
+    eo.threads = 2;
+    runtime::EncoderSession session(model, eo);
+    const convert::EncoderAgreement a = convert::compare_encoder_with_torch(
+        session, net, test.images.narrow(0, 0, n), test.labels.narrow(0, 0, n));
+    // A conversion mistake (layout, scales, grids) moves logits by O(1) and predictions on many
+    // images; float summation order moves a static activation code by one step now and then
+    // (docs/transformers.md, "vit-tiny on the integer runtime").
+    const bool ok = std::isfinite(a.max_abs_diff) && a.mean_abs_diff <= 5e-3 * (1.0 + a.max_abs_logit) &&
+                    a.predictions_equal * 100 >= a.count * 97;
+    LOWBIT_CHECK(ok, "convert: the runtime disagrees with the model's evaluation on " + std::to_string(n) +
+                         " test images (mean |logit difference| " + std::to_string(a.mean_abs_diff) + ", max " +
+                         std::to_string(a.max_abs_diff) + ", same prediction on " + std::to_string(a.predictions_equal) +
+                         "); the model file was not written (please report this as a bug)");
+    std::cout << "checked: " << a.count << " test images, runtime logits within " << a.max_abs_diff
+              << " of the LibTorch evaluation (mean " << a.mean_abs_diff << ", max |logit| " << a.max_abs_logit
+              << "), same prediction on " << a.predictions_equal << "/" << a.count << " (isa "
+              << runtime::isa_name(session.isa()) << ")\n";
+  }
+  runtime::save_encoder_model(model, args.out);
+  std::cout << "wrote " << args.out << "\n" << runtime::describe_encoder_model(model);
+}
+
 void run(const ConvertArgs& args) {
   models::Net net = train::load_net(args.from);
   if (net->model_name() == "gpt-tiny") return run_decoder(args, net);
+  if (net->model_name() == "vit-tiny") return run_encoder(args, net);
   const runtime::Model model = convert::to_runtime_model(net, net->model_name() + " from " + args.from);
   if (args.check > 0) {
     const nlohmann::json run_config = train::load_checkpoint(args.from).config;

@@ -16,6 +16,9 @@
 #include "data/corruptions.h"
 #include "data/idx_file.h"
 #include "runtime/model_file.h"
+#include "convert/to_encoder.h"
+#include "runtime/encoder_model_file.h"
+#include "runtime/encoder_session.h"
 #include "data/fashion_mnist.h"
 #include "train/checkpoint.h"
 #include "train/lm_trainer.h"
@@ -140,9 +143,64 @@ void run_language_model(const EvalArgs& args, const train::CheckpointInfo& info)
             << r.perplexity << ", next-byte accuracy " << 100.0 * r.accuracy << "%\n";
 }
 
+// `--model vit.lbq` (an encoder file): the runtime's accuracy; with `--checkpoint` too (the QAT
+// run it was converted from), the LibTorch fake-quant accuracy and how many predictions agree.
+void run_encoder_runtime(const EvalArgs& args) {
+  runtime::EncoderOptions o;
+  o.threads = static_cast<int>(args.threads);
+  runtime::EncoderSession session = runtime::EncoderSession::load(args.model, o);
+  const auto data = data::load_dataset(args.data_dir, args.split, args.layout);
+  const int64_t n = data.size(), classes = session.model().classes;
+  const torch::Tensor images = data.images.to(torch::kFloat32).contiguous();
+  nlohmann::json j = {{"count", n}, {"split", args.split}, {"model_file", args.model},
+                      {"isa", runtime::isa_name(session.isa())}};
+  if (!args.checkpoint.empty()) {
+    torch::set_num_threads(static_cast<int>(args.threads));
+    models::Net net = train::load_net(args.checkpoint);
+    const convert::EncoderAgreement a =
+        convert::compare_encoder_with_torch(session, net, images, data.labels, args.batch_size);
+    j["accuracy"] = static_cast<double>(a.runtime_correct) / static_cast<double>(std::max<int64_t>(n, 1));
+    j["checkpoint"] = args.checkpoint;
+    j["fake_quant_accuracy"] = static_cast<double>(a.torch_correct) / static_cast<double>(std::max<int64_t>(n, 1));
+    j["fake_quant_predictions_equal"] = a.predictions_equal;
+    j["max_abs_logit_diff"] = a.max_abs_diff;
+    j["mean_abs_logit_diff"] = a.mean_abs_diff;
+  } else {
+    int64_t correct = 0;
+    for (int64_t b0 = 0; b0 < n; b0 += args.batch_size) {
+      const int64_t len = std::min<int64_t>(args.batch_size, n - b0);
+      const torch::Tensor x = images.narrow(0, b0, len).contiguous();
+      const std::vector<float> logits = session.run(x.data_ptr<float>(), len);
+      for (int64_t i = 0; i < len; ++i) {
+        const float* li = logits.data() + i * classes;
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; ++c)
+          if (li[c] > li[best]) best = c;
+        correct += best == data.labels[b0 + i].item<int64_t>();
+      }
+    }
+    j["accuracy"] = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(n, 1));
+  }
+  if (args.json) {
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << args.model << " on the integer runtime (encoder, " << runtime::isa_name(session.isa()) << ")\n"
+            << args.split << ": accuracy " << std::fixed << std::setprecision(2) << 100.0 * j["accuracy"].get<double>()
+            << "% of " << n << "\n";
+  if (j.contains("checkpoint")) {
+    std::cout << "predictions equal to its fake quantization (LibTorch): " << j["fake_quant_predictions_equal"] << "/"
+              << n << " (fake-quant accuracy " << std::setprecision(2)
+              << 100.0 * j["fake_quant_accuracy"].get<double>() << "%); logits differ by up to "
+              << std::setprecision(4) << j["max_abs_logit_diff"].get<double>() << " (mean "
+              << std::setprecision(6) << j["mean_abs_logit_diff"].get<double>() << ")\n";
+  }
+}
+
 // `--model m.lbq`: the integer runtime's accuracy; with `--checkpoint` too, how it agrees with
 // the checkpoint's integer simulation (must be bit-exact) and with its fake quantization.
 void run_runtime(const EvalArgs& args) {
+  if (runtime::is_encoder_model_file(args.model)) return run_encoder_runtime(args);
   runtime::Session session(runtime::load_model(args.model), session_options(static_cast<int>(args.threads)));
   const auto data = data::load_dataset(args.data_dir, args.split, args.layout);
   const convert::RuntimeEval r = convert::evaluate_runtime(session, data, 256);

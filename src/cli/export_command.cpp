@@ -1,14 +1,19 @@
 // `lowbit export`: a checkpoint -> an ONNX model. --format onnx writes the quantized model as
 // QDQ ONNX (from a QAT or PTQ checkpoint, through the same conversion as `lowbit convert`);
-// --format onnx-fp32 writes the float model (from an FP32 or a QAT checkpoint).
+// --format onnx-fp32 writes the float model (from an FP32 or a QAT checkpoint). From a decoder
+// .lbq (gpt-tiny after `lowbit convert`), --format onnx writes the language model in QDQ form and
+// --format matmulnbits with com.microsoft MatMulNBits for its int4 projections
+// (export/decoder_export.h).
 #include <iostream>
 #include <memory>
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "export/decoder_export.h"
 #include "export/float_export.h"
 #include "export/qdq_export.h"
 #include "qat/quantized_layers.h"
+#include "runtime/decoder_model_file.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::cli {
@@ -20,9 +25,38 @@ struct ExportArgs {
   std::string out;
   int64_t opset = 21;
   std::string weight_type = "auto";
+  bool kv_cache = false;
 };
 
+void run_decoder(const ExportArgs& args) {
+  LOWBIT_CHECK(args.format == "onnx" || args.format == "matmulnbits",
+               "export: '" + args.from + "' is a decoder model (.lbq); --format " + args.format +
+                   " is for checkpoints. Use --format onnx (QDQ) or matmulnbits (int4 projections)");
+  LOWBIT_CHECK(args.opset == 21, "export: decoder models are exported at opset 21 (int4 DequantizeLinear); drop --opset");
+  const runtime::DecoderModel m = runtime::load_decoder_model(args.from);
+  onnx::DecoderExportOptions options;
+  options.form = onnx::parse_decoder_export_form(args.format);
+  options.with_kv_cache = args.kv_cache;
+  const onnx::Model model = onnx::decoder_model(m, options, "'" + args.from + "'");
+  onnx::save(model, args.out);
+  std::cout << "wrote " << args.out << " (decoder language model, "
+            << (options.form == onnx::DecoderExportForm::Qdq ? "QDQ" : "MatMulNBits") << " ONNX, opset " << model.opset
+            << ", " << model.graph.nodes.size() << " nodes, " << model.graph.initializers.size() << " initializers; ";
+  if (args.kv_cache)
+    std::cout << "KV cache: inputs tokens int64 [1, T], past_key_<l> / past_value_<l> [1, " << m.heads << ", T_past, "
+              << m.head_size() << "] for l < " << m.layers.size() << ", T_past + T <= " << m.context
+              << "; outputs logits [1, T, " << m.vocab << "], present_key_<l> / present_value_<l>)\n";
+  else
+    std::cout << "input tokens int64 [1, T <= " << m.context << "], output logits [1, T, " << m.vocab << "])\n";
+}
+
 void run(const ExportArgs& args) {
+  if (runtime::is_decoder_model_file(args.from)) return run_decoder(args);
+  LOWBIT_CHECK(!args.kv_cache, "export: --kv-cache takes a decoder language model .lbq (lowbit convert of a gpt-tiny run); '" +
+                                   args.from + "' is not one");
+  LOWBIT_CHECK(args.format != "matmulnbits",
+               "export: --format matmulnbits takes a decoder language model .lbq (lowbit convert of a gpt-tiny run); '" +
+                   args.from + "' is not one");
   models::Net net = train::load_net(args.from);
   onnx::Model model;
   if (args.format == "onnx") {
@@ -46,18 +80,26 @@ void run(const ExportArgs& args) {
 
 void add_export_command(CLI::App& app) {
   auto args = std::make_shared<ExportArgs>();
-  CLI::App* cmd = app.add_subcommand("export", "Export a checkpoint as an ONNX model (QDQ or float32)");
-  cmd->add_option("--from", args->from, "Checkpoint (file or run folder): QAT/PTQ for onnx, FP32 or QAT for onnx-fp32")->required();
-  cmd->add_option("--format", args->format, "onnx (quantized, QDQ) or onnx-fp32")
-      ->check(CLI::IsMember({"onnx", "onnx-fp32"}))
+  CLI::App* cmd = app.add_subcommand("export", "Export a checkpoint or a decoder .lbq as an ONNX model (QDQ, MatMulNBits or float32)");
+  cmd->add_option("--from", args->from,
+                  "Checkpoint (file or run folder): QAT/PTQ for onnx, FP32 or QAT for onnx-fp32; or a decoder language "
+                  "model .lbq (lowbit convert of a gpt-tiny run) for onnx or matmulnbits")
+      ->required();
+  cmd->add_option("--format", args->format,
+                  "onnx (quantized, QDQ), onnx-fp32, or matmulnbits (decoder .lbq with int4 projections: "
+                  "com.microsoft MatMulNBits)")
+      ->check(CLI::IsMember({"onnx", "onnx-fp32", "matmulnbits"}))
       ->capture_default_str();
   cmd->add_option("--out", args->out, "ONNX file to write")->required();
-  cmd->add_option("--opset", args->opset, "ONNX opset, 13-21 (int4 weights need 21)")->check(CLI::Range(13, 21))->capture_default_str();
+  cmd->add_option("--opset", args->opset, "ONNX opset, 13-21 (int4 weights need 21; decoder models: 21)")->check(CLI::Range(13, 21))->capture_default_str();
   cmd->add_option("--weight-type", args->weight_type,
-                  "8-bit weights as: auto (exact in ONNX Runtime on every CPU: int8 where |code| <= 64, else uint8 + 128), "
+                  "Checkpoints: 8-bit weights as: auto (exact in ONNX Runtime on every CPU: int8 where |code| <= 64, else uint8 + 128), "
                   "int8 (fastest; ONNX Runtime may saturate on x86 CPUs without VNNI), uint8")
       ->check(CLI::IsMember({"auto", "int8", "uint8"}))
       ->capture_default_str();
+  cmd->add_flag("--kv-cache", args->kv_cache,
+                "Decoder .lbq: add the KV cache (inputs past_key_<l> / past_value_<l> [1, heads, T_past, head_size], "
+                "outputs present_key_<l> / present_value_<l>) for one-token-per-run decoding");
   cmd->callback([args] { run(*args); });
 }
 

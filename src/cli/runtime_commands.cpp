@@ -18,6 +18,8 @@
 #include "data/idx_file.h"
 #include "models/gpt.h"
 #include "runtime/decoder_model_file.h"
+#include "runtime/encoder_model_file.h"
+#include "runtime/encoder_session.h"
 #include "runtime/deployment_metrics.h"
 #include "runtime/model_file.h"
 #include "runtime/model_tools.h"
@@ -46,10 +48,54 @@ struct RunArgs {
   int threads = 1;
 };
 
+// An encoder model file (vit-tiny): classes and logits (float; no integer logits, the head reads
+// a float LayerNorm output).
+void run_encoder_model(const RunArgs& args) {
+  runtime::EncoderOptions o;
+  o.threads = args.threads;
+  runtime::EncoderSession session = runtime::EncoderSession::load(args.model, o);
+  const runtime::EncoderModel& m = session.model();
+  data::RawDataset images;
+  if (!args.idx.empty()) {
+    data::RawImages idx = data::read_idx_images(args.idx);
+    images.spec = args.idx;
+    images.count = idx.count;
+    images.channels = 1;
+    images.height = idx.rows;
+    images.width = idx.cols;
+    images.u8 = std::move(idx.pixels);
+  } else {
+    images = data::load_raw_images(args.data, args.split, args.layout);
+  }
+  const std::string source = args.idx.empty() ? images.spec : args.idx;
+  LOWBIT_CHECK(images.channels == m.channels && images.height == m.image_size && images.width == m.image_size,
+               "'" + source + "' holds images of shape " +
+                   data::shape_string({images.count, images.channels, images.height, images.width}) +
+                   " (N, C, H, W); the model '" + args.model + "' expects [N, " + std::to_string(m.channels) + ", " +
+                   std::to_string(m.image_size) + ", " + std::to_string(m.image_size) + "]");
+  LOWBIT_CHECK(args.index >= 0 && args.index + args.count <= images.count,
+               "--index " + std::to_string(args.index) + " --count " + std::to_string(args.count) + " is out of range: '" +
+                   source + "' has " + std::to_string(images.count) + " images");
+  const std::vector<float> x = data::planar_floats(images, args.index, args.count);
+  const std::vector<float> logits = session.run(x.data(), args.count);
+  for (int64_t i = 0; i < args.count; ++i) {
+    const float* li = logits.data() + i * m.classes;
+    int32_t cls = 0;
+    for (int32_t c = 1; c < m.classes; ++c)
+      if (li[c] > li[cls]) cls = c;
+    std::cout << "image " << args.index + i << ": class " << cls;
+    if (m.classes == 10) std::cout << " (" << kFashionClasses[cls] << ")";
+    std::cout << "\n  logits:";
+    for (int32_t c = 0; c < m.classes; ++c) std::cout << " " << std::setprecision(4) << li[c];
+    std::cout << "\n";
+  }
+}
+
 void run_model(const RunArgs& args) {
   LOWBIT_CHECK(args.idx.empty() != args.data.empty(),
                "lowbit run takes the images from --idx FILE (IDX) or --data SPEC (.npy images, .npz, a .npy folder, "
                "image folders, IDX folder), one of the two");
+  if (runtime::is_encoder_model_file(args.model)) return run_encoder_model(args);
   runtime::Session session = runtime::Session::load(args.model, session_options(args.threads));
   const auto& m = session.model();
   data::RawDataset images;
@@ -341,6 +387,19 @@ void inspect_model(const InspectArgs& args) {
     std::cout << args.model << ": " << session.model().name << "\n"
               << runtime::describe_decoder_model(session.model(), kernels) << "kernels (isa "
               << runtime::isa_name(session.isa()) << "): integer " << kernels[0] << "; float ops run in scalar float\n";
+    return;
+  }
+  if (runtime::is_encoder_model_file(args.model)) {
+    LOWBIT_CHECK(!args.metrics, "inspect --metrics: '" + args.model +
+                                    "' is an encoder image model (vit-tiny); metrics cover op-graph models so far");
+    runtime::EncoderSession session = runtime::EncoderSession::load(args.model);
+    const std::vector<std::string> kernels = session.kernel_names();
+    std::cout << args.model << ": " << session.model().name << "\n"
+              << runtime::describe_encoder_model(session.model(), kernels) << "kernels (isa "
+              << runtime::isa_name(session.isa()) << "):";
+    for (const std::string& k : kernels) std::cout << "\n  " << k;
+    std::cout << "\nfloat ops (LayerNorm, attention, GELU, residual adds, token mean, linears whose input is float) "
+                 "run in scalar float; integer linears read static uint8 activation codes\n";
     return;
   }
   LOWBIT_CHECK(args.metrics || (!args.json && !args.latency), "inspect: --json and --latency go with --metrics");

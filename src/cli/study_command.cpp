@@ -41,14 +41,17 @@ void add_study_command(CLI::App& app) {
   w->out_dir = "runs/study-winq";
   CLI::App* wq = study->add_subcommand(
       "winq", "QAT at 2 / 1.58 / 1-bit weights with and without WinQ at equal steps: accuracy, speed-up, Hessian, loss curves");
-  wq->add_option("--model", w->model, "Model (cnn, resnet8, ...); must match --from")->capture_default_str();
+  wq->add_option("--model", w->model, "Model (cnn, resnet8, ..., gpt-tiny); must match --from")->capture_default_str();
   wq->add_option("--from", w->from, "FP32 checkpoint (file or run folder)")->required();
   wq->add_option("--out", w->out_dir, "Output folder (study.json, study.csv, table.md, loss_w*.svg, report.html)")->capture_default_str();
   wq->add_option("--bits", w->bits, "Weight bits: 2 (SEQ), 1.58 (ternary), 1 (binary)")
       ->delimiter(',')->check(CLI::IsMember({"2", "1.58", "1"}))->capture_default_str();
   wq->add_option("--seeds", w->seeds, "Seeds per cell (paired: same data order for every variant)")->check(CLI::Range(1, 100))->capture_default_str();
   wq->add_option("--steps", w->steps, "Optimizer steps per run")->check(CLI::Range(2, 10000000))->capture_default_str();
-  wq->add_option("--batch-size", w->batch_size, "Training batch size")->check(CLI::Range(1, 60000))->capture_default_str();
+  wq->add_option("--batch-size", w->batch_size, "Training batch size (0: 128 images, or the FP32 gpt-tiny run's batch of windows)")
+      ->check(CLI::Range(0, 60000))->capture_default_str();
+  wq->add_option("--group-size", w->group_size, "Weight scales per group of this many inputs (0: per output channel)")
+      ->check(CLI::Range(0, 4096))->capture_default_str();
   wq->add_option("--lr", w->lr, "AdamW peak learning rate (cosine, 5% warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
   wq->add_option("--abits", w->act_bits, "Activation bits")->check(CLI::Range(2, 8))->capture_default_str();
   wq->add_option("--winq-period", w->winq.period, "WinQ reset period (-1: auto, a quarter of the run)")->capture_default_str();
@@ -61,8 +64,10 @@ void add_study_command(CLI::App& app) {
   wq->add_option("--hessian-probes", w->hessian_probes, "SLQ / Hutchinson probes")->check(CLI::Range(1, 1000))->capture_default_str();
   wq->add_option("--hessian-lanczos-steps", w->hessian_lanczos_steps, "Lanczos steps")->check(CLI::Range(2, 1000))->capture_default_str();
   wq->add_option("--hessian-batches", w->hessian_batches, "Batches of the Hessian loss")->check(CLI::Range(1, 100))->capture_default_str();
+  wq->add_option("--hessian-batch-size", w->hessian_batch_size, "Images (gpt-tiny: text windows) per Hessian batch (--quick: at most 32)")
+      ->check(CLI::Range(1, 60000))->capture_default_str();
   wq->add_option("--threshold", w->hessian_threshold, "Near-zero threshold on |lambda|")->check(CLI::PositiveNumber)->capture_default_str();
-  wq->add_option("--val-images", w->val_images, "Validation images for the final loss / accuracy")->check(CLI::Range(1, 5000))->capture_default_str();
+  wq->add_option("--val-images", w->val_images, "Validation images (gpt-tiny: text windows) for the final loss / accuracy")->check(CLI::Range(1, 5000))->capture_default_str();
   add_data_and_layout_flags(wq, w->data_dir, w->layout);
   wq->add_option("--threads", w->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   wq->callback([w] {

@@ -14,7 +14,7 @@ namespace {
 namespace model_field { constexpr int kIrVersion = 1, kProducerName = 2, kProducerVersion = 3, kDocString = 6, kGraph = 7, kOpsetImport = 8; }
 namespace opset_field { constexpr int kDomain = 1, kVersion = 2; }
 namespace graph_field { constexpr int kNode = 1, kName = 2, kInitializer = 5, kInput = 11, kOutput = 12; }
-namespace node_field { constexpr int kInput = 1, kOutput = 2, kName = 3, kOpType = 4, kAttribute = 5; }
+namespace node_field { constexpr int kInput = 1, kOutput = 2, kName = 3, kOpType = 4, kAttribute = 5, kDomain = 7; }
 namespace attribute_field { constexpr int kName = 1, kF = 2, kI = 3, kS = 4, kInts = 8, kType = 20; }
 namespace attribute_type { constexpr int kFloat = 1, kInt = 2, kString = 3, kInts = 7; }
 namespace tensor_field { constexpr int kDims = 1, kDataType = 2, kName = 8, kRawData = 9; }
@@ -79,10 +79,15 @@ ProtoWriter encode_tensor(const Tensor& t) {
 
 ProtoWriter encode_value_info(const ValueInfo& v) {
   ProtoWriter shape;
+  size_t symbolic = 0;
   for (int64_t d : v.dims) {
     ProtoWriter dim;
-    if (d >= 0) dim.add_int64(dimension_field::kDimValue, d);
-    else dim.add_bytes(dimension_field::kDimParam, "N");
+    if (d >= 0) {
+      dim.add_int64(dimension_field::kDimValue, d);
+    } else {
+      dim.add_bytes(dimension_field::kDimParam, symbolic < v.symbols.size() ? v.symbols[symbolic] : "N");
+      ++symbolic;
+    }
     shape.add_message(shape_field::kDim, dim);
   }
   ProtoWriter tensor_type;
@@ -103,6 +108,7 @@ ProtoWriter encode_node(const Node& n) {
   w.add_bytes(node_field::kName, n.name);
   w.add_bytes(node_field::kOpType, n.op_type);
   for (const Attribute& a : n.attributes) w.add_message(node_field::kAttribute, encode_attribute(a));
+  if (!n.domain.empty()) w.add_bytes(node_field::kDomain, n.domain);
   return w;
 }
 
@@ -229,6 +235,12 @@ std::string serialize(const Model& model) {
   if (!model.doc_string.empty()) m.add_bytes(model_field::kDocString, model.doc_string);
   m.add_message(model_field::kGraph, graph);
   m.add_message(model_field::kOpsetImport, opset);
+  for (const auto& [domain, version] : model.extra_opsets) {
+    ProtoWriter extra;
+    extra.add_bytes(opset_field::kDomain, domain);
+    extra.add_int64(opset_field::kVersion, version);
+    m.add_message(model_field::kOpsetImport, extra);
+  }
   return m.bytes();
 }
 

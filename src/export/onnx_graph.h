@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lowbit::onnx {
@@ -54,14 +55,20 @@ struct Node {
   std::vector<std::string> inputs;  // "" marks an omitted optional input
   std::vector<std::string> outputs;
   std::vector<Attribute> attributes;
+  // "" (the default ai.onnx domain) or e.g. "com.microsoft" (Model::extra_opsets); last, with an
+  // initializer, so that Node{op_type, name, inputs, outputs, attributes} stays valid.
+  std::string domain = {};
   const Attribute* attribute(const std::string& name) const;  // null when absent
 };
 
-// A graph input or output: a tensor type with a shape; a negative dimension is symbolic ("N").
+// A graph input or output: a tensor type with a shape; a negative dimension is symbolic, named
+// by `symbols` in order (the k-th negative dimension gets symbols[k]; "N" when there is none).
+// Dimensions of one name are equal sizes for ONNX tools, so unrelated ones get different names.
 struct ValueInfo {
   std::string name;
   DataType type = DataType::Float;
   std::vector<int64_t> dims;
+  std::vector<std::string> symbols = {};  // a default: ValueInfo{name, type, dims} stays complete
 };
 
 struct Graph {
@@ -79,6 +86,8 @@ struct Graph {
 struct Model {
   Graph graph;
   int64_t opset = 21;  // default ("ai.onnx") domain
+  // Opsets of other domains that nodes use, e.g. {"com.microsoft", 1} for MatMulNBits.
+  std::vector<std::pair<std::string, int64_t>> extra_opsets;
   std::string producer_name = "lowbit";
   std::string producer_version = "0.1";
   std::string doc_string;

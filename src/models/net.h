@@ -84,7 +84,7 @@ torch::Tensor random_inputs(const Net& net, int64_t batch);
 //                   "vit" section
 Net make_model(const std::string& name);  // throws lowbit::Error listing the known names
 std::vector<std::string> model_names();      // the CNN / MLP image models (Fashion-MNIST, convertible)
-std::vector<std::string> vit_model_names();  // {"vit-tiny"} (Fashion-MNIST, QAT / PTQ, not convertible yet)
+std::vector<std::string> vit_model_names();  // {"vit-tiny"} (Fashion-MNIST; QAT / PTQ runs convert to an encoder .lbq)
 std::vector<std::string> lm_model_names();   // {"gpt-tiny"}
 std::vector<std::string> all_model_names();  // all of the above
 

@@ -152,8 +152,8 @@ Header read_header(const std::string& b, const std::string& name, const std::vec
   out.kind = read_u32_at(b, kKindHeaderAt);
   if (out.version == 1 && out.kind != 0) h.fail("reserved header field is not zero");
   if (out.version >= 2 && out.kind != static_cast<uint32_t>(ModelKind::Graph) &&
-      out.kind != static_cast<uint32_t>(ModelKind::Decoder))
-    h.fail("model kind " + std::to_string(out.kind) + " is unknown (1: op graph, 2: decoder)");
+      out.kind != static_cast<uint32_t>(ModelKind::Decoder) && out.kind != static_cast<uint32_t>(ModelKind::Encoder))
+    h.fail("model kind " + std::to_string(out.kind) + " is unknown (1: op graph, 2: decoder, 3: encoder)");
   return out;
 }
 

@@ -2,7 +2,8 @@
 // layout): the 64-byte header, the graph section's primitive fields, the tensor table and the
 // 64-byte-aligned tensor data, with their CRC-32s. Version 1 files hold a graph of CNN ops
 // (model_file.cpp); version 2 files say in the header which kind of model their graph section
-// describes (kind 2: a decoder language model, decoder_model_file.cpp).
+// describes (kind 2: a decoder language model, decoder_model_file.cpp; kind 3: an encoder image
+// model, vit-tiny, encoder_model_file.cpp).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -12,7 +13,7 @@
 namespace lowbit::runtime::lbq {
 
 constexpr uint32_t kKindHeaderAt = 60;  // version >= 2: model kind; version 1: reserved (0)
-enum class ModelKind : uint32_t { Graph = 1, Decoder = 2 };
+enum class ModelKind : uint32_t { Graph = 1, Decoder = 2, Encoder = 3 };
 
 enum class DType : uint32_t { U8 = 1, I32 = 2, F32 = 3, FixedPoint = 4 };  // FixedPoint: (int32 m, int32 shift)
 

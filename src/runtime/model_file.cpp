@@ -36,11 +36,14 @@ ActQParams read_act(Reader& r) {
   return q;
 }
 
-// A decoder file (format version 2) handed to the op-graph loader: say what it is.
+// A decoder or encoder file (format version 2) handed to the op-graph loader: say what it is.
 void reject_decoder(const Reader& r, uint32_t version, uint32_t kind) {
   if (version == 2 && kind == static_cast<uint32_t>(lbq::ModelKind::Decoder))
     r.fail("this is a decoder language model (format version 2, model kind 2), not an op graph; load it with "
            "runtime::load_decoder_model or run it with `lowbit generate`");
+  if (version == 2 && kind == static_cast<uint32_t>(lbq::ModelKind::Encoder))
+    r.fail("this is an encoder image model (vit-tiny; format version 2, model kind 3), not an op graph; load it "
+           "with runtime::load_encoder_model or evaluate it with `lowbit eval --model`");
 }
 
 }  // namespace

@@ -12,7 +12,9 @@
 #endif
 
 #include <ATen/ATen.h>
+#include <torch/nn/module.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 
@@ -279,6 +281,70 @@ void broadcast_from_main(DistributedContext& ctx, const std::vector<at::Tensor>&
     if (needs_copy(t)) t.detach().copy_(ts[k]);
     ++k;
   }
+}
+
+void broadcast_module_from_main(DistributedContext& ctx, const torch::nn::Module& module, bool parameters) {
+  if (!ctx.active()) return;
+  std::vector<at::Tensor> state;
+  if (parameters) {
+    for (const auto& p : module.parameters()) state.push_back(p);
+  }
+  for (const auto& b : module.buffers()) state.push_back(b);
+  broadcast_from_main(ctx, state);
+}
+
+void backward_global_mean(DistributedContext& ctx, const at::Tensor& shard_mean_loss, int64_t shard, int64_t global,
+                          const std::vector<at::Tensor>& params) {
+  if (!ctx.active()) {
+    shard_mean_loss.backward();
+    return;
+  }
+  (shard_mean_loss * (static_cast<double>(shard) / static_cast<double>(global))).backward();
+  allreduce_gradients(ctx, params);
+}
+
+void allreduce_metric_sums(DistributedContext& ctx, at::Tensor& loss_sum, at::Tensor& correct, int64_t& seen) {
+  if (!ctx.active()) return;
+  std::vector<at::Tensor> sums{loss_sum.to(at::kDouble), correct.to(at::kDouble),
+                               at::full({}, static_cast<double>(seen), at::TensorOptions().dtype(at::kDouble))};
+  ctx.allreduce_sum(sums);
+  loss_sum = sums[0].to(loss_sum.scalar_type());
+  correct = sums[1].to(correct.scalar_type());
+  seen = static_cast<int64_t>(sums[2].item<double>());
+}
+
+void check_ranks_agree(DistributedContext& ctx, const std::vector<at::Tensor>& tensors, const std::string& what,
+                       double relative_tolerance) {
+  if (!ctx.active() || tensors.empty()) return;
+  at::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(tensors.size());
+  at::Tensor f = at::empty({2 * n}, at::TensorOptions().dtype(at::kDouble));
+  for (int64_t k = 0; k < n; ++k) {
+    const at::Tensor t = tensors[static_cast<size_t>(k)].detach().to(at::kDouble);
+    f[2 * k] = t.sum();
+    f[2 * k + 1] = t.square().sum();
+  }
+  // max of (f, -f) over the ranks: the largest and (negated) smallest fingerprint at once.
+  std::vector<at::Tensor> both{at::cat({f, -f})};
+  ctx.allreduce_max(both);
+  const at::Tensor hi = both[0].narrow(0, 0, 2 * n), lo = -both[0].narrow(0, 2 * n, 2 * n);
+  const at::Tensor excess = (hi - lo).abs() / hi.abs().clamp_min(1.0);  // per entry, relative
+  const double worst = excess.max().item<double>();
+  LOWBIT_CHECK(worst <= relative_tolerance,
+               "rank " + std::to_string(ctx.rank()) + " of " + std::to_string(ctx.world_size()) + ": the ranks' " + what +
+                   " differ (relative fingerprint spread " + std::to_string(worst) +
+                   "); every rank must draw the same data and noise");
+}
+
+int threads_from_environment(int64_t configured) {
+  if (const char* v = std::getenv("LOWBIT_THREADS")) {
+    char* end = nullptr;
+    const long t = std::strtol(v, &end, 10);
+    LOWBIT_CHECK(end != v && *end == '\0' && t >= 1 && t <= 1024,
+                 std::string("LOWBIT_THREADS='") + v + "' is not a thread count (1 to 1024); unset it or fix it");
+    return static_cast<int>(t);
+  }
+  return static_cast<int>(configured);
 }
 
 }  // namespace lowbit::train

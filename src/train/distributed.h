@@ -15,6 +15,10 @@
 
 #include <ATen/core/Tensor.h>
 
+namespace torch::nn {
+class Module;
+}
+
 namespace lowbit::train {
 
 // torchrun's variables as read from the environment.
@@ -84,5 +88,32 @@ void allreduce_gradients(DistributedContext& ctx, const std::vector<at::Tensor>&
 
 // Copies rank 0's values into every rank's tensors (parameters, buffers).
 void broadcast_from_main(DistributedContext& ctx, const std::vector<at::Tensor>& tensors);
+
+// The same start on every rank (fresh or resumed): rank 0's parameters and buffers (only the
+// buffers with parameters = false). No-op on a single process.
+void broadcast_module_from_main(DistributedContext& ctx, const torch::nn::Module& module, bool parameters = true);
+
+// One data-parallel backward. `shard_mean_loss` is the mean loss over this rank's `shard` of the
+// `global` rows of the step's batch; it is weighted by shard / global before backward and the
+// gradients are summed over the ranks, so every rank holds the gradient of the global batch's
+// mean loss, also when shards differ in size by one. On a single process: loss.backward().
+void backward_global_mean(DistributedContext& ctx, const at::Tensor& shard_mean_loss, int64_t shard, int64_t global,
+                          const std::vector<at::Tensor>& params);
+
+// An interval's running sums of the training metrics (loss x count, correct predictions, count)
+// summed over the ranks in place, so that rank 0 reports the global figures. No-op on one process.
+void allreduce_metric_sums(DistributedContext& ctx, at::Tensor& loss_sum, at::Tensor& correct, int64_t& seen);
+
+// Throws lowbit::Error when the ranks' copies of `tensors` (parameters) disagree by more than
+// `relative_tolerance` in a fingerprint (each tensor's sum and sum of squares): a change made on
+// some ranks only outside the all-reduced step (e.g. a WinQ reset). Other data or noise on a rank
+// does not show here (the summed gradients keep the ranks' parameters together). One small
+// all-reduce; no-op on one process.
+void check_ranks_agree(DistributedContext& ctx, const std::vector<at::Tensor>& tensors, const std::string& what,
+                       double relative_tolerance = 1e-5);
+
+// The torch threads of this process: LOWBIT_THREADS (set by `lowbit launch`: cores / processes)
+// when set, else `configured`.
+int threads_from_environment(int64_t configured);
 
 }  // namespace lowbit::train

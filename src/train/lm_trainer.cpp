@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/json_value.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 
 namespace lowbit::train {
 namespace {
@@ -137,7 +138,17 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   config.validate();
   const LmSettings lm = LmSettings::from_json(config.extra.value("lm", nlohmann::json::object()));
   lm.validate();
-  const std::string ckpt = checked_checkpoint_path(config, options);
+  // Data parallelism (docs/distributed.md): every rank draws the same global batch of windows,
+  // takes its shard of the rows, and the summed gradients make every rank take the step the
+  // single process takes on the whole batch. Only rank 0 writes files and prints.
+  DistributedContext& dist = distributed();  // rendezvous first: a bad address fails before the corpus loads
+  const int world = dist.world_size();
+  LOWBIT_CHECK(config.batch_size >= world, "every rank needs at least one window of every batch, but --batch-size " +
+                                               std::to_string(config.batch_size) + " is split across WORLD_SIZE=" +
+                                               std::to_string(world) + " ranks; use a larger --batch-size or fewer processes");
+  // Other ranks neither write nor need the run folder of a fresh run (it may be on rank 0's host).
+  const std::string ckpt = dist.is_main() || options.resume ? checked_checkpoint_path(config, options)
+                                                           : config.out_dir + "/checkpoint.pt";
   const int64_t context = lm.model.context, window = context + 1;
   const data::TextCorpus corpus = data::load_text_corpus(lm.text, context, lm.val_fraction);
   const int64_t train_bytes = corpus.train.size(0);
@@ -146,7 +157,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   const int64_t interval = std::min(total, lm.eval_interval > 0 ? lm.eval_interval : std::max<int64_t>(1, (total + 9) / 10));
   const int64_t warmup = warmup_steps(config, total);
 
-  torch::set_num_threads(static_cast<int>(config.threads));
+  torch::set_num_threads(threads_from_environment(config.threads));
   torch::manual_seed(config.seed);
   models::Net net = options.initial_net ? *options.initial_net : build_net(to_json(config));
   LOWBIT_CHECK(net->model_name() == config.model,
@@ -166,20 +177,26 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
     epoch = state.epoch;
     step = state.step;
   }
+  broadcast_module_from_main(dist, *net);  // the same start on every rank (fresh or resumed)
   const torch::Tensor val_windows = lm_validation_windows(corpus, lm);
 
-  std::ostream* log = options.log != nullptr ? options.log : &std::cerr;
+  std::ostream null_log(nullptr);  // other ranks print nothing (writes to it are dropped)
+  std::ostream* log = !dist.is_main() ? &null_log : options.log != nullptr ? options.log : &std::cerr;
+  const bool write_files = dist.is_main();
   const std::string metrics_file = config.out_dir + "/metrics.jsonl";
   std::string metrics;
-  std::filesystem::create_directories(config.out_dir);
-  metrics = metrics_up_to_step(metrics_file, step);
-  write_file_atomically(config.out_dir + "/config.json", with_provenance(to_json(config)).dump(2) + "\n");
+  if (write_files) {
+    std::filesystem::create_directories(config.out_dir);
+    metrics = metrics_up_to_step(metrics_file, step);
+    write_file_atomically(config.out_dir + "/config.json", with_provenance(to_json(config)).dump(2) + "\n");
+  }
   int64_t n_params = 0;
   for (const auto& p : net->parameters()) n_params += p.numel();
   *log << "gpt-tiny: " << n_params << " parameters (" << lm.model.layers << " layers, width " << lm.model.width
        << ", " << lm.model.heads << " heads, context " << context << "); corpus " << corpus.total_bytes << " bytes in "
        << corpus.files.size() << " file(s): " << train_bytes << " train, " << corpus.validation.size(0)
-       << " validation; " << total << " steps of " << config.batch_size << " x " << context << " bytes\n"
+       << " validation; " << total << " steps of " << config.batch_size << " x " << context << " bytes"
+       << (dist.active() ? " in " + std::to_string(world) + " processes" : "") << "\n"
        << std::flush;
 
   TrainResult result;
@@ -190,12 +207,15 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
     const int64_t every = std::max<int64_t>(1, chunk_steps / 4);
     const auto t0 = Clock::now();
     const std::clock_t cpu0 = std::clock();
+    const int64_t allreduced0 = dist.bytes_allreduced();
     auto loss_sum = torch::zeros({}, torch::kFloat64);
     auto correct = torch::zeros({}, torch::kInt64);
     int64_t seen = 0, done = 0;
     double lr = 0.0;
     for (; step < chunk_end; ++done) {
-      const auto w = data::random_windows(corpus.train, config.batch_size, window, windows_gen);
+      // The global batch (the same draw on every rank, as in one process), then this rank's rows.
+      const auto [shard_offset, shard_rows] = shard_of_batch(config.batch_size, dist.rank(), world);
+      const auto w = data::random_windows(corpus.train, config.batch_size, window, windows_gen).narrow(0, shard_offset, shard_rows);
       const auto x = w.narrow(1, 0, context), y = w.narrow(1, 1, context);
       const double factor = lr_factor(step, warmup, total);
       auto& pg = optimizer->param_groups();
@@ -206,8 +226,8 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
       const auto logits = net->forward(x);
       const auto loss = cross_entropy_bytes(logits, y, /*sum=*/false);
       for (auto& p : params) p.mutable_grad().reset();
-      loss.backward();
-      if (config.clip_grad > 0) {
+      backward_global_mean(dist, loss, shard_rows, config.batch_size, params);  // global batch's mean-loss gradient
+      if (config.clip_grad > 0) {  // after the all-reduce: the global gradient's norm
         std::vector<torch::Tensor> norms;
         for (auto& p : params)
           if (p.grad().defined()) norms.push_back(p.grad().norm());
@@ -236,7 +256,14 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
              << std::flush;
       }
     }
+    const int64_t allreduced_per_step = (dist.bytes_allreduced() - allreduced0) / std::max<int64_t>(1, done);
+    allreduce_metric_sums(dist, loss_sum, correct, seen);  // the interval's metrics over all ranks' shards
+    // The ranks' parameters must stay identical. WinQ's reset is the one change made outside the
+    // all-reduced step, so verify it (other data or noise on a rank cannot show here: the summed
+    // gradients keep the ranks together; tests/cli/distributed_test.sh lm compares with 1 process).
+    check_ranks_agree(dist, params, "gpt-tiny parameters after step " + std::to_string(step));
     EpochMetrics m;
+    m.allreduce_bytes_per_step = allreduced_per_step;
     m.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     m.cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
     m.epoch = ++epoch;
@@ -273,6 +300,8 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
                            {"seconds", m.seconds},
                            {"bytes_per_s", m.images_per_s},
                            {"cpu_seconds", m.cpu_seconds}};
+    if (m.allreduce_bytes_per_step > 0) line["allreduce_bytes_per_step"] = m.allreduce_bytes_per_step;
+    if (!write_files) continue;
     metrics += line.dump() + "\n";
     write_file_atomically(metrics_file, metrics);
     TrainingState state;

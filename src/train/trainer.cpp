@@ -146,18 +146,6 @@ void keep_freed_memory_for_reuse() {
   (void)done;
 }
 
-// LOWBIT_THREADS (set by `lowbit launch`: cores / processes) overrides the configured threads.
-int threads_for(const TrainConfig& c) {
-  if (const char* v = std::getenv("LOWBIT_THREADS")) {
-    char* end = nullptr;
-    const long t = std::strtol(v, &end, 10);
-    LOWBIT_CHECK(end != v && *end == '\0' && t >= 1 && t <= 1024,
-                 std::string("LOWBIT_THREADS='") + v + "' is not a thread count (1 to 1024); unset it or fix it");
-    return static_cast<int>(t);
-  }
-  return static_cast<int>(c.threads);
-}
-
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> build_optimizer(const TrainConfig& config, const std::vector<ParamGroup>& groups,
@@ -276,7 +264,7 @@ void Trainer::save(const std::string& path) {
 TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& validation, const data::Dataset* test,
                          int64_t stop_after_epoch) {
   LOWBIT_CHECK(train.size() > 0, "the training set is empty");
-  torch::set_num_threads(threads_for(config_));
+  torch::set_num_threads(threads_from_environment(config_.threads));
   keep_freed_memory_for_reuse();
   const int64_t n = train.size();
   const int64_t spe = steps_per_epoch(config_, n);
@@ -297,11 +285,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     LOWBIT_CHECK(last_batch >= world, "every rank needs at least one image of every batch, but a batch of " +
                                           std::to_string(last_batch) + " is split across WORLD_SIZE=" +
                                           std::to_string(world) + " ranks; use a larger --batch-size or fewer processes");
-    // The same start on every rank (fresh or resumed): rank 0's parameters and buffers.
-    std::vector<torch::Tensor> state;
-    for (const auto& p : net_->parameters()) state.push_back(p);
-    for (const auto& b : net_->buffers()) state.push_back(b);
-    broadcast_from_main(dist, state);
+    broadcast_module_from_main(dist, *net_);  // the same start on every rank (fresh or resumed)
   }
 
   std::string metrics;
@@ -342,14 +326,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       auto logits = net_->forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits, y);
       for (auto& p : params_) p.mutable_grad().reset();  // set_to_none: backward allocates fresh
-      if (dist.active()) {
-        // Weighted by the shard's share of the global batch: the summed gradients are then those
-        // of the global batch's mean loss, also when shards differ in size by one.
-        (loss * (static_cast<double>(bs) / static_cast<double>(global_bs))).backward();
-        allreduce_gradients(dist, params_);
-      } else {
-        loss.backward();
-      }
+      backward_global_mean(dist, loss, bs, global_bs, params_);  // gradients of the global batch's mean loss
       if (config_.clip_grad > 0) clip_gradients();
       optimizer_->step();
       ++step_;
@@ -368,17 +345,9 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       });
     }
     const int64_t allreduced_per_step = (dist.bytes_allreduced() - allreduced0) / std::max<int64_t>(1, spe);
-    if (dist.active()) {  // the epoch's metrics over all ranks' shards
-      std::vector<torch::Tensor> sums{loss_sum, correct.to(torch::kFloat64), torch::full({}, static_cast<double>(seen), torch::kFloat64)};
-      dist.allreduce_sum(sums);
-      loss_sum = sums[0];
-      correct = sums[1].to(torch::kInt64);
-      seen = static_cast<int64_t>(sums[2].item<double>());
-      // Local batch-norm statistics: rank 0's running averages are the ones kept (and saved).
-      std::vector<torch::Tensor> buffers;
-      for (const auto& b : net_->buffers()) buffers.push_back(b);
-      broadcast_from_main(dist, buffers);
-    }
+    allreduce_metric_sums(dist, loss_sum, correct, seen);  // the epoch's metrics over all ranks' shards
+    // Local batch-norm statistics: rank 0's running averages are the ones kept (and saved).
+    broadcast_module_from_main(dist, *net_, /*parameters=*/false);
     EpochMetrics m;
     m.seconds = seconds_since(t0);
     m.cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
@@ -455,12 +424,7 @@ std::string checked_checkpoint_path(const TrainConfig& config, const RunOptions&
 }
 
 TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
-  if (config.model == "gpt-tiny") {
-    LOWBIT_CHECK(!distributed().active(), "gpt-tiny trains in one process only (WORLD_SIZE=" +
-                                             std::to_string(distributed().world_size()) +
-                                             "); data parallelism covers the Fashion-MNIST models");
-    return run_lm_training(config, options, hooks);  // train/lm_trainer.h
-  }
+  if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
   config.validate();
   distributed();  // rendezvous first: a bad MASTER_ADDR or port fails before data is loaded
   // Other ranks neither write nor need the run folder of a fresh run (it may be on rank 0's host).

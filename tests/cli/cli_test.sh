@@ -80,6 +80,27 @@ grep -q '"head"' "$TMP/lmq/config.json" || fail "gpt-tiny QAT config lacks the f
 grep -q '"weight_granularity": "group"' "$TMP/lmq/config.json" || fail "--group-size alone did not select group scales"
 grep -q '"command": ".* qat --from .*--group-size 32' "$TMP/lmq/config.json" || fail "QAT run lacks its command line"
 "$LOWBIT" eval --checkpoint "$TMP/lmq" --json | grep -q '"quantized":true' || fail "gpt-tiny QAT eval"
+# WinQ study and Hessian on gpt-tiny: the LM trainer with WinQ's hooks, windows of the run's own text.
+"$LOWBIT" study winq --model gpt-tiny --from "$TMP/lm" --bits 2 --seeds 1 --steps 4 --quick --hessian-probes 1 \
+  --hessian-lanczos-steps 3 --hessian-batch-size 4 --val-images 8 --group-size 16 --out "$TMP/lmsw" >"$TMP/lmsw.out" 2>"$TMP/lmsw.log" \
+  || { cat "$TMP/lmsw.log" >&2; fail "study winq on gpt-tiny failed"; }
+grep -q "| 2 | winq |" "$TMP/lmsw.out" && grep -q "bits/byte" "$TMP/lmsw.out" && grep -q "winq end" "$TMP/lmsw.out" \
+  || fail "study winq table of gpt-tiny: $(cat "$TMP/lmsw.out")"
+python3 - "$TMP/lmsw/study.json" <<'PY' || fail "study winq gpt-tiny json: $(head -c 600 "$TMP/lmsw/study.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+runs = {r["variant"]: r for r in s["runs"]}
+assert s["model"] == "gpt-tiny" and s["settings"]["group_size"] == 16, s["settings"]
+assert len(runs["baseline"]["train_losses"]) == 4 and len(runs["winq"]["train_losses"]) == 4, runs
+assert runs["winq"]["resets"] >= 1 and runs["baseline"]["resets"] == 0, runs
+assert 0 < runs["baseline"]["val_loss"] < 6 and 0 <= runs["baseline"]["val_acc"] <= 1, runs["baseline"]
+PY
+grep -q '"weight_granularity": "group"' "$TMP/lmsw/runs/w2-winq-seed0/config.json" \
+  && grep -q '"act_granularity": "token"' "$TMP/lmsw/runs/w2-winq-seed0/config.json" \
+  || fail "study winq gpt-tiny runs lack the LM QAT defaults: $(cat "$TMP/lmsw/runs/w2-winq-seed0/config.json")"
+"$LOWBIT" analyze hessian --checkpoint "$TMP/lmq" --batches 1 --batch-size 4 --probes 1 --lanczos-steps 3 \
+  --power-iterations 2 --out "$TMP/lmh" >"$TMP/lmh.out" 2>"$TMP/lmh.log" || { cat "$TMP/lmh.log" >&2; fail "analyze hessian gpt-tiny"; }
+grep -q "gpt-tiny Hessian" "$TMP/lmh.out" && [[ -s "$TMP/lmh/density.csv" && -s "$TMP/lmh/report.html" ]] || fail "gpt-tiny Hessian: $(cat "$TMP/lmh.out")"
 # gpt-tiny on the integer runtime: convert -> inspect -> generate -> bench, and clear errors.
 "$LOWBIT" convert --checkpoint "$TMP/lmq" --out "$TMP/lm.lbq" >"$TMP/lmc.log" || fail "gpt-tiny convert failed"
 grep -q "checked: 32 positions" "$TMP/lmc.log" || fail "gpt-tiny convert did not check: $(cat "$TMP/lmc.log")"
@@ -99,6 +120,14 @@ cmp -s "$TMP/gen3.txt" "$TMP/gen4.txt" || fail "sampling with a seed is not repr
 "$LOWBIT" convert --checkpoint "$TMP/lm" --out "$TMP/lm_rtn.lbq" --weight-format ternary --group-size 0 >/dev/null \
   || fail "round-to-nearest conversion of an FP32 gpt-tiny"
 "$LOWBIT" inspect "$TMP/lm_rtn.lbq" | grep -q "ternary per-channel" || fail "RTN ternary model"
+# ONNX export of the decoder model (docs/transformers.md): MatMulNBits needs int4 weights.
+"$LOWBIT" export --from "$TMP/lm.lbq" --format matmulnbits --out "$TMP/lm.onnx" >"$TMP/lmx.log" \
+  || fail "export of a decoder model failed: $(cat "$TMP/lmx.log")"
+[[ -s "$TMP/lm.onnx" ]] && grep -q "MatMulNBits" "$TMP/lm.onnx" || fail "MatMulNBits export has no MatMulNBits node"
+"$LOWBIT" export --from "$TMP/lm_rtn.lbq" --format onnx --out "$TMP/lm_rtn.onnx" >/dev/null || fail "QDQ export of a ternary LM"
+expect_exit 1 "$LOWBIT" export --from "$TMP/lm_rtn.lbq" --format matmulnbits --out "$TMP/x.onnx"
+grep -q "block0_attn_q" "$TMP/err" || fail "matmulnbits refusal does not name the projection: $(cat "$TMP/err")"
+[[ ! -e "$TMP/x.onnx" ]] || fail "a refused export left a file behind"
 expect_exit 1 "$LOWBIT" generate "$TMP/lm.lbq" --prompt "$(printf 'x%.0s' {1..40})" --tokens 2
 grep -q "context of 32" "$TMP/err" || fail "long prompt message: $(cat "$TMP/err")"
 expect_exit 1 "$LOWBIT" generate "$TMP/lm.lbq" --prompt "a" --tokens 0

@@ -5,16 +5,19 @@
 #    TOL_QAT (relative to the tensor's largest magnitude, at least 1), the same metrics.jsonl
 #    lines, progress printed by rank 0 only;
 #  - resume: a run resumed in 2 processes equals the same run resumed in 1;
+#  - lm: gpt-tiny (FP32 train, then QAT W4 g16 with WinQ) in 2 processes equals 1 process, within
+#    TOL_LM, metrics.jsonl lines too; a QAT+WinQ run of 1 process resumed in 2 equals it resumed in 1
+#    (no Fashion-MNIST needed);
 #  - faults:
 #  - a rank killed with SIGKILL ends the job with an error naming it, within a bounded time;
 #  - rank 0 alone (its peer never comes) fails after LOWBIT_DIST_TIMEOUT instead of hanging;
 #  - a port in use and an unresolvable MASTER_ADDR give errors naming what to check.
-# Usage: bash tests/cli/distributed_test.sh path/to/lowbit path/to/compare_checkpoints [equivalence|resume|faults]
+# Usage: bash tests/cli/distributed_test.sh path/to/lowbit path/to/compare_checkpoints [equivalence|resume|lm|faults]
 set -euo pipefail
 
 LOWBIT="$1"
 COMPARE="$2"
-MODE="${3:-equivalence}"  # equivalence | resume | faults
+MODE="${3:-equivalence}"  # equivalence | resume | lm | faults
 TOL_FP32=1e-6
 TOL_QAT=1e-5
 TMP="${LOWBIT_TEST_TMP:-/tmp}/distributed_test.$$"
@@ -25,13 +28,97 @@ cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+unset RANK WORLD_SIZE LOCAL_RANK MASTER_ADDR MASTER_PORT LOWBIT_THREADS
+export LOWBIT_DIST_TIMEOUT=20
+
+if [[ "$MODE" == lm ]]; then
+  # gpt-tiny on a small generated text (the sizes of tests/cli/cli_test.sh), global batch 8 =
+  # 2 x 4 windows. Every rank draws the same 8 windows and keeps its 4 rows; the summed weighted
+  # gradients are the 8-window mean's. Only float summation order differs, and AdamW (the
+  # default optimizer) normalises each gradient element, so its relative noise becomes an
+  # absolute one of about lr x that noise per step: TOL_LM (see docs/distributed.md for the
+  # measured differences).
+  TOL_LM=1e-5
+  for i in $(seq 1 200); do echo "line $i: the quick brown fox jumps over the lazy dog."; done >"$TMP/text.txt"
+  LM=(--model gpt-tiny --text "$TMP/text.txt" --layers 2 --width 32 --heads 4 --context 32 --batch-size 8 --seed 5
+      --eval-windows 16)
+  # metrics.jsonl: the same lines, every number within $3 (relative, at least 1) except timings.
+  # FP32 runs: TOL_LM. QAT: the validation loss of the fake-quantized model moves by a whole
+  # quantization step of any weight that float noise puts on the other side of a rounding
+  # boundary, so TOL_LM_QAT_METRICS (measured in docs/distributed.md).
+  TOL_LM_QAT_METRICS=5e-4
+  same_metrics() {
+    python3 - "$1/metrics.jsonl" "$2/metrics.jsonl" "$3" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+tol = float(sys.argv[3])
+assert len(a) == len(b), f"{len(a)} vs {len(b)} lines"
+skip = {"seconds", "bytes_per_s", "cpu_seconds", "allreduce_bytes_per_step"}
+worst, where = 0.0, ""
+for x, y in zip(a, b):
+    assert set(x) - skip == set(y) - skip, (sorted(x), sorted(y))
+    for k in set(x) - skip:
+        d = abs(x[k] - y[k]) / max(1.0, abs(x[k]))
+        assert d <= tol, f"step {x['step']} {k}: {x[k]} vs {y[k]}"
+        if d > worst: worst, where = d, f"step {x['step']} {k}"
+print(f"metrics.jsonl: {len(a)} lines, largest relative difference {worst:.3g} ({where})")
+PY
+  }
+  pair() {  # pair NAME METRICS_TOL ARGS...: 1 process and 2 at the same time, into NAME1 and NAME2
+    local name=$1 mtol=$2
+    shift 2
+    "$LOWBIT" "$@" --threads 1 --out "$TMP/${name}1" 2>"$TMP/${name}1.log" &
+    local p1=$!
+    timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit "$@" --out "$TMP/${name}2" 2>"$TMP/${name}2.log" \
+      || { cat "$TMP/${name}2.log" >&2; fail "2-process $name"; }
+    wait "$p1" || { cat "$TMP/${name}1.log" >&2; fail "1-process $name"; }
+    "$COMPARE" "$TMP/${name}1" "$TMP/${name}2" "$TOL_LM" || fail "$name: 2 processes differ from 1 by more than $TOL_LM"
+    same_metrics "$TMP/${name}1" "$TMP/${name}2" "$mtol" || fail "$name: metrics.jsonl differ"
+  }
+  pair lf "$TOL_LM" train "${LM[@]}" --steps 6 --eval-interval 3
+  [[ $(grep -c "step 6/6: train loss" "$TMP/lf2.log") == 1 ]] || fail "summary not printed once (rank 0 only): $(cat "$TMP/lf2.log")"
+  grep -q '"allreduce_bytes_per_step":[1-9]' "$TMP/lf2/metrics.jsonl" || fail "no allreduce_bytes_per_step: $(cat "$TMP/lf2/metrics.jsonl")"
+  ! grep -q allreduce_bytes_per_step "$TMP/lf1/metrics.jsonl" || fail "a 1-process run reports all-reduce traffic"
+  # QAT W4 with groups of 16 (per-token dynamic activations: nothing observed) and WinQ: resets
+  # after steps 2 and 4, weight noise seeded from (seed, step, layer) alike on every rank.
+  QAT=(qat --from "$TMP/lf1" --wbits 4 --group-size 16 --winq --winq-period 2 --seed 5 --eval-windows 16)
+  pair lq "$TOL_LM_QAT_METRICS" "${QAT[@]}" --steps 4 --eval-interval 2
+  grep -q '"winq"' "$TMP/lq2/config.json" || fail "WinQ not in the config: $(cat "$TMP/lq2/config.json")"
+  # The comparison sees a rank whose noise differs: rank 1 with twice the sigma (same seeds) must
+  # not match the 1-process run (measured: 2e-2 apart; the parameters of the ranks still agree,
+  # the all-reduce makes them take the same step, so only this comparison can tell).
+  PORT=$((20000 + RANDOM % 20000))
+  RANKS=()
+  for r in 0 1; do
+    noise=0.001; [[ $r == 1 ]] && noise=0.002
+    WORLD_SIZE=2 RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT LOWBIT_THREADS=1 "$LOWBIT" "${QAT[@]}" --winq-noise $noise \
+      --steps 4 --eval-interval 2 --out "$TMP/ln" >/dev/null 2>"$TMP/ln$r.log" &
+    RANKS+=("$!")
+    PIDS+=("$!")
+  done
+  for p in "${RANKS[@]}"; do wait "$p" || fail "ranks with different noise: $(cat "$TMP/ln0.log" "$TMP/ln1.log")"; done
+  ! "$COMPARE" "$TMP/lq1" "$TMP/ln" "$TOL_LM" >/dev/null 2>&1 || fail "a rank with other WinQ noise went unnoticed"
+  # Resume with another world size: the 1-process QAT run continued to step 6 in 2 processes and in 1.
+  cp -r "$TMP/lq1" "$TMP/lr1"
+  cp -r "$TMP/lq1" "$TMP/lr2"
+  "$LOWBIT" qat --out "$TMP/lr1" --resume --steps 6 --threads 1 2>"$TMP/lr1.log" &
+  P1=$!
+  timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit qat --out "$TMP/lr2" --resume --steps 6 2>"$TMP/lr2.log" \
+    || { cat "$TMP/lr2.log" >&2; fail "2-process resume"; }
+  wait "$P1" || { cat "$TMP/lr1.log" >&2; fail "1-process resume"; }
+  "$COMPARE" "$TMP/lr1" "$TMP/lr2" "$TOL_LM" || fail "resumed in 2 processes differs from resumed in 1 by more than $TOL_LM"
+  same_metrics "$TMP/lr1" "$TMP/lr2" "$TOL_LM_QAT_METRICS" || fail "resume: metrics.jsonl differ"
+  [[ $(wc -l <"$TMP/lr2/metrics.jsonl") == 3 ]] || fail "resumed metrics.jsonl: $(cat "$TMP/lr2/metrics.jsonl")"
+  echo "distributed_test lm: OK"
+  exit 0
+fi
+
 DATA="${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}"
 if [[ ! -f "$DATA/train-images-idx3-ubyte.gz" && ! -f "$DATA/train-images-idx3-ubyte" ]]; then
   echo "distributed_test: $DATA not found, skipping"
   exit 0
 fi
-unset RANK WORLD_SIZE LOCAL_RANK MASTER_ADDR MASTER_PORT LOWBIT_THREADS
-export LOWBIT_DIST_TIMEOUT=20
 
 QAT_OPTS=(--wbits 4 --abits 4 --batch-size 32 --val-size 0 --seed 2 --optimizer sgd --lr 0.05 --data "$DATA")
 SHORT=(--epochs 2 --max-steps-per-epoch 4)

@@ -78,4 +78,36 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t ro
   }
 }
 
+void full_attention(const float* q, const float* k, const float* v, int64_t rows, int32_t heads, int32_t hd,
+                    float* scores, float* out) {
+  const int64_t d = int64_t{heads} * hd;
+  const float inv_scale = static_cast<float>(std::sqrt(static_cast<double>(hd)));
+  for (int64_t t = 0; t < rows; ++t) {
+    for (int32_t h = 0; h < heads; ++h) {
+      const float* qh = q + t * d + int64_t{h} * hd;
+      float m = -INFINITY;
+      for (int64_t j = 0; j < rows; ++j) {
+        const float* kj = k + j * d + int64_t{h} * hd;
+        float s = 0.0f;
+        for (int32_t i = 0; i < hd; ++i) s += qh[i] * kj[i];
+        s = s / inv_scale;
+        scores[j] = s;
+        m = std::max(m, s);
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < rows; ++j) {
+        scores[j] = std::exp(scores[j] - m);
+        sum += scores[j];
+      }
+      float* oh = out + t * d + int64_t{h} * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int64_t j = 0; j < rows; ++j) {
+        const float w = scores[j] / sum;
+        const float* vj = v + j * d + int64_t{h} * hd;
+        for (int32_t i = 0; i < hd; ++i) oh[i] += w * vj[i];
+      }
+    }
+  }
+}
+
 }  // namespace lowbit::runtime::ops

@@ -40,4 +40,11 @@ void apply_rope(float* x, int64_t rows, int64_t pos0, int32_t heads, int32_t hd,
 void causal_attention(const float* q, const float* k, const float* v, int64_t rows, int64_t pos0, int32_t heads,
                       int32_t hd, float* k_cache, float* v_cache, float* scores, float* out);
 
+// Non-causal multi-head attention of encoders (vit-tiny, models/gpt.h AttentionImpl with causal =
+// false, no RoPE): every row attends to every row, with the per-row arithmetic of causal_attention
+// (scores / sqrt(hd), softmax with the max subtracted, weighted sum of v). q, k, v, out: [rows,
+// heads * hd]; `scores`: scratch of at least `rows` floats.
+void full_attention(const float* q, const float* k, const float* v, int64_t rows, int32_t heads, int32_t hd,
+                    float* scores, float* out);
+
 }  // namespace lowbit::runtime::ops
