@@ -7,6 +7,10 @@ optimizer, run with Debian's python3-torch in the same benchmark run as lowbit.
   pytorch_anchor.py infer                     inference latency, FP32 and int8 (eager PTQ with the fbgemm qconfig,
                                               run by this build's default quantized engine: onednn in Debian's
                                               1.13, which has no fbgemm), batch 1 and 256
+  pytorch_anchor.py gpt-fp32 [--steps N --batch-size B --layers L --width D --heads H --context T]
+                                              FP32 training steps of gpt-tiny written in PyTorch eager (same
+                                              architecture and parameter count as lowbit's, AdamW, clip 1.0,
+                                              random byte windows of the fortunes texts); steady-state step time
   pytorch_anchor.py qat-accuracy [--seed S --fp32-epochs E --qat-epochs Q]
                                               FP32 training, then W8A8 eager QAT, then convert to int8:
                                               test accuracy of each (the accuracy anchor of docs/RESULTS.md)
@@ -17,6 +21,7 @@ Not part of lowbit: it exists only to measure the tool a user would otherwise pi
 import argparse
 import gzip
 import json
+import math
 import os
 import struct
 import time
@@ -173,9 +178,94 @@ def qat_accuracy(args):
                       "int8_accuracy": accuracy(int8, tx, ty), "torch": torch.__version__}))
 
 
+class GptTiny(nn.Module):
+    """lowbit's gpt-tiny (src/models/gpt.cpp) in PyTorch eager, written as a PyTorch user would:
+    RMSNorm (eps 1e-5), q/k/v/o projections without bias, rotary embedding on interleaved pairs
+    with cos/sin precomputed once, causal softmax attention, SwiGLU MLP, float head."""
+
+    def __init__(self, layers, width, heads, context, rope_base=10000.0):
+        super().__init__()
+        hidden = ((8 * width + 2) // 3 + 31) // 32 * 32
+        self.heads = heads
+        self.embed = nn.Embedding(256, width)
+        self.blocks = nn.ModuleList()
+        for _ in range(layers):
+            b = nn.Module()
+            b.norm1 = nn.Parameter(torch.ones(width))
+            b.q, b.k, b.v, b.o = (nn.Linear(width, width, bias=False) for _ in range(4))
+            b.norm2 = nn.Parameter(torch.ones(width))
+            b.gate, b.up = nn.Linear(width, hidden, bias=False), nn.Linear(width, hidden, bias=False)
+            b.down = nn.Linear(hidden, width, bias=False)
+            self.blocks.append(b)
+        self.norm_f = nn.Parameter(torch.ones(width))
+        self.head = nn.Linear(width, 256, bias=False)
+        hd = width // heads
+        inv = rope_base ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+        angle = torch.outer(torch.arange(context, dtype=torch.float64), inv)
+        self.register_buffer("cos", angle.cos().float())
+        self.register_buffer("sin", angle.sin().float())
+        self.register_buffer("future", torch.ones(context, context, dtype=torch.bool).triu(1))
+
+    @staticmethod
+    def rms(x, w):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
+
+    def rope(self, x):
+        t = x.shape[-2]
+        pairs = x.unflatten(-1, (-1, 2))
+        a, b = pairs[..., 0], pairs[..., 1]
+        c, s = self.cos[:t], self.sin[:t]
+        return torch.stack((a * c - b * s, a * s + b * c), -1).flatten(-2)
+
+    def forward(self, ids):
+        n, t = ids.shape
+        x = self.embed(ids)
+        for b in self.blocks:
+            h = self.rms(x, b.norm1)
+            split = lambda z: z.view(n, t, self.heads, -1).transpose(1, 2)
+            q, k, v = self.rope(split(b.q(h))), self.rope(split(b.k(h))), split(b.v(h))
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+            scores = scores.masked_fill(self.future[:t, :t], float("-inf"))
+            y = (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(n, t, -1)
+            x = x + b.o(y)
+            h = self.rms(x, b.norm2)
+            x = x + b.down(nn.functional.silu(b.gate(h)) * b.up(h))
+        return self.head(self.rms(x, self.norm_f))
+
+
+def gpt_fp32(args):
+    text = b"".join(open(os.path.join(args.text, f), "rb").read() for f in sorted(os.listdir(args.text))
+                    if not f.endswith(".dat") and not f.endswith(".u8")
+                    and os.path.isfile(os.path.join(args.text, f)))
+    data = torch.frombuffer(bytearray(text), dtype=torch.uint8).long()
+    torch.manual_seed(args.seed)
+    model = GptTiny(args.layers, args.width, args.heads, args.context)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(args.seed)
+    times = []
+    for step in range(args.steps):
+        starts = torch.randint(0, data.numel() - args.context - 1, (args.batch_size,), generator=gen)
+        w = torch.stack([data[s:s + args.context + 1] for s in starts.tolist()])
+        t0 = time.perf_counter()
+        logits = model(w[:, :-1])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, 256), w[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    steady = sorted(times[min(5, len(times) - 1):])
+    print(json.dumps({"mode": "gpt-fp32", "parameters": params, "steps": args.steps,
+                      "median_step_ms": round(1e3 * steady[len(steady) // 2], 3),
+                      "mean_step_ms": round(1e3 * sum(steady) / len(steady), 3),
+                      "bytes_per_s": round(args.batch_size * args.context * len(steady) / sum(steady), 1),
+                      "final_loss": round(loss.item(), 4), "threads": args.threads, "torch": torch.__version__}))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["fp32-epoch", "qat-epoch", "infer", "qat-accuracy"])
+    ap.add_argument("mode", choices=["fp32-epoch", "qat-epoch", "infer", "qat-accuracy", "gpt-fp32"])
     ap.add_argument("--data", default=os.environ.get("LOWBIT_DATA", "/usr/share/datasets/fashion-mnist"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -183,12 +273,19 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fp32-epochs", type=int, default=2)
     ap.add_argument("--qat-epochs", type=int, default=1)
+    ap.add_argument("--text", default="/usr/share/games/fortunes", help="gpt-fp32: folder of text files")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--context", type=int, default=128)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "infer":
         return infer(args)
     if args.mode == "qat-accuracy":
         return qat_accuracy(args)
+    if args.mode == "gpt-fp32":
+        return gpt_fp32(args)
     x, y = load("train", args.data)
     model = build(args.mode)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

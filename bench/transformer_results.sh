@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The transformer figures of docs/RESULTS.md ("Transformers"): vit-tiny FP32 vs W8A8 / W4A4 QAT
 # test accuracy, and gpt-tiny PTQ (RTN, GPTQ, groups of 32) vs FP32 validation bits/byte.
-# Usage: bash bench/transformer_results.sh vit|gpt|gpt-qat [OUT]   (LOWBIT: the binary, default build/lowbit)
+# Usage: bash bench/transformer_results.sh vit|vit-equal|gpt|gpt-qat [OUT]   (LOWBIT: the binary, default build/lowbit)
 # gpt-qat: from an FP32 gpt-tiny run (GPT_FROM, default OUT/gpt-fp32), QAT at every weight width
 # with equal budgets (QAT_STEPS, default 600; SEEDS, default "0 1") and PTQ RTN / GPTQ at the
 # integer widths, all with groups of 32 and per-token int8 activations; then a table of
@@ -24,6 +24,26 @@ if [[ "$WHAT" == vit ]]; then
       --out "$OUT/vit-w${b}a${b}" 2>"$OUT/vit-w${b}a${b}.log"
     "$LOWBIT" eval --checkpoint "$OUT/vit-w${b}a${b}" --json --threads "$THREADS" >"$OUT/vit-w${b}a${b}.json"
   done
+elif [[ "$WHAT" == vit-equal ]]; then
+  # Equal budgets: FP32 for VIT_BASE epochs then 1 QAT epoch (W8A8, W4A4), against FP32 trained
+  # VIT_BASE + 1 epochs from scratch (same seed, same number of optimizer steps). Each QAT run is
+  # also converted and evaluated on the integer runtime. Whole epochs unless VIT_STEPS is set.
+  BASE="${VIT_BASE:-3}"
+  CUT=(--max-steps-per-epoch "${VIT_STEPS:-0}" --val-size "${VAL_SIZE:-5000}" --threads "$THREADS")
+  ( "$LOWBIT" train --model vit-tiny --epochs "$((BASE + 1))" "${CUT[@]}" --overwrite --out "$OUT/vit-fp32-e$((BASE + 1))" \
+      2>"$OUT/vit-fp32-e$((BASE + 1)).log"
+    "$LOWBIT" eval --checkpoint "$OUT/vit-fp32-e$((BASE + 1))" --json --threads "$THREADS" >"$OUT/vit-fp32-e$((BASE + 1)).json" ) &
+  "$LOWBIT" train --model vit-tiny --epochs "$BASE" "${CUT[@]}" --overwrite --out "$OUT/vit-fp32-e$BASE" 2>"$OUT/vit-fp32-e$BASE.log"
+  "$LOWBIT" eval --checkpoint "$OUT/vit-fp32-e$BASE" --json --threads "$THREADS" >"$OUT/vit-fp32-e$BASE.json"
+  for b in 8 4; do
+    run="$OUT/vit-w${b}a${b}-e$BASE+1"
+    "$LOWBIT" qat --from "$OUT/vit-fp32-e$BASE" --wbits "$b" --abits "$b" --epochs 1 "${CUT[@]}" --overwrite \
+      --out "$run" 2>"$run.log"
+    "$LOWBIT" eval --checkpoint "$run" --json --threads "$THREADS" >"$run.json"
+    "$LOWBIT" convert --from "$run" --out "$run/model.lbq" >"$run.convert.out"
+    "$LOWBIT" eval --model "$run/model.lbq" --checkpoint "$run" --json --threads "$THREADS" >"$run.runtime.json"
+  done
+  wait
 elif [[ "$WHAT" == gpt ]]; then
   "$LOWBIT" train --model gpt-tiny --layers 2 --width 64 --heads 4 --context 64 --steps "${GPT_STEPS:-300}" \
     --eval-windows 256 --threads "$THREADS" --out "$OUT/gpt-fp32" 2>"$OUT/gpt-fp32.log"

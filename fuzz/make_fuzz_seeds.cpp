@@ -2,6 +2,8 @@
 //   OUT_DIR/lbq_model_fuzz: small models (8x8 input) built and serialized by the runtime's own
 //     builder, using every op kind (conv, depthwise conv, max / average / global pool, add,
 //     lookup, flatten, linear) at every weight format; a parsed model runs in microseconds;
+//     and decoders (gpt-tiny, .lbq kind 2) and encoders (vit-tiny, kind 3) at every weight format,
+//     the runtime tests' random models (tests/runtime/transformer_test_models.h);
 //   OUT_DIR/idx_file_fuzz: IDX image and label files in the Fashion-MNIST layout, plain and gzip;
 //   OUT_DIR/text_corpus_fuzz: two parameter bytes (context, validation fraction) and a text: ASCII
 //     and UTF-8 prose, and the head of a default-corpus file (fortunes) when it is installed;
@@ -30,6 +32,9 @@
 #include "runtime/model_file.h"
 #include "train/checkpoint_trailer.h"
 #include "train/train_config.h"
+#include "runtime/decoder_model_file.h"
+#include "runtime/encoder_model_file.h"
+#include "../tests/runtime/transformer_test_models.h"  // the runtime tests' random decoders and encoders
 
 namespace {
 
@@ -424,6 +429,29 @@ int main(int argc, char** argv) {
   }
   lowbit::runtime::save_model(concat_model(), lbq_dir + "/int8_concat.lbq");
   ++written;
+  {  // decoders (gpt-tiny, version 2 kind 2) and encoders (vit-tiny, kind 3) of the runtime tests
+    namespace rt = lowbit::runtime::rtest;
+    rt::DecoderShape tiny;  // width 8, 2 heads of 4, hidden 16, context 8, 1 layer: about 10 KB
+    tiny.width = 8;
+    tiny.heads = 2;
+    tiny.hidden = 16;
+    tiny.context = 8;
+    tiny.layers = 1;
+    uint32_t seed = 1;
+    for (const rt::Format& f : rt::kFormats) {
+      for (const bool qhead : {false, true}) {
+        lowbit::runtime::save_decoder_model(rt::random_decoder(seed++, f, qhead ? 4 : 8, qhead, tiny),
+                                            lbq_dir + "/decoder_" + f.name + (qhead ? "_qhead" : "") + ".lbq");
+        ++written;
+      }
+      for (const int act_bits : {8, 4}) {
+        const bool qhead = act_bits == 8;
+        lowbit::runtime::save_encoder_model(rt::random_encoder(seed++, f, qhead ? 16 : 8, act_bits, qhead),
+                                            lbq_dir + "/encoder_" + f.name + "_a" + std::to_string(act_bits) + ".lbq");
+        ++written;
+      }
+    }
+  }
   for (const bool gzip : {false, true}) {
     const std::string ext = gzip ? ".gz" : "";
     bool ok = write_file(idx_dir + "/images_3x28x28" + ext, idx_bytes(true, 3, 28, 28, 1), gzip) &&

@@ -13,6 +13,7 @@
 #include "ptq/weight_layers.h"
 #include "qat/qat_run.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 #include "train/trainer.h"
 
 namespace lowbit::analysis {
@@ -82,7 +83,7 @@ BasinResult analyze_basin(const BasinOptions& o) {
   LOWBIT_CHECK(o.points >= 2, "analyze basin: --points must be >= 2 (got " + std::to_string(o.points) + ")");
   LOWBIT_CHECK(o.epsilon >= 0, "analyze basin: --epsilon must be >= 0");
   LOWBIT_CHECK(o.eval_every >= 1, "analyze basin: --eval-every must be >= 1");
-  torch::set_num_threads(static_cast<int>(o.threads));
+  lowbit::train::set_compute_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
   const train::CheckpointInfo info = train::load_checkpoint(o.from);
   LOWBIT_CHECK(!info.config.contains("qat"), "analyze basin: '" + info.path + "' is a quantized checkpoint; give an FP32 one");

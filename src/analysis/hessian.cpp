@@ -8,8 +8,14 @@
 
 namespace lowbit::analysis {
 
-HessianVectorProduct::HessianVectorProduct(BatchLoss loss, std::vector<torch::Tensor> params, int64_t num_batches)
-    : loss_(std::move(loss)), params_(std::move(params)), num_batches_(num_batches), products_(std::make_shared<int64_t>(0)) {
+HessianVectorProduct::HessianVectorProduct(BatchLoss loss, std::vector<torch::Tensor> params, int64_t num_batches,
+                                           bool reuse_graph)
+    : loss_(std::move(loss)),
+      params_(std::move(params)),
+      num_batches_(num_batches),
+      reuse_graph_(reuse_graph),
+      products_(std::make_shared<int64_t>(0)),
+      cache_(std::make_shared<Cache>()) {
   LOWBIT_CHECK(num_batches_ >= 1, "Hessian: needs at least one batch");
   LOWBIT_CHECK(!params_.empty(), "Hessian: no parameters selected");
   for (const auto& p : params_) {
@@ -29,6 +35,19 @@ torch::Tensor flatten(const std::vector<torch::Tensor>& ts, const std::vector<to
 }
 }  // namespace
 
+bool HessianVectorProduct::cache_valid() const {
+  if (static_cast<int64_t>(cache_->grads.size()) != num_batches_ || cache_->versions.size() != params_.size()) return false;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (static_cast<int64_t>(params_[i]._version()) != cache_->versions[i]) return false;
+  }
+  return true;
+}
+
+void HessianVectorProduct::release() const {
+  cache_->grads.clear();
+  cache_->versions.clear();
+}
+
 torch::Tensor HessianVectorProduct::operator()(const torch::Tensor& v) const {
   LOWBIT_CHECK(v.dim() == 1 && v.numel() == dim_, "Hessian: vector of length " + std::to_string(v.numel()) +
                                                       ", expected " + std::to_string(dim_));
@@ -38,17 +57,34 @@ torch::Tensor HessianVectorProduct::operator()(const torch::Tensor& v) const {
     parts.push_back(v.narrow(0, offset, p.numel()).view(p.sizes()).to(p.scalar_type()));
     offset += p.numel();
   }
+  // g_b with its graph: kept across products (reuse_graph) or built for this one only.
+  auto first_backward = [&](int64_t b) {
+    torch::Tensor loss = loss_(b);
+    return torch::autograd::grad({loss}, params_, {}, /*retain_graph=*/true, /*create_graph=*/true,
+                                 /*allow_unused=*/true);
+  };
+  if (reuse_graph_ && !cache_valid()) {
+    release();
+    for (int64_t b = 0; b < num_batches_; ++b) cache_->grads.push_back(first_backward(b));
+    for (const auto& p : params_) cache_->versions.push_back(static_cast<int64_t>(p._version()));
+    ++cache_->builds;
+  }
   torch::Tensor sum = torch::zeros({dim_}, torch::kFloat64);
   for (int64_t b = 0; b < num_batches_; ++b) {
-    torch::Tensor loss = loss_(b);
-    auto grads = torch::autograd::grad({loss}, params_, {}, /*retain_graph=*/true, /*create_graph=*/true,
-                                       /*allow_unused=*/true);
-    torch::Tensor dot = torch::zeros({}, loss.options());
-    for (size_t i = 0; i < grads.size(); ++i) {
-      if (grads[i].defined() && grads[i].requires_grad()) dot = dot + (grads[i] * parts[i]).sum();
+    std::vector<torch::Tensor> built;
+    if (!reuse_graph_) {
+      built = first_backward(b);
+      ++cache_->builds;
     }
-    if (!dot.requires_grad()) continue;  // the loss is linear in these parameters: H = 0
-    auto hv = torch::autograd::grad({dot}, params_, {}, /*retain_graph=*/false, /*create_graph=*/false,
+    const std::vector<torch::Tensor>& grads = reuse_graph_ ? cache_->grads[static_cast<size_t>(b)] : built;
+    torch::Tensor dot;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].defined() || !grads[i].requires_grad()) continue;
+      const torch::Tensor term = (grads[i] * parts[i]).sum();
+      dot = dot.defined() ? dot + term : term;
+    }
+    if (!dot.defined()) continue;  // the loss is linear in these parameters: H = 0
+    auto hv = torch::autograd::grad({dot}, params_, {}, /*retain_graph=*/reuse_graph_, /*create_graph=*/false,
                                     /*allow_unused=*/true);
     sum += flatten(hv, params_);
   }

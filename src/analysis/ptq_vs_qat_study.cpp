@@ -14,6 +14,7 @@
 #include "qat/qat_run.h"
 #include "qat/quantized_layers.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 #include "train/trainer.h"
 
 namespace lowbit::analysis {
@@ -73,7 +74,7 @@ std::string train_fp32(const StudyOptions& o, const StudyData& d) {
 StudyResult run_ptq_vs_qat_study(const StudyOptions& o) {
   LOWBIT_CHECK(!o.weight_bits.empty(), "study: no weight bit widths given");
   LOWBIT_CHECK(o.qat_steps >= 1, "study: --qat-steps must be >= 1 (got " + std::to_string(o.qat_steps) + ")");
-  torch::set_num_threads(static_cast<int>(o.threads));
+  lowbit::train::set_compute_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
   const StudyData d = load_data(o);
   StudyResult r;

@@ -21,6 +21,7 @@
 #include "qat/quantized_layers.h"
 #include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 #include "train/lm_trainer.h"
 #include "train/trainer.h"
 
@@ -151,7 +152,7 @@ WinqStudyResult run_winq_study(const WinqStudyOptions& in) {
     o.hessian_probes = std::min<int64_t>(o.hessian_probes, 2);
     o.hessian_lanczos_steps = std::min<int64_t>(o.hessian_lanczos_steps, 10);
   }
-  torch::set_num_threads(static_cast<int>(o.threads));
+  lowbit::train::set_compute_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
   const train::CheckpointInfo info = train::load_checkpoint(o.from);
   LOWBIT_CHECK(!info.config.contains("qat"), "study winq: '" + info.path + "' is a QAT checkpoint; give an FP32 one");

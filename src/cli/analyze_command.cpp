@@ -21,6 +21,7 @@
 #include "data/fashion_mnist.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 #include "train/lm_trainer.h"
 
 namespace lowbit::cli {
@@ -118,7 +119,7 @@ void add_analyze_command(CLI::App& app) {
   add_run_normalisation_flags(hess, [h] { return h->checkpoint; }, [](const std::string& p) { return train::load_checkpoint(p).config; });
   hess->add_option("--threads", h->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   hess->callback([h] {
-    torch::set_num_threads(static_cast<int>(h->threads));
+    lowbit::train::set_compute_threads(static_cast<int>(h->threads));
     const train::CheckpointInfo info = train::load_checkpoint(h->checkpoint);
     models::Net net = train::load_net(info.path);
     std::vector<torch::Tensor> images, labels;
@@ -169,7 +170,7 @@ void add_analyze_command(CLI::App& app) {
   sens->add_option("--threads", sa->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   sens->add_flag("--json", sa->json, "Print sensitivity.json instead of the table");
   sens->callback([sa] {
-    torch::set_num_threads(static_cast<int>(sa->threads));
+    lowbit::train::set_compute_threads(static_cast<int>(sa->threads));
     sa->options.ptq.method = ptq::method_from_string(sa->method);
     sa->options.log = &std::cerr;
     const analysis::SensitivityReport r = analysis::analyze_sensitivity(sa->options);
@@ -206,7 +207,7 @@ void add_analyze_command(CLI::App& app) {
   drift->add_option("--threads", da->threads, "CPU threads for torch")->check(CLI::Range(1, 1024))->capture_default_str();
   drift->add_flag("--json", da->json, "Print JSON instead of the table");
   drift->callback([da] {
-    torch::set_num_threads(static_cast<int>(da->threads));
+    lowbit::train::set_compute_threads(static_cast<int>(da->threads));
     const train::CheckpointInfo info = train::load_checkpoint(da->checkpoint);
     models::Net net = train::load_net(info.path);
     LOWBIT_CHECK(net->model_name() != "gpt-tiny", "analyze drift: '" + da->checkpoint +

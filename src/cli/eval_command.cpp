@@ -10,6 +10,7 @@
 #include "cli/data_flags.h"
 #include "data/load_dataset.h"
 #include "data/run_data_layout.h"
+#include "train/compute_threads.h"
 #include "train/data_fit.h"
 #include "analysis/robustness.h"
 #include "convert/agreement.h"
@@ -84,7 +85,7 @@ void run_robustness(const EvalArgs& args) {
     j["isa"] = runtime::isa_name(session.isa());
     what = args.model + " on the integer runtime (" + runtime::isa_name(session.isa()) + ")";
   } else {
-    torch::set_num_threads(static_cast<int>(args.threads));
+    lowbit::train::set_compute_threads(static_cast<int>(args.threads));
     const auto info = train::load_checkpoint(args.checkpoint);
     LOWBIT_CHECK(info.model_name != "gpt-tiny", "eval --shift: image corruptions need an image model; '" +
                                                     args.checkpoint + "' is gpt-tiny");
@@ -155,7 +156,7 @@ void run_encoder_runtime(const EvalArgs& args) {
   nlohmann::json j = {{"count", n}, {"split", args.split}, {"model_file", args.model},
                       {"isa", runtime::isa_name(session.isa())}};
   if (!args.checkpoint.empty()) {
-    torch::set_num_threads(static_cast<int>(args.threads));
+    lowbit::train::set_compute_threads(static_cast<int>(args.threads));
     models::Net net = train::load_net(args.checkpoint);
     const convert::EncoderAgreement a =
         convert::compare_encoder_with_torch(session, net, images, data.labels, args.batch_size);
@@ -207,7 +208,7 @@ void run_runtime(const EvalArgs& args) {
   nlohmann::json j = {{"accuracy", r.accuracy}, {"loss", r.loss}, {"count", r.count}, {"split", args.split},
                       {"model_file", args.model}, {"isa", runtime::isa_name(session.isa())}};
   if (!args.checkpoint.empty()) {
-    torch::set_num_threads(static_cast<int>(args.threads));
+    lowbit::train::set_compute_threads(static_cast<int>(args.threads));
     models::Net net = train::load_net(args.checkpoint);
     const auto fake = train::evaluate(net, data, args.batch_size);
     const convert::Agreement a = convert::compare_with_simulation(session.model(), r, data, fake.predictions);
@@ -242,7 +243,7 @@ void run(const EvalArgs& args) {
   LOWBIT_CHECK(args.limit == 0, "eval: --limit goes with --shift");
   LOWBIT_CHECK(args.out.empty(), "eval: --out writes the robustness result; it goes with --shift (use --json for a plain evaluation)");
   if (!args.model.empty()) return run_runtime(args);
-  torch::set_num_threads(static_cast<int>(args.threads));
+  lowbit::train::set_compute_threads(static_cast<int>(args.threads));
   const auto info = train::load_checkpoint(args.checkpoint);
   if (info.model_name == "gpt-tiny") return run_language_model(args, info);
   models::Net net = train::load_net(info.path);

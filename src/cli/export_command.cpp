@@ -3,17 +3,22 @@
 // --format onnx-fp32 writes the float model (from an FP32 or a QAT checkpoint). From a decoder
 // .lbq (gpt-tiny after `lowbit convert`), --format onnx writes the language model in QDQ form and
 // --format matmulnbits with com.microsoft MatMulNBits for its int4 projections
-// (export/decoder_export.h).
+// (export/decoder_export.h); a gpt-tiny checkpoint with --format onnx-fp32 [--kv-cache] writes the
+// float decoder graph (export/float_export.h, float_gpt_model). From an encoder .lbq (vit-tiny
+// after `lowbit convert`), --format onnx writes the QDQ model (export/encoder_export.h).
 #include <iostream>
 #include <memory>
 
 #include "base/error.h"
 #include "cli/commands.h"
 #include "export/decoder_export.h"
+#include "export/encoder_export.h"
 #include "export/float_export.h"
 #include "export/qdq_export.h"
 #include "qat/quantized_layers.h"
 #include "runtime/decoder_model_file.h"
+#include "runtime/encoder_model_file.h"
+#include "models/gpt.h"
 #include "train/checkpoint.h"
 
 namespace lowbit::cli {
@@ -50,14 +55,50 @@ void run_decoder(const ExportArgs& args) {
     std::cout << "input tokens int64 [1, T <= " << m.context << "], output logits [1, T, " << m.vocab << "])\n";
 }
 
+// Encoder .lbq (vit-tiny after `lowbit convert`) -> QDQ ONNX.
+void run_encoder(const ExportArgs& args) {
+  LOWBIT_CHECK(args.format == "onnx", "export: '" + args.from + "' is an encoder model (.lbq, vit-tiny); --format " + args.format +
+                                          " does not take it. Use --format onnx (QDQ), or --format onnx-fp32 on the FP32 checkpoint");
+  LOWBIT_CHECK(args.opset == 21, "export: encoder models are exported at opset 21 (int4 DequantizeLinear, Gelu); drop --opset");
+  LOWBIT_CHECK(!args.kv_cache, "export: --kv-cache is for language models; '" + args.from + "' is an encoder (vit-tiny)");
+  const runtime::EncoderModel m = runtime::load_encoder_model(args.from);
+  const onnx::Model model = onnx::encoder_qdq_model(m, "'" + args.from + "'");
+  onnx::save(model, args.out);
+  std::cout << "wrote " << args.out << " (encoder image model, QDQ ONNX, opset " << model.opset << ", " << model.graph.nodes.size()
+            << " nodes, " << model.graph.initializers.size() << " initializers; input float [N, " << m.channels << ", "
+            << m.image_size << ", " << m.image_size << "], output logits [N, " << m.classes << "])\n";
+}
+
+// gpt-tiny checkpoint (FP32, or QAT with fake quantization removed) -> float32 ONNX, with the
+// same graph (and optional KV cache) as the decoder exports.
+void run_float_gpt(const ExportArgs& args, models::Net& net) {
+  LOWBIT_CHECK(args.format == "onnx-fp32",
+               "export: '" + args.from + "' is a gpt-tiny checkpoint; --format " + args.format +
+                   " takes a decoder .lbq: run `lowbit convert --checkpoint " + args.from +
+                   " --out gpt.lbq` first (or use --format onnx-fp32 for the float model)");
+  LOWBIT_CHECK(args.opset == 21, "export: gpt-tiny is exported at opset 21; drop --opset");
+  const train::CheckpointInfo info = train::load_checkpoint(args.from);
+  const int64_t context = models::GptOptions::from_json(info.config.value("lm", nlohmann::json::object())).context;
+  onnx::FloatDecoderExportOptions options;
+  options.with_kv_cache = args.kv_cache;
+  const onnx::Model model = onnx::float_gpt_model(net, context, options);
+  onnx::save(model, args.out);
+  std::cout << "wrote " << args.out << " (decoder language model, float32 ONNX, opset " << model.opset << ", "
+            << model.graph.nodes.size() << " nodes, " << model.graph.initializers.size() << " initializers; input tokens int64 [1, T <= "
+            << context << "], output logits [1, T, 256]" << (args.kv_cache ? "; KV cache: past_key_<l> / past_value_<l> -> present_*" : "")
+            << ")\n";
+}
+
 void run(const ExportArgs& args) {
   if (runtime::is_decoder_model_file(args.from)) return run_decoder(args);
-  LOWBIT_CHECK(!args.kv_cache, "export: --kv-cache takes a decoder language model .lbq (lowbit convert of a gpt-tiny run); '" +
-                                   args.from + "' is not one");
+  if (runtime::is_encoder_model_file(args.from)) return run_encoder(args);
+  models::Net net = train::load_net(args.from);
+  if (net->model_name() == "gpt-tiny") return run_float_gpt(args, net);
+  LOWBIT_CHECK(!args.kv_cache, "export: --kv-cache takes a gpt-tiny checkpoint (--format onnx-fp32) or a decoder language model "
+                               ".lbq (lowbit convert of a gpt-tiny run); '" + args.from + "' is neither");
   LOWBIT_CHECK(args.format != "matmulnbits",
                "export: --format matmulnbits takes a decoder language model .lbq (lowbit convert of a gpt-tiny run); '" +
                    args.from + "' is not one");
-  models::Net net = train::load_net(args.from);
   onnx::Model model;
   if (args.format == "onnx") {
     LOWBIT_CHECK(std::dynamic_pointer_cast<qat::QInputImpl>(net->input_layer()) != nullptr,

@@ -30,6 +30,7 @@
 #include "models/net.h"
 #include "ptq/ptq.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 
 namespace lowbit::cli {
 namespace {
@@ -269,7 +270,7 @@ void bench_model(const BenchArgs& args) {
   std::optional<models::Net> net;
   if (!args.checkpoint.empty()) {
     net = train::load_net(args.checkpoint);
-    torch::set_num_threads(args.threads);
+    lowbit::train::set_compute_threads(args.threads);
     if ((*net)->model_name() == "gpt-tiny") {
       const train::CheckpointInfo info = train::load_checkpoint(args.checkpoint);
       const int64_t context = models::GptOptions::from_json(info.config.value("lm", nlohmann::json::object())).context;
@@ -386,7 +387,9 @@ void inspect_model(const InspectArgs& args) {
     const std::vector<std::string> kernels = session.kernel_names();
     std::cout << args.model << ": " << session.model().name << "\n"
               << runtime::describe_decoder_model(session.model(), kernels) << "kernels (isa "
-              << runtime::isa_name(session.isa()) << "): integer " << kernels[0] << "; float ops run in scalar float\n";
+              << runtime::isa_name(session.isa()) << "):";
+    for (const std::string& k : kernels) std::cout << " " << k << ";";
+    std::cout << "\n";
     return;
   }
   if (runtime::is_encoder_model_file(args.model)) {

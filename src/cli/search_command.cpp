@@ -13,6 +13,7 @@
 #include "qat/qat_run.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 
 namespace lowbit::cli {
 namespace {
@@ -59,7 +60,7 @@ analysis::SensitivityReport sensitivity_table(SearchArgs& a) {
 }
 
 void run_search(SearchArgs& a) {
-  torch::set_num_threads(static_cast<int>(a.threads));
+  lowbit::train::set_compute_threads(static_cast<int>(a.threads));
   int given = 0;
   for (auto* b : {&a.budget_bits, &a.budget_bytes, &a.budget_bops, &a.budget_latency_ms})
     if (b->has_value()) ++given;

@@ -1,24 +1,15 @@
 #include "convert/to_decoder.h"
 
 #include "base/error.h"
+#include "convert/net_access.h"
 #include "qat/quantized_transformer.h"
-#include "quant/quantize.h"
 
 namespace lowbit::convert {
 namespace {
 
-using quant::Granularity;
-
-std::string where(const std::string& node) { return "convert: node '" + node + "'"; }
-
-std::vector<float> floats(const torch::Tensor& t) {
-  const torch::Tensor c = t.detach().contiguous().to(torch::kFloat32);
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-std::shared_ptr<models::LayerImpl> layer(models::Net& net, const std::string& name) { return net->node(name).layer; }
-
-int32_t container_bits(int bits) { return bits <= 1 ? 1 : bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
+using net_access::floats;
+using net_access::layer;
+using net_access::where;
 
 runtime::QuantLinear quantize_projection(models::Net& net, const std::string& name) {
   const auto l = layer(net, name);
@@ -31,40 +22,9 @@ runtime::QuantLinear quantize_projection(models::Net& net, const std::string& na
     throw Error(where(name) + " is not quantized (quantize = false?); the decoder runtime runs quantized "
                               "projections (only the embedding and the head may stay float)");
   }
-  qat::FakeQuantizeImpl& fq = q->weight_fake_quant();
-  const quant::QuantSpec& spec = fq.options().spec;
-  LOWBIT_CHECK(spec.symmetric, where(name) + ": the runtime needs symmetric weights (zero point 0), got '" +
-                                   spec.describe() + "'");
-  LOWBIT_CHECK(spec.granularity != Granularity::PerChannel || spec.axis == 0,
-               where(name) + ": per-channel weight scales must be on axis 0 (output rows)");
-  const torch::Tensor weight = q->linear->weight;
   LOWBIT_CHECK(!q->linear->bias.defined(), where(name) + ": the decoder runtime's projections have no bias");
-  {
-    torch::NoGradGuard no_grad;  // refresh observed scales from the current weights, as the eval forward does
-    fq.forward(weight);
-  }
-  const torch::Tensor scale = fq.qparams().scale.contiguous();
-  const std::vector<float> w = floats(weight);
-  const int32_t out = static_cast<int32_t>(weight.size(0)), in = static_cast<int32_t>(weight.size(1));
-  const int32_t group = spec.granularity == Granularity::PerGroup ? std::min(spec.group_size, in) : in;
-  const int32_t groups = (in + group - 1) / group;
-  const std::vector<int64_t> shape{out, in};
-  const float* sp = scale.data_ptr<float>();
-  std::vector<float> scales(static_cast<size_t>(out) * groups);
-  std::vector<int32_t> values(w.size());
-  const quant::GridParams g = quant::GridParams::of(spec);
-  for (int32_t o = 0; o < out; ++o)
-    for (int32_t k = 0; k < in; ++k) {
-      const int64_t flat = int64_t{o} * in + k;
-      const int64_t qi = quant::qparam_index(spec, shape, flat);
-      LOWBIT_CHECK(qi >= 0 && qi < scale.numel(), where(name) + ": weight quantizer has too few scales");
-      const float s = sp[qi];
-      scales[static_cast<size_t>(o) * groups + k / group] = s;
-      values[static_cast<size_t>(flat)] = quant::quantize(w[static_cast<size_t>(flat)], s, 0, g);
-    }
-  runtime::QuantLinear r;
-  runtime::set_quant_linear(r, in, out, group, container_bits(spec.bits), spec.grid, values, std::move(scales));
-  return r;
+  const torch::Tensor& weight = q->linear->weight;
+  return net_access::quantize_weights(name, *q, static_cast<int32_t>(weight.size(0)), static_cast<int32_t>(weight.size(1)));
 }
 
 std::vector<float> norm_weight(models::Net& net, const std::string& name, float& eps) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "convert/net_access.h"
 #include "models/gpt.h"
 #include "quant/bias_quantize.h"
 #include "quant/quantize.h"
@@ -11,18 +12,10 @@
 namespace lowbit::convert {
 namespace {
 
-using quant::Granularity;
-
-std::string where(const std::string& node) { return "convert: node '" + node + "'"; }
-
-std::vector<float> floats(const torch::Tensor& t) {
-  const torch::Tensor c = t.detach().contiguous().to(torch::kFloat32);
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-std::shared_ptr<models::LayerImpl> layer(models::Net& net, const std::string& name) { return net->node(name).layer; }
-
-int32_t container_bits(int bits) { return bits <= 1 ? 1 : bits <= 2 ? 2 : bits <= 4 ? 4 : 8; }
+using net_access::floats;
+using net_access::layer;
+using net_access::quantize_weights;
+using net_access::where;
 
 const qat::FakeQuantizeImpl* fq_ptr(const qat::FakeQuantize& h) { return h.is_empty() ? nullptr : h.get(); }
 
@@ -46,48 +39,6 @@ bool act_grid(const std::string& name, const qat::FakeQuantizeImpl* fq, runtime:
   return true;
 }
 
-// The weights of a quantized layer, [out, in] after flattening, as the fake quantization sees them.
-runtime::QuantLinear quantize_weights(const std::string& name, qat::WeightQuantizedLayer& q, int32_t out, int32_t in) {
-  qat::FakeQuantizeImpl& fq = q.weight_fake_quant();
-  const quant::QuantSpec& spec = fq.options().spec;
-  LOWBIT_CHECK(spec.symmetric, where(name) + ": the runtime needs symmetric weights (zero point 0), got '" +
-                                   spec.describe() + "'");
-  LOWBIT_CHECK(spec.granularity != Granularity::PerChannel || spec.axis == 0,
-               where(name) + ": per-channel weight scales must be on axis 0 (output rows)");
-  const torch::Tensor weight = q.quantizer_input();
-  {
-    torch::NoGradGuard no_grad;  // refresh observed scales from the current weights, as the eval forward does
-    fq.forward(weight);
-  }
-  const torch::Tensor scale = fq.qparams().scale.contiguous().to(torch::kFloat32);
-  const std::vector<float> w = floats(weight);
-  LOWBIT_CHECK(static_cast<int64_t>(w.size()) == int64_t{out} * in, where(name) + ": weight has " +
-                                                                       std::to_string(w.size()) + " values, expected " +
-                                                                       std::to_string(int64_t{out} * in));
-  const int32_t group = spec.granularity == Granularity::PerGroup ? std::min(spec.group_size, in) : in;
-  const int32_t groups = (in + group - 1) / group;
-  const std::vector<int64_t> shape(weight.sizes().begin(), weight.sizes().end());
-  const float* sp = scale.data_ptr<float>();
-  std::vector<float> scales(static_cast<size_t>(out) * groups, -1.0f);
-  std::vector<int32_t> values(w.size());
-  const quant::GridParams g = quant::GridParams::of(spec);
-  for (int32_t o = 0; o < out; ++o)
-    for (int32_t k = 0; k < in; ++k) {
-      const int64_t flat = int64_t{o} * in + k;
-      const int64_t qi = quant::qparam_index(spec, shape, flat);
-      LOWBIT_CHECK(qi >= 0 && qi < scale.numel(), where(name) + ": weight quantizer has too few scales");
-      const float s = sp[qi];
-      float& slot = scales[static_cast<size_t>(o) * groups + k / group];
-      LOWBIT_CHECK(slot < 0.0f || slot == s, where(name) + ": weight scales do not follow groups of " +
-                                                std::to_string(group) + " inputs of a row");
-      slot = s;
-      values[static_cast<size_t>(flat)] = quant::quantize(w[static_cast<size_t>(flat)], s, 0, g);
-    }
-  runtime::QuantLinear r;
-  runtime::set_quant_linear(r, in, out, group, container_bits(spec.bits), spec.grid, values, std::move(scales));
-  return r;
-}
-
 // The bias the QAT model adds in evaluation (qat/quantized_layers.cpp, bias_on_accumulator_grid).
 std::vector<float> effective_bias(const torch::Tensor& bias, const runtime::EncoderLinear& l, bool on_grid) {
   if (!bias.defined()) return {};
@@ -101,6 +52,21 @@ std::vector<float> effective_bias(const torch::Tensor& bias, const runtime::Enco
         quant::dequantize_bias(quant::quantize_bias(b[static_cast<size_t>(o)], l.input_grid.scale, sw), l.input_grid.scale, sw);
   }
   return b;
+}
+
+// The weights of a QAT linear or conv `q` into `r` (shape set): integer codes and scales when its
+// weight quantizer is on, else the float weights `w`. Returns whether its input is quantized, with
+// the grid in `input_grid`.
+template <typename QLayer>
+bool take_weights(const std::string& name, QLayer& q, const torch::Tensor& w, runtime::EncoderLinear& r,
+                  runtime::ActGrid& input_grid) {
+  r.quantized = q.weight_quantizer->enabled();
+  if (r.quantized) {
+    r.w = quantize_weights(name, q, r.out_features, r.in_features);
+  } else {
+    r.weight = floats(w);
+  }
+  return q.input_grid && act_grid(name + " input", q.input_grid.get(), input_grid);
 }
 
 // A linear node (QLinearAct or float LinearAct). `in_grid`: the grid its input lies on, or null.
@@ -119,14 +85,8 @@ runtime::EncoderLinear convert_linear(models::Net& net, const std::string& name,
     r.in_features = static_cast<int32_t>(w.size(1));
     r.out_features = static_cast<int32_t>(w.size(0));
     activation(q->spec().activation);
-    r.quantized = q->weight_quantizer->enabled();
-    if (r.quantized) {
-      r.w = quantize_weights(name, *q, r.out_features, r.in_features);
-    } else {
-      r.weight = floats(w);
-    }
     runtime::ActGrid own;
-    const bool q_in = q->input_grid && act_grid(name + " input", q->input_grid.get(), own);
+    const bool q_in = take_weights(name, *q, w, r, own);
     LOWBIT_CHECK(q_in == (in_grid != nullptr) && (!q_in || own == *in_grid),
                  where(name) + ": its input grid differs from its producer's output grid");
     if (q_in) {
@@ -211,14 +171,8 @@ runtime::EncoderModel to_encoder_model(models::Net& net, const models::VitOption
       check_spec(q->spec());
       LOWBIT_CHECK(!q->bn, where(name) + ": the patch embedding has batch norm");
       auto [w, b] = q->folded_weight_and_bias();
-      r.quantized = q->weight_quantizer->enabled();
-      if (r.quantized) {
-        r.w = quantize_weights(name, *q, r.out_features, r.in_features);
-      } else {
-        r.weight = floats(w);
-      }
       runtime::ActGrid own;
-      const bool q_in = q->input_grid && act_grid(name + " input", q->input_grid.get(), own);
+      const bool q_in = take_weights(name, *q, w, r, own);
       LOWBIT_CHECK(q_in == m.input_quantized && (!q_in || own == m.input_grid),
                    where(name) + ": its input grid differs from the input quantizer's");
       r.has_input_grid = q_in;

@@ -28,7 +28,9 @@
 // runtime's up to float summation order (tests/export/decoder_export_test.cpp measures it).
 #pragma once
 #include <string>
+#include <vector>
 
+#include "export/graph_builder.h"
 #include "export/onnx_graph.h"
 #include "runtime/decoder_model.h"
 
@@ -57,6 +59,53 @@ struct DecoderExportOptions {
 // projection or a group size with no power-of-two block >= 16 under MatMulNBits.
 Model decoder_model(const runtime::DecoderModel& m, const DecoderExportOptions& options = {},
                     const std::string& where = "decoder model");
+
+// ---- FP32 export (gpt-tiny as LibTorch computes it in float) ----
+
+// A float decoder language model, torch-free: what an FP32 (or QAT, fake quantization removed)
+// gpt-tiny checkpoint holds (export/float_export.h fills it from a models::Net). Weights [out, in].
+struct FloatDecoder {
+  std::string name = "gpt-tiny";
+  int32_t vocab = 256, width = 0, heads = 0, hidden = 0, context = 0;
+  float norm_eps = 1e-5f;
+  double rope_base = 10000.0;
+  std::vector<float> embedding;  // [vocab, width]
+  struct Layer {
+    std::vector<float> norm1, norm2;
+    std::vector<float> q, k, v, o;   // [width, width]
+    std::vector<float> gate, up;     // [hidden, width]
+    std::vector<float> down;         // [width, hidden]
+  };
+  std::vector<Layer> layers;
+  std::vector<float> norm_f;  // [width]
+  std::vector<float> head;    // [vocab, width]
+};
+
+struct FloatDecoderExportOptions {
+  bool with_kv_cache = false;  // the same past / present inputs and outputs as DecoderExportOptions
+};
+
+// The same graph as decoder_model (same builder: inputs, outputs, RoPE table and positions,
+// causal mask, KV cache), with float MatMuls on float weights [in, out] instead of the per-token
+// quantization and low-bit weights, and LibTorch's float formulas: RMSNorm
+// x * (1 / sqrt(ReduceMean(x * x) + eps)) * w in float, SwiGLU gate * Sigmoid(gate) * up.
+// Standard opset-21 ops only. Throws lowbit::Error naming the tensor whose size is wrong.
+Model float_decoder_model(const FloatDecoder& m, const FloatDecoderExportOptions& options = {});
+
+// A projection's low-bit weights as `DequantizeLinear` (opset 21) of the initializer
+// `name`.weight_q [1, in, out] (the QDQ form above: INT4 for 1-, 2- and 4-bit formats, odd grids
+// as their odd values, INT8 for 8-bit; group scales blocked along `in`, per-channel on axis 2);
+// returns the float weight's name. `uint8_if_wide`: 8-bit weights with a |value| > 64 as UINT8
+// value + 128 with zero point 128 (qdq_export.h, WeightEncoding::Auto: exact where ONNX Runtime
+// fuses it into a u8s8 integer kernel without VNNI). `matrix_if_8bit_per_channel`: 8-bit
+// per-channel weights as a 2-D [in, out] initializer (axis 1) instead: ONNX Runtime 1.30 fuses
+// DequantizeLinear(uint8 codes) x DequantizeLinear(8-bit weights) -> MatMul into
+// MatMulIntegerToFloat (integer accumulation), whose kernel accepts a per-channel zero point only
+// for a 2-D weight ("b zero point is not valid" for [1, in, out]); 4-bit and group weights keep
+// [1, in, out] (a 2-D blocked INT4 weight would be fused into MatMulNBits at accuracy level 4,
+// which re-quantizes the activations). Shared with the encoder export.
+std::string qdq_weight(GraphBuilder& b, const runtime::QuantLinear& w, const std::string& name, bool uint8_if_wide = false,
+                       bool matrix_if_8bit_per_channel = false);
 
 // The block size MatMulNBits uses for a projection, or 0 when there is none (exposed for tests).
 int32_t matmulnbits_block_size(const runtime::QuantLinear& w);

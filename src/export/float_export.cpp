@@ -1,7 +1,13 @@
 #include "export/float_export.h"
 
+#include <cmath>
+#include <map>
+
 #include "base/error.h"
+#include "models/gpt.h"
+#include "models/vit.h"
 #include "qat/quantized_layers.h"
+#include "qat/quantized_transformer.h"
 
 namespace lowbit::onnx {
 namespace {
@@ -33,12 +39,30 @@ class FloatBuilder {
                    const torch::Tensor& b);
   std::string gemm(const models::Node& node, std::string x, int rank, const torch::Tensor& w, const torch::Tensor& b);
   std::string pointwise(const models::Node& node, const std::string& x, const quant::PointwiseFunction& f);
+  std::string attention(const models::Node& node, const std::string& q, const std::string& k, const std::string& v, int64_t heads,
+                        int64_t head_size);
 
   Model out_;
 };
 
 std::string FloatBuilder::activation(const std::string& x, const std::string& prefix, models::Activation a) {
   if (a == models::Activation::None) return x;
+  if (a == models::Activation::GELU) {  // erf form, as torch::gelu's default
+    const std::string y = prefix + "_gelu";
+    if (out_.opset >= 20) {
+      add_node("Gelu", y, {x}, {y});  // approximate = "none"
+    } else {  // 0.5 * x * (1 + Erf(x / sqrt(2)))
+      out_.graph.initializers.push_back(make_float_tensor(prefix + "_gelu_sqrt2", {}, {static_cast<float>(std::sqrt(2.0))}));
+      out_.graph.initializers.push_back(make_float_tensor(prefix + "_gelu_one", {}, {1.0f}));
+      out_.graph.initializers.push_back(make_float_tensor(prefix + "_gelu_half", {}, {0.5f}));
+      add_node("Div", y + "_scaled", {x, prefix + "_gelu_sqrt2"}, {y + "_scaled"});
+      add_node("Erf", y + "_erf", {y + "_scaled"}, {y + "_erf"});
+      add_node("Add", y + "_plus1", {y + "_erf", prefix + "_gelu_one"}, {y + "_plus1"});
+      add_node("Mul", y + "_xhalf", {x, prefix + "_gelu_half"}, {y + "_xhalf"});
+      add_node("Mul", y, {y + "_xhalf", y + "_plus1"}, {y});
+    }
+    return y;
+  }
   const std::string y = prefix + "_" + (a == models::Activation::ReLU ? "relu" : "relu6");
   if (a == models::Activation::ReLU) {
     add_node("Relu", y, {x}, {y});
@@ -87,6 +111,31 @@ std::string FloatBuilder::pointwise(const models::Node& node, const std::string&
   return y;
 }
 
+// Non-causal multi-head attention (vit-tiny, AttentionImpl without RoPE) on q, k, v [N, T, d]:
+// softmax(q k^T / sqrt(hd)) v per head, heads concatenated.
+std::string FloatBuilder::attention(const models::Node& node, const std::string& q, const std::string& k, const std::string& v,
+                                    int64_t heads, int64_t head_size) {
+  const std::string n = node.name;
+  out_.graph.initializers.push_back(make_int64_tensor(n + "_heads_shape", {4}, {0, 0, heads, -1}));
+  out_.graph.initializers.push_back(make_int64_tensor(n + "_width_shape", {3}, {0, 0, -1}));
+  auto split = [&](const std::string& t, const std::string& tag, std::vector<int64_t> perm) {
+    add_node("Reshape", n + "_" + tag + "_heads", {t, n + "_heads_shape"}, {n + "_" + tag + "_heads"});
+    add_node("Transpose", n + "_" + tag + "_t", {n + "_" + tag + "_heads"}, {n + "_" + tag + "_t"},
+             {Attribute::make_ints("perm", std::move(perm))});
+    return n + "_" + tag + "_t";
+  };
+  const std::string qh = split(q, "q", {0, 2, 1, 3}), kt = split(k, "k", {0, 2, 3, 1}), vh = split(v, "v", {0, 2, 1, 3});
+  add_node("MatMul", n + "_scores", {qh, kt}, {n + "_scores"});
+  const float scale = static_cast<float>(std::sqrt(static_cast<double>(head_size)));  // LibTorch: scores / sqrt(hd)
+  out_.graph.initializers.push_back(make_float_tensor(n + "_sqrt_head_size", {}, {scale}));
+  add_node("Div", n + "_scaled", {n + "_scores", n + "_sqrt_head_size"}, {n + "_scaled"});
+  add_node("Softmax", n + "_softmax", {n + "_scaled"}, {n + "_softmax"}, {Attribute::make_int("axis", -1)});
+  add_node("MatMul", n + "_context", {n + "_softmax", vh}, {n + "_context"});
+  add_node("Transpose", n + "_context_t", {n + "_context"}, {n + "_context_t"}, {Attribute::make_ints("perm", {0, 2, 1, 3})});
+  add_node("Reshape", n, {n + "_context_t", n + "_width_shape"}, {n + "_out"});
+  return n + "_out";
+}
+
 std::string FloatBuilder::conv(const models::Node& node, const std::string& x, const models::ConvSpec& s,
                                const torch::Tensor& w, const torch::Tensor& b) {
   std::vector<std::string> inputs{x, initializer(node.name + "_weight", w)};
@@ -101,6 +150,14 @@ std::string FloatBuilder::conv(const models::Node& node, const std::string& x, c
 
 std::string FloatBuilder::gemm(const models::Node& node, std::string x, int rank, const torch::Tensor& w,
                                const torch::Tensor& b) {
+  if (rank == 3) {  // tokens [N, T, in] (vit-tiny): MatMul(x, W^T) [+ bias]
+    const std::string y = node.name + "_matmul";
+    add_node("MatMul", y, {x, initializer(node.name + "_weight_t", w.t().contiguous())}, {y});
+    if (!b.defined()) return y;
+    const std::string yb = node.name + "_linear";
+    add_node("Add", yb, {y, initializer(node.name + "_bias", b)}, {yb});
+    return yb;
+  }
   if (rank != 2) {
     const std::string flat = node.name + "_input_flatten";
     add_node("Flatten", flat, {x}, {flat}, {Attribute::make_int("axis", 1)});
@@ -164,11 +221,11 @@ Model FloatBuilder::build(models::Net& net) {
       classes = qc->spec().out_channels;
     } else if (auto l = std::dynamic_pointer_cast<models::LinearActImpl>(node.layer)) {
       y = activation(gemm(node, x, x_rank, l->linear->weight, l->linear->bias), node.name, l->spec().activation);
-      y_rank = 2;
+      y_rank = x_rank == 3 ? 3 : 2;
       classes = l->spec().out_features;
     } else if (auto ql = std::dynamic_pointer_cast<qat::QLinearActImpl>(node.layer)) {
       y = activation(gemm(node, x, x_rank, ql->linear->weight, ql->linear->bias), node.name, ql->spec().activation);
-      y_rank = 2;
+      y_rank = x_rank == 3 ? 3 : 2;
       classes = ql->spec().out_features;
     } else if (auto mp = std::dynamic_pointer_cast<models::MaxPoolImpl>(node.layer)) {
       const models::PoolSpec& p = mp->spec();
@@ -207,6 +264,48 @@ Model FloatBuilder::build(models::Net& net) {
       for (int v : node.inputs) parts.push_back(value.at(static_cast<size_t>(v)));
       y = node.name + "_concat";
       add_node("Concat", node.name, parts, {y}, {Attribute::make_int("axis", 1)});
+    } else if (auto pt = std::dynamic_pointer_cast<models::PatchTokensImpl>(node.layer)) {
+      // [N, d, h, w] -> [N, d, h*w] -> [N, h*w, d], + position [h*w, d] (row-major patches).
+      LOWBIT_CHECK(x_rank == 4, where(node) + ": patch tokens need a 4-D input");
+      out_.graph.initializers.push_back(make_int64_tensor(node.name + "_shape", {3}, {0, 0, -1}));
+      add_node("Reshape", node.name + "_flat", {x, node.name + "_shape"}, {node.name + "_flat"});
+      add_node("Transpose", node.name + "_tokens", {node.name + "_flat"}, {node.name + "_tokens"},
+               {Attribute::make_ints("perm", {0, 2, 1})});
+      y = node.name + "_positioned";
+      add_node("Add", y, {node.name + "_tokens", initializer(node.name + "_position", pt->position)}, {y});
+      y_rank = 3;
+    } else if (auto ln = std::dynamic_pointer_cast<models::LayerNormImpl>(node.layer)) {
+      LOWBIT_CHECK(out_.opset >= 17, where(node) + ": LayerNormalization needs opset 17 or later (use --opset 17..21)");
+      y = node.name + "_layernorm";
+      add_node("LayerNormalization", node.name, {x, initializer(node.name + "_weight", ln->weight), initializer(node.name + "_bias", ln->bias)},
+               {y}, {Attribute::make_int("axis", -1), Attribute::make_float("epsilon", static_cast<float>(ln->eps))});
+    } else if (auto at = std::dynamic_pointer_cast<models::AttentionImpl>(node.layer)) {
+      if (at->causal() || at->rope_base() > 0)
+        throw Error(where(node) + ": causal or rotary attention is gpt-tiny's; export gpt-tiny checkpoints with "
+                    "--format onnx-fp32 as a whole (float_gpt_model)");
+      LOWBIT_CHECK(node.inputs.size() == 3 && x_rank == 3, where(node) + ": attention takes q, k, v [N, T, d]");
+      // The width from q's producer (a linear node: value v is node v - 1's output).
+      const int q_node = node.inputs[0] - 1;
+      int64_t width = 0;
+      if (q_node >= 0) {
+        const auto& producer = net->nodes().at(static_cast<size_t>(q_node)).layer;
+        if (auto pl = std::dynamic_pointer_cast<models::LinearActImpl>(producer)) width = pl->spec().out_features;
+        else if (auto pq = std::dynamic_pointer_cast<qat::QLinearActImpl>(producer)) width = pq->spec().out_features;
+      }
+      LOWBIT_CHECK(width > 0 && width % at->heads() == 0,
+                   where(node) + ": its query input must come from a linear layer whose width is a multiple of the heads");
+      y = attention(node, x, value.at(static_cast<size_t>(node.inputs[1])), value.at(static_cast<size_t>(node.inputs[2])),
+                    at->heads(), width / at->heads());
+    } else if (node.layer->kind() == "token_mean") {
+      LOWBIT_CHECK(x_rank == 3, where(node) + ": token mean takes [N, T, d]");
+      y = node.name + "_mean";
+      if (out_.opset >= 18) {
+        out_.graph.initializers.push_back(make_int64_tensor(node.name + "_axes", {1}, {1}));
+        add_node("ReduceMean", node.name, {x, node.name + "_axes"}, {y}, {Attribute::make_int("keepdims", 0)});
+      } else {
+        add_node("ReduceMean", node.name, {x}, {y}, {Attribute::make_ints("axes", {1}), Attribute::make_int("keepdims", 0)});
+      }
+      y_rank = 2;
     } else if (auto pw = std::dynamic_pointer_cast<models::PointwiseImpl>(node.layer)) {
       y = pointwise(node, x, pw->function());
     } else {
@@ -233,6 +332,96 @@ Model float_model(models::Net& net, int64_t opset) {
   Model m = FloatBuilder(opset).build(net);
   if (was_training) net->train();
   return m;
+}
+
+namespace {
+
+std::vector<float> linear_weight(const models::Node& node, int64_t in, int64_t out) {
+  torch::Tensor w;
+  if (auto l = std::dynamic_pointer_cast<models::LinearActImpl>(node.layer)) {
+    LOWBIT_CHECK(!l->linear->bias.defined(), "onnx export: gpt-tiny layer '" + node.name + "' has a bias (gpt-tiny's projections have none)");
+    w = l->linear->weight;
+  } else if (auto q = std::dynamic_pointer_cast<qat::QLinearActImpl>(node.layer)) {
+    LOWBIT_CHECK(!q->linear->bias.defined(), "onnx export: gpt-tiny layer '" + node.name + "' has a bias (gpt-tiny's projections have none)");
+    w = q->linear->weight;  // the latent float weight: fake quantization removed
+  } else {
+    throw Error("onnx export: gpt-tiny layer '" + node.name + "' is of kind '" + node.layer->kind() + "', expected a linear layer");
+  }
+  LOWBIT_CHECK(w.dim() == 2 && w.size(0) == out && w.size(1) == in,
+               "onnx export: gpt-tiny layer '" + node.name + "' has weight " + c10::str(w.sizes()) + ", expected [" +
+                   std::to_string(out) + ", " + std::to_string(in) + "]");
+  return values_of(w);
+}
+
+}  // namespace
+
+FloatDecoder float_decoder_of(models::Net& net, int64_t context) {
+  torch::NoGradGuard no_grad;
+  const auto& nodes = net->nodes();
+  std::map<std::string, const models::Node*> by_name;
+  for (const models::Node& n : nodes) by_name[n.name] = &n;
+  auto node = [&](const std::string& name) -> const models::Node& {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw Error("onnx export: the model '" + net->model_name() + "' has no layer '" + name +
+                  "'; --format onnx-fp32 of a language model takes gpt-tiny's graph (models/gpt.h)");
+    return *it->second;
+  };
+  FloatDecoder m;
+  m.name = net->model_name();
+  m.context = static_cast<int32_t>(context);
+  const models::Node& embed = node("embed");
+  torch::Tensor table;
+  if (auto e = std::dynamic_pointer_cast<models::EmbeddingImpl>(embed.layer)) table = e->weight;
+  else if (auto qe = std::dynamic_pointer_cast<qat::QEmbeddingImpl>(embed.layer)) table = qe->weight;
+  else throw Error("onnx export: gpt-tiny layer 'embed' is of kind '" + embed.layer->kind() + "', expected an embedding");
+  m.vocab = static_cast<int32_t>(table.size(0));
+  m.width = static_cast<int32_t>(table.size(1));
+  m.embedding = values_of(table);
+  auto norm = [&](const std::string& name) {
+    auto r = std::dynamic_pointer_cast<models::RMSNormImpl>(node(name).layer);
+    if (!r) throw Error("onnx export: gpt-tiny layer '" + name + "' is of kind '" + node(name).layer->kind() + "', expected rmsnorm");
+    m.norm_eps = static_cast<float>(r->eps);
+    return values_of(r->weight);
+  };
+  int32_t layers = 0;
+  while (by_name.count("block" + std::to_string(layers) + "_attn")) ++layers;
+  LOWBIT_CHECK(layers > 0, "onnx export: '" + net->model_name() + "' has no layer 'block0_attn'; --format onnx-fp32 takes "
+                           "gpt-tiny's graph (models/gpt.h) for language models");
+  for (int32_t l = 0; l < layers; ++l) {
+    const std::string p = "block" + std::to_string(l) + "_";
+    auto at = std::dynamic_pointer_cast<models::AttentionImpl>(node(p + "attn").layer);
+    if (!at || !at->causal() || at->rope_base() <= 0)
+      throw Error("onnx export: gpt-tiny layer '" + p + "attn' must be causal attention with RoPE");
+    m.heads = static_cast<int32_t>(at->heads());
+    m.rope_base = at->rope_base();
+    if (std::dynamic_pointer_cast<models::SwiGLUImpl>(node(p + "swiglu").layer) == nullptr)
+      throw Error("onnx export: gpt-tiny layer '" + p + "swiglu' is of kind '" + node(p + "swiglu").layer->kind() + "', expected swiglu");
+    if (l == 0) {
+      const models::Node& gate = node(p + "mlp_gate");
+      if (auto g = std::dynamic_pointer_cast<models::LinearActImpl>(gate.layer)) m.hidden = static_cast<int32_t>(g->spec().out_features);
+      else if (auto qg = std::dynamic_pointer_cast<qat::QLinearActImpl>(gate.layer)) m.hidden = static_cast<int32_t>(qg->spec().out_features);
+    }
+    FloatDecoder::Layer L;
+    L.norm1 = norm(p + "norm1");
+    L.norm2 = norm(p + "norm2");
+    const int64_t d = m.width, h = m.hidden;
+    L.q = linear_weight(node(p + "attn_q"), d, d);
+    L.k = linear_weight(node(p + "attn_k"), d, d);
+    L.v = linear_weight(node(p + "attn_v"), d, d);
+    L.o = linear_weight(node(p + "attn_o"), d, d);
+    L.gate = linear_weight(node(p + "mlp_gate"), d, h);
+    L.up = linear_weight(node(p + "mlp_up"), d, h);
+    L.down = linear_weight(node(p + "mlp_down"), h, d);
+    m.layers.push_back(std::move(L));
+  }
+  m.norm_f = norm("norm_f");
+  m.head = linear_weight(node("head"), m.width, m.vocab);
+  return m;
+}
+
+Model float_gpt_model(models::Net& net, int64_t context, const FloatDecoderExportOptions& options) {
+  return float_decoder_model(float_decoder_of(net, context), options);
 }
 
 }  // namespace lowbit::onnx

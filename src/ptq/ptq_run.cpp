@@ -13,6 +13,7 @@
 #include "qat/qat_run.h"
 #include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 #include "train/data_fit.h"
 #include "train/lm_trainer.h"
 #include "train/train_config.h"
@@ -75,7 +76,7 @@ PtqRunResult run_ptq(const PtqRunOptions& o) {
   LOWBIT_CHECK(!o.out.empty(), "ptq: --out names the output folder");
   LOWBIT_CHECK(o.overwrite || !std::filesystem::exists(o.out + "/checkpoint.pt"),
                "'" + o.out + "/checkpoint.pt' already exists; pass --overwrite to replace it");
-  torch::set_num_threads(static_cast<int>(o.threads));
+  lowbit::train::set_compute_threads(static_cast<int>(o.threads));
   qat::register_checkpoint_hook();
   const train::CheckpointInfo info = train::load_checkpoint(o.from);  // a bad --from is reported before the data is read
 

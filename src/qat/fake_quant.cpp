@@ -89,16 +89,27 @@ struct FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunct
     spec.axis = static_cast<int>(ctx->saved_data["axis"].toInt());
     spec.group_size = static_cast<int>(ctx->saved_data["group_size"].toInt());
     const auto estimator = static_cast<Estimator>(ctx->saved_data["estimator"].toInt());
-    FakeQuantizeGrads g = fake_quantize_backward(grad_outputs[0], saved[0], saved[1], saved[2], spec, estimator);
+    // Scale / zero-point gradients only when autograd asks for them (a Hessian-vector product
+    // or an input gradient does not), so the LSQ reduction is skipped there.
+    const bool want_qparams = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
+    FakeQuantizeGrads g;
     if (torch::GradMode::is_enabled() && grad_outputs[0].requires_grad()) {
       // create_graph (double backward, e.g. Hessian-vector products): the input gradient is
       // grad_output * mask with a mask that is piecewise constant in x, so it is recorded as that
       // product, differentiable in grad_output. Same values as the kernel's (the mask is the
       // kernel's own straight-through gradient of ones). Scale / zero-point gradients stay
       // first-order (constants for a second differentiation).
-      const torch::Tensor mask =
-          fake_quantize_backward(torch::ones_like(saved[0]), saved[0], saved[1], saved[2], spec, Estimator::Ste).input;
+      const torch::Tensor mask = fake_quantize_backward(torch::ones_like(saved[0]), saved[0], saved[1], saved[2], spec,
+                                                        Estimator::Ste)
+                                     .input;
+      if (want_qparams && estimator != Estimator::Ste) {
+        torch::NoGradGuard no_grad;
+        g = fake_quantize_backward(grad_outputs[0], saved[0], saved[1], saved[2], spec, estimator);
+      }
       g.input = grad_outputs[0] * mask;
+    } else {
+      g = fake_quantize_backward(grad_outputs[0], saved[0], saved[1], saved[2], spec,
+                                 want_qparams ? estimator : Estimator::Ste);
     }
     if (g.scale.defined()) g.scale = g.scale.view(saved[1].sizes());
     if (g.zero_point.defined()) g.zero_point = g.zero_point.view(saved[2].sizes());
@@ -106,7 +117,51 @@ struct FakeQuantizeFunction : public torch::autograd::Function<FakeQuantizeFunct
   }
 };
 
+// x + noise, the noise fixed by (key, per-pair sigma); backward: the identity.
+struct NoisyInputFunction : public torch::autograd::Function<NoisyInputFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const quant::QuantSpec& spec, const std::vector<float>& sigma, uint64_t key) {
+    const torch::Tensor x = x_in.detach().contiguous();
+    torch::Tensor y = torch::empty_like(x);
+    const QParamLayout layout(spec, shape_of(x));
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, layout.num_segments(), grain_for(layout), [&](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i) {
+        const Segment seg = layout.segment(i);
+        kernels::add_counter_normal(xp + seg.begin, yp + seg.begin, seg.length, sigma[seg.param], key,
+                                    static_cast<uint64_t>(seg.begin));
+      }
+    });
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    return {grad_outputs[0], torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+NoisyQuantizerInputs perturb_quantizer_inputs(const torch::Tensor& x, const torch::Tensor& scale,
+                                              const quant::QuantSpec& spec, double sigma, bool relative, uint64_t key) {
+  const int64_t num_params = quant::num_qparams(spec, shape_of(x));
+  check_inputs(x, scale, torch::Tensor(), spec, num_params);
+  LOWBIT_CHECK(std::isfinite(sigma) && sigma >= 0.0, "quantizer noise: sigma must be a finite number >= 0");
+  std::vector<float> per_param(num_params, static_cast<float>(sigma));
+  if (relative) {
+    const std::vector<float> s = effective_scales(scale);
+    for (int64_t p = 0; p < num_params; ++p) per_param[p] = static_cast<float>(sigma) * s[p];
+  }
+  torch::Tensor eps_s = torch::empty({num_params}, torch::kFloat32);
+  float* ep = eps_s.data_ptr<float>();
+  const uint64_t base = static_cast<uint64_t>(x.numel());
+  for (int64_t p = 0; p < num_params; ++p) ep[p] = per_param[p] * kernels::counter_normal(key, base + static_cast<uint64_t>(p));
+  NoisyQuantizerInputs out;
+  out.x = NoisyInputFunction::apply(x, spec, per_param, key);
+  out.scale = scale + eps_s.view(scale.sizes());
+  return out;
+}
 
 torch::Tensor effective_zero_point(const torch::Tensor& zero_point, const quant::QuantSpec& spec, int64_t num_params) {
   std::vector<int32_t> z = effective_zps(zero_point, spec, num_params);
@@ -226,11 +281,15 @@ FakeQuantizeGrads fake_quantize_backward(const torch::Tensor& grad_output, const
     out.scale = torch::empty({num_params}, torch::kFloat32);
     if (want_zp) out.zero_point = torch::empty({num_params}, torch::kFloat32);
     const double qp = std::max(1.0f, qmax);
+    // Through raw pointers: Tensor::operator[] assignment costs a few microseconds per element,
+    // which per-group scales (one per 32 weights) turned into a fifth of a gpt-tiny QAT step.
+    float* gsp = out.scale.data_ptr<float>();
+    float* gzp = want_zp ? out.zero_point.data_ptr<float>() : nullptr;
     for (int64_t p = 0; p < num_params; ++p) {
       const int64_t n = layout.elements_of(p);
       const double gs = n > 0 ? 1.0 / std::sqrt(static_cast<double>(n) * qp) : 0.0;
-      out.scale[p] = static_cast<float>(sum_s[p] * gs);
-      if (want_zp) out.zero_point[p] = static_cast<float>(sum_z[p] * gs);
+      gsp[p] = static_cast<float>(sum_s[p] * gs);
+      if (want_zp) gzp[p] = static_cast<float>(sum_z[p] * gs);
     }
   }
   return out;

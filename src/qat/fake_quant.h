@@ -49,6 +49,20 @@ namespace lowbit::qat {
 torch::Tensor fake_quantize(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& zero_point,
                             const quant::QuantSpec& spec, Estimator estimator);
 
+// WinQ's noise-injected quantizer inputs (docs/winq.md), one draw of the counter-based stream
+// `key` (kernels::counter_normal) for the tensor and its scales: element i of x gets
+// sigma_p * eps(key, i), scale p gets sigma'_p * eps(key, x.numel() + p), where sigma_p = sigma'_p
+// = sigma (absolute) or sigma * s_p (relative: s_p the effective scale of element i's
+// (scale, zero point) pair, detached). Both are differentiable with gradient 1 (the perturbed x
+// is one fused pass over x, recorded as an identity for autograd). Deterministic for any
+// thread count and CPU.
+struct NoisyQuantizerInputs {
+  torch::Tensor x;
+  torch::Tensor scale;
+};
+NoisyQuantizerInputs perturb_quantizer_inputs(const torch::Tensor& x, const torch::Tensor& scale,
+                                              const quant::QuantSpec& spec, double sigma, bool relative, uint64_t key);
+
 // The raw kernels (no autograd), exposed for tests and for convert-time evaluation.
 torch::Tensor fake_quantize_forward(const torch::Tensor& x, const torch::Tensor& scale,
                                     const torch::Tensor& zero_point, const quant::QuantSpec& spec);

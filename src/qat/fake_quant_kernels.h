@@ -21,4 +21,17 @@ void fake_quantize_odd(const float* x, float* y, int64_t n, float s, float cmin,
 void straight_through_gradient(const float* x, const float* g, float* dx, int64_t n, float s, float zf, float qmin,
                                float qmax);
 
+// Counter-based standard normal numbers (WinQ's noise, docs/winq.md). Element i of the stream
+// `key` is a pure function of (key, i): h = splitmix64(key + (i + 1) * 0x9E3779B97F4A7C15),
+// u1 = (bits 40..63 of h + 1) / 2^24 in (0, 1], u2 = (bits 8..31 of h) / 2^24 in [0, 1),
+// eps = sqrt(-2 ln u1) * cos(2 pi u2) (Box-Muller, cosine branch; |eps| <= 5.77). ln, cos and
+// sqrt are polynomial / Newton approximations written with + and * only (about 1e-7
+// relative), compiled without FMA contraction, so the scalar function, every vector width and
+// every thread split give the same bits.
+float counter_normal(uint64_t key, uint64_t index);
+
+// y[j] = x[j] + sigma * counter_normal(key, first + j) for 0 <= j < n (y may equal x). One pass,
+// no state: the noise costs no draw from a sequential generator and no tensor of its own.
+void add_counter_normal(const float* x, float* y, int64_t n, float sigma, uint64_t key, uint64_t first);
+
 }  // namespace lowbit::qat::kernels

@@ -128,44 +128,15 @@ uint64_t splitmix64(uint64_t z) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-
-// The scale each element of a tensor of `shape` uses (detached), shaped to broadcast against it.
-torch::Tensor scale_per_element(const torch::Tensor& s, const quant::QuantSpec& spec, at::IntArrayRef shape) {
-  switch (spec.granularity) {
-    case quant::Granularity::PerTensor: return s.reshape({});
-    case quant::Granularity::PerChannel: {
-      std::vector<int64_t> view(shape.size(), 1);
-      view[spec.axis] = -1;
-      return s.view(view);
-    }
-    case quant::Granularity::PerGroup: {
-      const int64_t c = shape[0];
-      int64_t numel = 1;
-      for (int64_t d : shape) numel *= d;
-      const int64_t k = c == 0 ? 0 : numel / c;
-      const int64_t groups = (k + spec.group_size - 1) / spec.group_size;
-      return s.view({c, groups}).repeat_interleave(spec.group_size, 1).narrow(1, 0, k).reshape(shape);
-    }
-  }
-  return s;
-}
 }  // namespace
 
 torch::Tensor FakeQuantizeImpl::noisy_fake_quantize(const torch::Tensor& x) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(splitmix64(noise_seed_ ^ splitmix64(++noise_draws_)));
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
-  torch::Tensor eps_x = torch::randn(x.sizes(), gen, opts);
-  torch::Tensor eps_s = torch::randn(scale.sizes(), gen, opts);
-  const float sigma = static_cast<float>(noise_.sigma);
-  if (noise_.mode == NoiseMode::Relative) {
-    const torch::Tensor s = scale.detach().clamp_min(quant::kMinScale);
-    eps_x.mul_(scale_per_element(s, options_.spec, x.sizes()) * sigma);
-    eps_s.mul_(s * sigma);
-  } else {
-    eps_x.mul_(sigma);
-    eps_s.mul_(sigma);
-  }
-  return fake_quantize(x + eps_x, scale + eps_s, zero_point, options_.spec, options_.estimator);
+  // The key of this forward's draw: the noise seed (set per step and layer by qat::Winq) and the
+  // number of forwards since. The noise itself is counter-based (fake_quant.h).
+  const uint64_t key = splitmix64(noise_seed_ ^ splitmix64(++noise_draws_));
+  const NoisyQuantizerInputs n =
+      perturb_quantizer_inputs(x, scale, options_.spec, noise_.sigma, noise_.mode == NoiseMode::Relative, key);
+  return fake_quantize(n.x, n.scale, zero_point, options_.spec, options_.estimator);
 }
 
 void FakeQuantizeImpl::set_fixed_qparams(const torch::Tensor& s, const torch::Tensor& z) {

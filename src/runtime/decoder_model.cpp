@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "quant/bit_packing.h"
+#include "runtime/model_checks.h"
 
 namespace lowbit::runtime {
 namespace {
@@ -14,37 +15,16 @@ constexpr int32_t kMaxDim = 1 << 16;     // width, hidden, context
 constexpr int32_t kMaxLayers = 1024;
 constexpr int64_t kMaxCacheBytes = int64_t{1} << 30;  // the KV cache a session allocates
 
-[[noreturn]] void bad(const std::string& where, const std::string& what) {
-  throw Error(where + ": " + what + "; the model is damaged or was written by another tool, re-convert it");
-}
-
-void check_vector(const std::string& where, const std::string& field, size_t got, int64_t want) {
-  if (static_cast<int64_t>(got) != want)
-    bad(where, field + " has " + std::to_string(got) + " values, expected " + std::to_string(want));
-}
-
-void check_finite(const std::string& where, const std::string& field, const std::vector<float>& v, bool positive) {
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i]) || (positive && !(v[i] > 0.0f)))
-      bad(where, field + "[" + std::to_string(i) + "] = " + std::to_string(v[i]) +
-                     (positive ? " is not a positive finite number" : " is not finite"));
-}
+using model_checks::bad;
+using model_checks::check_finite;
+using model_checks::check_vector;
 
 void check_linear(const std::string& where, const std::string& name, const QuantLinear& w, int32_t in, int32_t out) {
   const std::string f = name + ": ";
   if (w.in_features != in || w.out_features != out)
     bad(where, f + "shape [" + std::to_string(w.out_features) + ", " + std::to_string(w.in_features) +
                    "] differs from the expected [" + std::to_string(out) + ", " + std::to_string(in) + "]");
-  if (w.group_size < 1 || w.group_size > w.in_features)
-    bad(where, f + "group size " + std::to_string(w.group_size) + " is outside [1, " + std::to_string(w.in_features) + "]");
-  if (w.bits != 1 && w.bits != 2 && w.bits != 4 && w.bits != 8)
-    bad(where, f + "weight bits " + std::to_string(w.bits) + " is not 1, 2, 4 or 8");
-  if (w.grid == quant::Grid::Odd && w.bits > 2) bad(where, f + "Odd-grid weights have 1 or 2 bits, got " + std::to_string(w.bits));
-  if (w.grid == quant::Grid::Integer && w.bits == 1) bad(where, f + "1-bit weights must use the Odd grid (binary)");
-  check_vector(where, f + "packed weights",
-               w.packed.size(), static_cast<int64_t>(quant::packed_size(static_cast<size_t>(w.in_features) * w.out_features, w.bits)));
-  check_vector(where, f + "scales", w.scales.size(), int64_t{w.out_features} * w.groups());
-  check_finite(where, f + "scales", w.scales, true);
+  model_checks::check_quant_weights(where, f, w, "scales");
 }
 
 std::string grid_name(const QuantLinear& w) {
@@ -165,32 +145,39 @@ std::string describe_decoder_model(const DecoderModel& m, const std::vector<std:
         w.format() + " " + std::to_string(w.out_features) + "x" + std::to_string(w.in_features), bytes,
         "per-token int8 x " + gemm);
   };
+  // Float ops: the kernel DecoderSession::kernel_names lists as "<family>: <symbol>", else scalar.
+  auto fkern = [&](const std::string& family) -> std::string {
+    for (const std::string& k : kernels)
+      if (k.rfind(family + ": ", 0) == 0) return "float " + k.substr(family.size() + 2);
+    return "float (scalar)";
+  };
   const std::string fk = "float (scalar)";
   row("embed", "embedding", "float", "f32 " + std::to_string(m.vocab) + "x" + std::to_string(m.width),
       static_cast<int64_t>(m.embedding.size() * 4), fk);
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const DecoderLayer& L = m.layers[l];
     const std::string p = "block" + std::to_string(l) + "_";
-    row(p + "norm1", "rmsnorm", "float", "f32 " + std::to_string(m.width), m.width * 4, fk);
+    row(p + "norm1", "rmsnorm", "float", "f32 " + std::to_string(m.width), m.width * 4, fkern("rmsnorm"));
     lin(p + "attn_q", L.q);
     lin(p + "attn_k", L.k);
     lin(p + "attn_v", L.v);
-    row(p + "attn", "attention", "float", "RoPE, KV cache", 0, fk);
+    row(p + "attn", "attention", "float", "RoPE, KV cache", 0,
+        fkern("attention (softmax, KV cache)") + ", RoPE " + fkern("rope").substr(6));
     lin(p + "attn_o", L.o);
     row(p + "add1", "add", "float", "-", 0, fk);
-    row(p + "norm2", "rmsnorm", "float", "f32 " + std::to_string(m.width), m.width * 4, fk);
+    row(p + "norm2", "rmsnorm", "float", "f32 " + std::to_string(m.width), m.width * 4, fkern("rmsnorm"));
     lin(p + "mlp_gate", L.gate);
     lin(p + "mlp_up", L.up);
-    row(p + "swiglu", "swiglu", "float", "-", 0, fk);
+    row(p + "swiglu", "swiglu", "float", "-", 0, fkern("swiglu"));
     lin(p + "mlp_down", L.down);
     row(p + "add2", "add", "float", "-", 0, fk);
   }
-  row("norm_f", "rmsnorm", "float", "f32 " + std::to_string(m.width), m.width * 4, fk);
+  row("norm_f", "rmsnorm", "float", "f32 " + std::to_string(m.width), m.width * 4, fkern("rmsnorm"));
   if (m.head_quantized) {
     lin("head", m.head_q);
   } else {
     row("head", "linear", "float", "f32 " + std::to_string(m.vocab) + "x" + std::to_string(m.width),
-        static_cast<int64_t>(m.head.size() * 4), fk);
+        static_cast<int64_t>(m.head.size() * 4), fkern("head"));
   }
   const int64_t params = decoder_parameter_count(m);
   s << "parameters " << params << ", stored bytes " << bytes_total << " (FP32: " << params * 4 << ")\n";

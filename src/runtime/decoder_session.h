@@ -20,7 +20,10 @@ namespace lowbit::runtime {
 struct DecoderOptions {
   int threads = 1;   // worker threads including the caller; <= 0: hardware concurrency
   std::string isa;   // "", "ref", "avx2", ...: as SessionOptions::isa ("" = LOWBIT_ISA or the best)
-  // Projections with fewer multiply-accumulates per call run on the calling thread (< 0: 2^18).
+  // Ops (projections, attention, float head) with fewer multiply-accumulates per call run on the
+  // calling thread (< 0: 2^23, about 40 us of one core's VNNI token GEMM). Below that a split saves
+  // less than it risks: on a shared machine a preempted worker holding a task stalls the whole
+  // call (docs/runtime.md, "Decoder models"). gpt-tiny: gate+up is split from 93 tokens on.
   int64_t min_parallel_macs = -1;
 };
 

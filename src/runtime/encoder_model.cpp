@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "quant/bit_packing.h"
+#include "runtime/model_checks.h"
 
 namespace lowbit::runtime {
 namespace {
@@ -13,21 +14,9 @@ namespace {
 constexpr int32_t kMaxDim = 1 << 16;  // width, hidden, classes
 constexpr int32_t kMaxLayers = 1024;
 
-[[noreturn]] void bad(const std::string& where, const std::string& what) {
-  throw Error(where + ": " + what + "; the model is damaged or was written by another tool, re-convert it");
-}
-
-void check_vector(const std::string& where, const std::string& field, size_t got, int64_t want) {
-  if (static_cast<int64_t>(got) != want)
-    bad(where, field + " has " + std::to_string(got) + " values, expected " + std::to_string(want));
-}
-
-void check_finite(const std::string& where, const std::string& field, const std::vector<float>& v, bool positive) {
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i]) || (positive && !(v[i] > 0.0f)))
-      bad(where, field + "[" + std::to_string(i) + "] = " + std::to_string(v[i]) +
-                     (positive ? " is not a positive finite number" : " is not finite"));
-}
+using model_checks::bad;
+using model_checks::check_finite;
+using model_checks::check_vector;
 
 void check_grid(const std::string& where, const std::string& field, const ActGrid& g) {
   if (!std::isfinite(g.scale) || !(g.scale > 0.0f))
@@ -51,16 +40,7 @@ void check_linear(const std::string& where, const std::string& name, const Encod
     if (w.in_features != in || w.out_features != out)
       bad(where, f + "quantized weight shape [" + std::to_string(w.out_features) + ", " + std::to_string(w.in_features) +
                      "] differs from the layer's [" + std::to_string(out) + ", " + std::to_string(in) + "]");
-    if (w.group_size < 1 || w.group_size > w.in_features)
-      bad(where, f + "group size " + std::to_string(w.group_size) + " is outside [1, " + std::to_string(w.in_features) + "]");
-    if (w.bits != 1 && w.bits != 2 && w.bits != 4 && w.bits != 8)
-      bad(where, f + "weight bits " + std::to_string(w.bits) + " is not 1, 2, 4 or 8");
-    if (w.grid == quant::Grid::Odd && w.bits > 2) bad(where, f + "Odd-grid weights have 1 or 2 bits, got " + std::to_string(w.bits));
-    if (w.grid == quant::Grid::Integer && w.bits == 1) bad(where, f + "1-bit weights must use the Odd grid (binary)");
-    check_vector(where, f + "packed weights", w.packed.size(),
-                 static_cast<int64_t>(quant::packed_size(static_cast<size_t>(in) * out, w.bits)));
-    check_vector(where, f + "weight scales", w.scales.size(), int64_t{out} * w.groups());
-    check_finite(where, f + "weight scales", w.scales, true);
+    model_checks::check_quant_weights(where, f, w, "weight scales");
     check_vector(where, f + "float weights", l.weight.size(), 0);
   } else {
     check_vector(where, f + "weights", l.weight.size(), int64_t{in} * out);

@@ -1,27 +1,19 @@
 #include "runtime/encoder_model_file.h"
 
-#include <cstring>
-#include <fstream>
-
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "runtime/lbq_format.h"
+#include "runtime/quant_linear_io.h"
 
 namespace lowbit::runtime {
 namespace {
 
-using lbq::DType;
 constexpr uint32_t kMaxName = 4096, kMaxLayers = 1024;
 enum LinearFlags : uint32_t { kQuantized = 1, kBias = 2, kGelu = 4, kInputGrid = 8, kOutputGrid = 16 };
 
 struct Out {
   lbq::Writer g;
-  std::vector<lbq::TensorOut> tensors;
-  uint32_t add(DType dt, const void* p, size_t n) {
-    tensors.push_back({dt, std::string(static_cast<const char*>(p), n)});
-    return static_cast<uint32_t>(tensors.size() - 1);
-  }
-  uint32_t floats(const std::vector<float>& v) { return add(DType::F32, v.data(), v.size() * 4); }
+  lbq::TensorList t;
   void grid(const ActGrid& a) {
     g.f32(a.scale);
     for (int32_t v : {a.zero_point, a.qmin, a.qmax}) g.i32(v);
@@ -32,15 +24,11 @@ struct Out {
     g.u32((l.quantized ? kQuantized : 0u) | (l.bias.empty() ? 0u : kBias) | (l.gelu ? kGelu : 0u) |
           (l.has_input_grid ? kInputGrid : 0u) | (l.has_output_grid ? kOutputGrid : 0u));
     if (l.quantized) {
-      g.i32(l.w.group_size);
-      g.i32(l.w.bits);
-      g.u32(static_cast<uint32_t>(l.w.grid));
-      g.u32(add(DType::U8, l.w.packed.data(), l.w.packed.size()));
-      g.u32(floats(l.w.scales));
+      lbq::write_quant_weights(g, t, l.w);
     } else {
-      g.u32(floats(l.weight));
+      g.u32(t.floats(l.weight));
     }
-    if (!l.bias.empty()) g.u32(floats(l.bias));
+    if (!l.bias.empty()) g.u32(t.floats(l.bias));
     if (l.has_input_grid) grid(l.input_grid);
     if (l.has_output_grid) grid(l.output_grid);
   }
@@ -48,13 +36,9 @@ struct Out {
 
 struct In {
   lbq::Reader& r;
-  std::vector<lbq::TensorRef> refs;
-  struct Pending { uint32_t index; DType dtype; std::string field; std::vector<uint8_t>* u8; std::vector<float>* f32; };
-  std::vector<Pending> pending;  // resolved once the tensor table has been read
+  lbq::TensorRequests t;
 
-  void floats(const std::string& field, std::vector<float>& out) {
-    pending.push_back({r.u32("tensor index"), DType::F32, field, nullptr, &out});
-  }
+  void floats(const std::string& field, std::vector<float>& out) { t.f32(r.u32("tensor index"), field, out); }
   ActGrid grid() {
     ActGrid a;
     a.scale = r.f32("grid scale");
@@ -75,36 +59,13 @@ struct In {
     if (l.quantized) {
       l.w.in_features = l.in_features;
       l.w.out_features = l.out_features;
-      l.w.group_size = r.i32("group_size");
-      l.w.bits = r.i32("weight bits");
-      const uint32_t grid_kind = r.u32("weight grid");
-      if (grid_kind > 1) r.fail(field + ": weight grid " + std::to_string(grid_kind) + " is unknown");
-      l.w.grid = static_cast<quant::Grid>(grid_kind);
-      pending.push_back({r.u32("packed weight tensor index"), DType::U8, field + " weights", &l.w.packed, nullptr});
-      pending.push_back({r.u32("scale tensor index"), DType::F32, field + " scales", nullptr, &l.w.scales});
+      lbq::read_quant_weights(r, t, field, l.w);
     } else {
       floats(field + " weights", l.weight);
     }
     if (flags & kBias) floats(field + " bias", l.bias);
     if (l.has_input_grid) l.input_grid = grid();
     if (l.has_output_grid) l.output_grid = grid();
-  }
-  void resolve() {
-    std::vector<bool> used(refs.size(), false);
-    for (const Pending& p : pending) {
-      if (p.index >= refs.size() || used[p.index] || refs[p.index].dtype != p.dtype)
-        r.fail(p.field + ": tensor index " + std::to_string(p.index) + " is out of range, reused or of the wrong dtype");
-      used[p.index] = true;
-      const lbq::TensorRef& t = refs[p.index];
-      const char* src = r.b.data() + t.offset;
-      if (p.u8) p.u8->assign(src, src + t.size);
-      if (p.f32) {
-        p.f32->resize(t.size / 4);
-        lbq::copy_tensor_bytes(p.f32->data(), src, t.size);
-      }
-    }
-    for (size_t t = 0; t < refs.size(); ++t)
-      if (!used[t]) r.fail("tensor " + std::to_string(t) + " is not referenced by the encoder");
   }
 };
 
@@ -122,18 +83,18 @@ std::string serialize_encoder_model(const EncoderModel& m) {
   o.g.u32(m.input_quantized ? 1u : 0u);
   if (m.input_quantized) o.grid(m.input_grid);
   o.linear(m.patch_embed);
-  o.g.u32(o.floats(m.position));
+  o.g.u32(o.t.floats(m.position));
   for (const EncoderLayer& L : m.layers) {
-    for (const auto* v : {&L.norm1_w, &L.norm1_b, &L.norm2_w, &L.norm2_b}) o.g.u32(o.floats(*v));
+    for (const auto* v : {&L.norm1_w, &L.norm1_b, &L.norm2_w, &L.norm2_b}) o.g.u32(o.t.floats(*v));
     for (const EncoderLinear* l : {&L.q, &L.k, &L.v, &L.o, &L.fc1, &L.fc2}) o.linear(*l);
     o.g.u32((L.has_add1_grid ? 1u : 0u) | (L.has_add2_grid ? 2u : 0u));
     if (L.has_add1_grid) o.grid(L.add1_grid);
     if (L.has_add2_grid) o.grid(L.add2_grid);
   }
-  o.g.u32(o.floats(m.norm_f_w));
-  o.g.u32(o.floats(m.norm_f_b));
+  o.g.u32(o.t.floats(m.norm_f_w));
+  o.g.u32(o.t.floats(m.norm_f_b));
   o.linear(m.head);
-  return lbq::assemble(kEncoderFormatVersion, static_cast<uint32_t>(lbq::ModelKind::Encoder), o.g, o.tensors);
+  return lbq::assemble(kEncoderFormatVersion, static_cast<uint32_t>(lbq::ModelKind::Encoder), o.g, o.t.tensors);
 }
 
 EncoderModel parse_encoder_model(const std::string& b, const std::string& name) {
@@ -143,7 +104,7 @@ EncoderModel parse_encoder_model(const std::string& b, const std::string& name) 
     r.fail("model kind " + std::to_string(h.kind) + " is not an encoder (3); load op graphs with runtime::load_model "
            "and decoders with runtime::load_decoder_model");
   EncoderModel m;
-  In in{r, {}, {}};
+  In in{r, {}};
   m.name = r.str("model name", kMaxName);
   int32_t* dims[] = {&m.channels, &m.image_size, &m.patch, &m.width, &m.heads, &m.hidden, &m.classes};
   for (int32_t* d : dims) *d = r.i32("encoder size");
@@ -176,8 +137,7 @@ EncoderModel parse_encoder_model(const std::string& b, const std::string& name) 
   in.floats("norm_f weight", m.norm_f_w);
   in.floats("norm_f bias", m.norm_f_b);
   in.linear("head", m.head);
-  in.refs = lbq::read_tensor_table(r, h);
-  in.resolve();
+  in.t.resolve(r, lbq::read_tensor_table(r, h), "the encoder");
   validate_encoder_model(m, "model file '" + name + "'");
   return m;
 }
@@ -189,15 +149,7 @@ void save_encoder_model(const EncoderModel& model, const std::string& path) {
 EncoderModel load_encoder_model(const std::string& path) { return parse_encoder_model(read_whole_file(path), path); }
 
 bool is_encoder_model_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  char h[64];
-  if (!f.read(h, sizeof h) || std::memcmp(h, "LBQMODEL", 8) != 0) return false;
-  auto u32 = [&](size_t at) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(h[at + i])} << (8 * i);
-    return v;
-  };
-  return u32(8) == kEncoderFormatVersion && u32(lbq::kKindHeaderAt) == static_cast<uint32_t>(lbq::ModelKind::Encoder);
+  return lbq::file_has_kind(path, kEncoderFormatVersion, lbq::ModelKind::Encoder);
 }
 
 }  // namespace lowbit::runtime

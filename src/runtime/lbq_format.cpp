@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 
 #include "base/error.h"
 #include "runtime/model_file.h"
@@ -155,6 +156,36 @@ Header read_header(const std::string& b, const std::string& name, const std::vec
       out.kind != static_cast<uint32_t>(ModelKind::Decoder) && out.kind != static_cast<uint32_t>(ModelKind::Encoder))
     h.fail("model kind " + std::to_string(out.kind) + " is unknown (1: op graph, 2: decoder, 3: encoder)");
   return out;
+}
+
+bool bytes_have_kind(const std::string& b, uint32_t version, ModelKind kind) {
+  return b.size() >= kHeaderSize && std::memcmp(b.data(), kMagic, 8) == 0 && read_u32_at(b, 8) == version &&
+         read_u32_at(b, kKindHeaderAt) == static_cast<uint32_t>(kind);
+}
+
+bool file_has_kind(const std::string& path, uint32_t version, ModelKind kind) {
+  std::ifstream f(path, std::ios::binary);
+  std::string h(kHeaderSize, '\0');
+  if (!f.read(&h[0], static_cast<std::streamsize>(h.size()))) return false;
+  return bytes_have_kind(h, version, kind);
+}
+
+void TensorRequests::resolve(const Reader& r, const std::vector<TensorRef>& refs, const std::string& owner) const {
+  std::vector<bool> used(refs.size(), false);
+  for (const Request& p : requests) {
+    if (p.index >= refs.size() || used[p.index] || refs[p.index].dtype != p.dtype)
+      r.fail(p.field + ": tensor index " + std::to_string(p.index) + " is out of range, reused or of the wrong dtype");
+    used[p.index] = true;
+    const TensorRef& t = refs[p.index];
+    const char* src = r.b.data() + t.offset;
+    if (p.u8) p.u8->assign(src, src + t.size);
+    if (p.f32) {
+      p.f32->resize(t.size / 4);
+      copy_tensor_bytes(p.f32->data(), src, t.size);
+    }
+  }
+  for (size_t t = 0; t < refs.size(); ++t)
+    if (!used[t]) r.fail("tensor " + std::to_string(t) + " is not referenced by " + owner);
 }
 
 std::vector<TensorRef> read_tensor_table(Reader& r, const Header& h) {

@@ -66,6 +66,45 @@ struct Header {
   uint32_t tensor_count = 0;
 };
 
+// Whether `bytes` begin with the header of a model of format `version` and `kind`: magic, version
+// and kind fields only (a buffer too short or not a model: false); the loader then checks the rest
+// and reports what is wrong. The one test of "which reader does this file want" (the CLI's
+// dispatch, runtime::is_decoder_model_file, is_encoder_model_file, the fuzz harness).
+bool bytes_have_kind(const std::string& bytes, uint32_t version, ModelKind kind);
+// The same for the first 64 bytes of the file at `path` (a missing or shorter file: false).
+bool file_has_kind(const std::string& path, uint32_t version, ModelKind kind);
+
+// The tensors a graph section writer lays out: add() appends one and returns its index.
+struct TensorList {
+  std::vector<TensorOut> tensors;
+  uint32_t add(DType dtype, const void* p, size_t n) {
+    tensors.push_back({dtype, std::string(static_cast<const char*>(p), n)});
+    return static_cast<uint32_t>(tensors.size() - 1);
+  }
+  uint32_t floats(const std::vector<float>& v) { return add(DType::F32, v.data(), v.size() * 4); }
+};
+
+// Tensor indices read from a graph section, resolved once the tensor table has been read.
+struct TensorRequests {
+  struct Request {
+    uint32_t index;
+    DType dtype;
+    std::string field;  // named in errors, e.g. "layer 0 attn_q weights"
+    std::vector<uint8_t>* u8;
+    std::vector<float>* f32;
+  };
+  std::vector<Request> requests;
+  void u8(uint32_t index, std::string field, std::vector<uint8_t>& out) {
+    requests.push_back({index, DType::U8, std::move(field), &out, nullptr});
+  }
+  void f32(uint32_t index, std::string field, std::vector<float>& out) {
+    requests.push_back({index, DType::F32, std::move(field), nullptr, &out});
+  }
+  // Checks that every index is in range, used once and of the dtype asked, copies the tensors out,
+  // and that every tensor of the table is used ("tensor N is not referenced by <owner>").
+  void resolve(const Reader& r, const std::vector<TensorRef>& refs, const std::string& owner) const;
+};
+
 // Appends the tensor table to graph section `g`, lays out header, graph and data, and seals the
 // checksums. `kind` is written for version >= 2 (version 1: the field stays 0).
 // Recomputes the graph and whole-file CRC-32s in place (model_file.h: reseal_model_bytes).

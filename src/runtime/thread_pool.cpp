@@ -39,17 +39,36 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_tasks(int index) {
+namespace {
+constexpr uint64_t kClosed = 0xFFFFFFFFull;  // task index of a loop being set up
+}  // namespace
+
+void ThreadPool::run_tasks(int index, uint64_t generation) {
+  const uint64_t gen = generation & 0xFFFFFFFFull;
+  uint64_t s = state_.load();
   for (;;) {
-    const int64_t task = next_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= tasks_) return;
-    try {
-      (*fn_)(task, index);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_) error_ = std::current_exception();
-      next_.store(tasks_, std::memory_order_relaxed);  // the others stop taking tasks
+    if ((s >> 32) != gen) return;  // a later loop (or one being set up): not ours
+    const uint64_t task = s & 0xFFFFFFFFull;
+    const int64_t tasks = tasks_.load();
+    if (task == kClosed || static_cast<int64_t>(task) >= tasks) return;
+    // Fails, reloading s, when another thread took the task or the loop changed; on success the
+    // loop cannot finish before this task counts itself done, so fn_ and tasks_ are this loop's.
+    if (!state_.compare_exchange_weak(s, s + 1)) continue;
+    if (!failed_.load(std::memory_order_relaxed)) {
+      try {
+        (*fn_.load())(static_cast<int64_t>(task), index);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+      }
     }
+    if (done_.fetch_add(1) + 1 == tasks) {
+      // Taking the lock orders this notification after a waiter's predicate check.
+      std::lock_guard<std::mutex> lock(mu_);
+      done_cv_.notify_one();
+    }
+    s = state_.load();
   }
 }
 
@@ -66,12 +85,7 @@ void ThreadPool::worker_main(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    run_tasks(index);
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      // Taking the lock orders this notification after a waiter's predicate check.
-      std::lock_guard<std::mutex> lock(mu_);
-      done_.notify_one();
-    }
+    run_tasks(index, seen);
   }
 }
 
@@ -81,23 +95,27 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, i
     for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
     return;
   }
-  // Every worker finished the previous loop (active_ reached 0), so these plain writes race
-  // with nobody; the release increment below publishes them.
-  fn_ = &fn;
-  tasks_ = tasks;
+  // The previous loop's tasks have all run; workers may still be looking at it (they were
+  // descheduled), so close its index first: their compare-exchange then fails, and they cannot
+  // read this loop's tasks_ and fn_ as the old one's.
+  const uint64_t gen = generation_.load() + 1;
+  state_.store(((gen & 0xFFFFFFFFull) << 32) | kClosed);
+  fn_.store(&fn);
+  tasks_.store(tasks);
+  done_.store(0);
+  failed_.store(false);
   error_ = nullptr;
-  next_.store(0, std::memory_order_relaxed);
-  active_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  state_.store((gen & 0xFFFFFFFFull) << 32);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    generation_.store(gen, std::memory_order_release);
   }
   wake_.notify_all();
-  run_tasks(0);
-  const auto all_done = [&] { return active_.load(std::memory_order_acquire) == 0; };
+  run_tasks(0, gen);
+  const auto all_done = [&] { return done_.load() == tasks; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, all_done);
+    done_cv_.wait(lock, all_done);
   }
   if (error_) std::rethrow_exception(error_);
 }

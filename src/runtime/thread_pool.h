@@ -31,19 +31,25 @@ class ThreadPool {
 
  private:
   void worker_main(int index);
-  void run_tasks(int index);
+  // Runs tasks of loop `generation` until none is left to claim.
+  void run_tasks(int index, uint64_t generation);
 
   std::vector<std::thread> workers_;
-  // Written by parallel_for before generation_ is published (release), read by workers after
-  // they observe the new generation (acquire).
-  const std::function<void(int64_t, int)>* fn_ = nullptr;
-  int64_t tasks_ = 0;
-  std::atomic<int64_t> next_{0};          // next task index to take
-  std::atomic<int> active_{0};            // workers that have not finished the current loop
-  std::atomic<uint64_t> generation_{0};   // incremented once per loop
+  // The loop in progress. A loop is finished when all its tasks have run (done_ == tasks_), not
+  // when every worker has seen it: the caller takes tasks too, so a worker that another process
+  // keeps off its core (a shared machine) never holds a loop up; it finds the tasks taken when it
+  // runs. state_ packs (generation << 32) | next task index, so a task is claimed with one
+  // compare-exchange that fails for a worker still on an earlier loop; between loops the caller
+  // closes the index (kClosed) before it writes tasks_ and fn_ for the next one.
+  std::atomic<const std::function<void(int64_t, int)>*> fn_{nullptr};
+  std::atomic<int64_t> tasks_{0};
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> done_{0};          // tasks of the current loop that have run
+  std::atomic<bool> failed_{false};       // a task threw: the others are skipped
+  std::atomic<uint64_t> generation_{0};   // incremented once per loop (wakes the workers)
   std::atomic<bool> stop_{false};
   std::mutex mu_;                          // guards error_ and the sleeping handshakes
-  std::condition_variable wake_, done_;
+  std::condition_variable wake_, done_cv_;
   std::exception_ptr error_;
 };
 

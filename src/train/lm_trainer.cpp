@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/json_value.h"
 #include "train/checkpoint.h"
+#include "train/compute_threads.h"
 #include "train/distributed.h"
 
 namespace lowbit::train {
@@ -157,7 +158,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   const int64_t interval = std::min(total, lm.eval_interval > 0 ? lm.eval_interval : std::max<int64_t>(1, (total + 9) / 10));
   const int64_t warmup = warmup_steps(config, total);
 
-  torch::set_num_threads(threads_from_environment(config.threads));
+  set_compute_threads(threads_from_environment(config.threads));
   torch::manual_seed(config.seed);
   models::Net net = options.initial_net ? *options.initial_net : build_net(to_json(config));
   LOWBIT_CHECK(net->model_name() == config.model,

@@ -19,6 +19,7 @@
 #include "data/augment.h"
 #include "data/input_normalisation.h"
 #include "data/load_dataset.h"
+#include "train/compute_threads.h"
 #include "train/data_fit.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
@@ -264,7 +265,7 @@ void Trainer::save(const std::string& path) {
 TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& validation, const data::Dataset* test,
                          int64_t stop_after_epoch) {
   LOWBIT_CHECK(train.size() > 0, "the training set is empty");
-  torch::set_num_threads(threads_from_environment(config_.threads));
+  set_compute_threads(threads_from_environment(config_.threads));
   keep_freed_memory_for_reuse();
   const int64_t n = train.size();
   const int64_t spe = steps_per_epoch(config_, n);

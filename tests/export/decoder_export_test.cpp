@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "convert/to_decoder.h"
 #include "export/decoder_export.h"
+#include "export/float_export.h"
 #include "export/export_test_support.h"
 #include "export/proto_reader.h"
 #include "models/gpt.h"
@@ -584,6 +585,151 @@ TEST(DecoderExportOrt, PerChannelInt4WithQuantizedHeadMatMulNBitsLogitsAgree) {
   std::cout << "[ info ] synthetic int4 per-channel MatMulNBits: max |logit diff| " << diff << " (range " << range << ")\n";
   EXPECT_LT(diff / (1.0 + range), kLogitTolerance);
 }
+
+// ---- FP32 export of gpt-tiny (float_gpt_model: the same graph builder, float weights) ----------
+
+// gpt-tiny FP32 (no QAT), trained `steps` AdamW steps on kText as trained_decoder does.
+models::Net trained_fp32_gpt(int steps = 40) {
+  torch::manual_seed(1);
+  models::Net net = models::make_gpt(lm_options());
+  net->train();
+  torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(3e-3).weight_decay(0.0));
+  std::string text;
+  while (text.size() < 2000) text += kText;
+  const int64_t T = 48, B = 8;
+  torch::Tensor all = torch::empty({static_cast<int64_t>(text.size())}, torch::kLong);
+  for (size_t i = 0; i < text.size(); ++i) all[static_cast<int64_t>(i)] = static_cast<unsigned char>(text[i]);
+  for (int s = 0; s < steps; ++s) {
+    std::vector<torch::Tensor> rows;
+    for (int64_t b = 0; b < B; ++b) rows.push_back(all.narrow(0, (s * 37 + b * 101) % (all.size(0) - T - 1), T + 1));
+    const torch::Tensor batch = torch::stack(rows);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(net->forward(batch.narrow(1, 0, T)).reshape({-1, 256}),
+                                                                    batch.narrow(1, 1, T).reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  net->eval();
+  return net;
+}
+
+// LibTorch's FP32 logits of `text` [T, 256].
+torch::Tensor torch_logits(models::Net& net, const std::vector<int32_t>& text) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor ids = torch::empty({1, static_cast<int64_t>(text.size())}, torch::kLong);
+  for (size_t i = 0; i < text.size(); ++i) ids[0][static_cast<int64_t>(i)] = text[i];
+  return net->forward(ids).reshape({static_cast<int64_t>(text.size()), 256}).contiguous();
+}
+
+TEST(DecoderExportFloat, GraphHasFloatMatMulsAndNoQuantization) {
+  torch::manual_seed(3);
+  models::Net net = models::make_gpt(lm_options());
+  for (const bool kv : {false, true}) {
+    FloatDecoderExportOptions o;
+    o.with_kv_cache = kv;
+    const Model model = float_gpt_model(net, 96, o);
+    const auto c = op_counts(model);
+    const int layers = 2;
+    EXPECT_EQ(c.at("MatMul"), 7 * layers + 2 * layers + 1);  // projections, q.k and p.v, head
+    EXPECT_EQ(c.at("Sigmoid"), layers);                     // silu(gate) = gate * Sigmoid(gate)
+    EXPECT_EQ(c.at("Softmax"), layers);
+    EXPECT_EQ(c.at("ReduceMean"), 2 * layers + 1);          // RMSNorm: float mean of x * x
+    for (const char* absent : {"DequantizeLinear", "Round", "Clip", "Cast", "MatMulNBits", "Exp"})
+      EXPECT_EQ(c.count(absent), 0u) << absent;
+    EXPECT_TRUE(model.extra_opsets.empty());
+    EXPECT_EQ(model.opset, 21);
+    for (const Node& n : model.graph.nodes) EXPECT_TRUE(n.domain.empty()) << n.name;
+    // Weights [in, out] equal to LibTorch's [out, in] transposed.
+    const Tensor* w = model.graph.initializer("block1_mlp_down.weight");
+    ASSERT_NE(w, nullptr);
+    EXPECT_EQ(w->type, DataType::Float);
+    const int64_t hidden = lm_options().hidden_size();
+    EXPECT_EQ(w->dims, (std::vector<int64_t>{hidden, 64}));
+    float got = 0;
+    std::memcpy(&got, w->raw.data() + 4 * (3 * 64 + 5), 4);  // element [k = 3, o = 5]
+    torch::Tensor down;
+    for (const models::Node& n : net->nodes())
+      if (n.name == "block1_mlp_down") down = std::dynamic_pointer_cast<models::LinearActImpl>(n.layer)->linear->weight;
+    EXPECT_EQ(got, down[5][3].item<float>());
+    // The KV-cache form has the decoder exports' inputs and outputs.
+    ASSERT_EQ(model.graph.inputs.size(), kv ? 5u : 1u);
+    ASSERT_EQ(model.graph.outputs.size(), kv ? 5u : 1u);
+    if (kv) {
+      EXPECT_EQ(model.graph.inputs[3].name, "past_key_1");
+      EXPECT_EQ(model.graph.outputs[4].name, "present_value_1");
+      EXPECT_EQ(model.graph.producer("present_key_0")->op_type, "Concat");
+    }
+    EXPECT_GT(serialize(model).size(), 0u);
+  }
+}
+
+TEST(DecoderExportFloat, RefusesAnotherModelNamingTheLayer) {
+  torch::manual_seed(1);
+  models::Net cnn = models::make_model("cnn");
+  const std::string e = error_of([&] { float_gpt_model(cnn, 96); });
+  EXPECT_NE(e.find("'embed'"), std::string::npos) << e;
+  FloatDecoder bad;
+  bad.width = 64;
+  bad.heads = 4;
+  bad.hidden = 96;
+  bad.context = 8;
+  bad.layers.resize(1);
+  const std::string sizes = error_of([&] { float_decoder_model(bad); });
+  EXPECT_NE(sizes.find("embed"), std::string::npos) << sizes;
+}
+
+// ONNX Runtime on the FP32 export against LibTorch's FP32 forward: 64 greedy tokens after 4
+// prompts (LibTorch greedy by full recompute, ties to the lowest id, as ort_generate.js) must be
+// equal, and the logits of every position of the last text within kFloatTolerance of the range.
+// Float only: ONNX Runtime sums the same products in another order (MatMul blocking, its
+// RMSNorm / softmax / Sigmoid kernels): ~1e-6 relative; no rounding to a grid can amplify it.
+// Greedy tokens could only differ where LibTorch's top two logits are within that (a float
+// tie); the test prints the smallest top-2 gap it saw.
+constexpr double kFloatTolerance = 1e-4;
+
+void check_float_ort_agrees(bool kv) {
+  LOWBIT_SKIP_WITHOUT_ORT();
+  models::Net net = trained_fp32_gpt();
+  const std::string dir = testing::fresh_test_dir();
+  FloatDecoderExportOptions o;
+  o.with_kv_cache = kv;
+  save(float_gpt_model(net, lm_options().context, o), dir + "/fp32.onnx");
+  std::vector<std::vector<int32_t>> prompts;
+  for (const std::string p : {"the quick ", "sphinx of b", "how vex", "zzz! "}) prompts.push_back(runtime::bytes_to_tokens(p));
+  const int steps = 64;
+  const OrtGeneration ort = ort_generate(dir + "/fp32.onnx", prompts, steps, dir);
+  ASSERT_EQ(ort.tokens.size(), prompts.size());
+  double worst = 0, worst_rel = 0, min_gap = 1e30;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> text = prompts[i], generated;
+    for (int s = 0; s < steps; ++s) {
+      const torch::Tensor l = torch_logits(net, text);
+      const torch::Tensor last = l[static_cast<int64_t>(text.size()) - 1];
+      const auto top = last.topk(2);
+      min_gap = std::min(min_gap, static_cast<double>((std::get<0>(top)[0] - std::get<0>(top)[1]).item<float>()));
+      const int32_t next = static_cast<int32_t>(last.argmax().item<int64_t>());
+      generated.push_back(next);
+      if (s + 1 < steps) text.push_back(next);
+    }
+    EXPECT_EQ(generated, ort.tokens[i]) << "prompt " << i << ": ONNX Runtime's greedy tokens on the FP32 export differ";
+    const torch::Tensor want = torch_logits(net, text);
+    ASSERT_EQ(static_cast<size_t>(want.numel()), ort.logits[i].size());
+    const float* w = want.data_ptr<float>();
+    double diff = 0, range = 0;
+    for (size_t k = 0; k < ort.logits[i].size(); ++k) {
+      diff = std::max(diff, static_cast<double>(std::fabs(w[k] - ort.logits[i][k])));
+      range = std::max(range, static_cast<double>(std::fabs(w[k])));
+    }
+    worst = std::max(worst, diff);
+    worst_rel = std::max(worst_rel, diff / (1.0 + range));
+  }
+  std::cout << "[ info ] FP32 gpt-tiny" << (kv ? " KV cache" : "") << ": max |logit diff| ONNX Runtime vs LibTorch " << worst
+            << " (relative " << worst_rel << "); smallest top-2 logit gap in LibTorch's greedy steps " << min_gap << "\n";
+  EXPECT_LT(worst_rel, kFloatTolerance);
+}
+
+TEST(DecoderExportFloatOrt, Fp32GreedyTokensAndLogitsEqualLibTorch) { check_float_ort_agrees(false); }
+TEST(DecoderExportFloatOrt, Fp32KvCacheGreedyTokensAndLogitsEqualLibTorch) { check_float_ort_agrees(true); }
 
 }  // namespace
 }  // namespace lowbit::onnx

@@ -9,6 +9,7 @@
 #include "convert/integer_simulation.h"
 #include "convert/to_runtime.h"
 #include "qat/fake_quant.h"
+#include "qat/fake_quant_kernels.h"
 #include "qat/quantized_layers.h"
 #include "qat/winq.h"
 #include "train/checkpoint.h"
@@ -165,6 +166,122 @@ TEST(WinqNoise, GradientsReachWeightsAndLearnedScales) {
     EXPECT_GT(l->latent_weight().grad().abs().sum().item<double>(), 0.0) << n;
     ASSERT_TRUE(l->weight_fake_quant().scale.grad().defined()) << n;
   }
+}
+
+// The counter-based generator: standard normal moments, reproducible from (key, index), the
+// vector kernel equal to the scalar function bit for bit at any offset, streams of different
+// keys (steps, layers) uncorrelated.
+TEST(WinqNoise, CounterNormalHasStandardMomentsAndIsAFunctionOfKeyAndIndex) {
+  const int64_t n = 1 << 21;
+  std::vector<float> zeros(n, 0.0f), eps(n), other(n);
+  kernels::add_counter_normal(zeros.data(), eps.data(), n, 1.0f, /*key=*/12345, /*first=*/0);
+  kernels::add_counter_normal(zeros.data(), other.data(), n, 1.0f, /*key=*/12346, /*first=*/0);
+  double s1 = 0, s2 = 0, s3 = 0, s4 = 0, cross = 0;
+  int64_t beyond2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = eps[i];
+    s1 += v;
+    s2 += v * v;
+    s3 += v * v * v;
+    s4 += v * v * v * v;
+    cross += v * other[i];
+    beyond2 += std::abs(v) > 2.0;
+  }
+  const double dn = static_cast<double>(n);
+  // Standard errors at n = 2^21: mean 7e-4, variance 1e-3, third moment 1.7e-3, fourth 7e-3,
+  // correlation 7e-4, tail share 1.4e-4; the bounds are 5 standard errors.
+  EXPECT_NEAR(s1 / dn, 0.0, 3.5e-3);
+  EXPECT_NEAR(s2 / dn, 1.0, 5e-3);
+  EXPECT_NEAR(s3 / dn, 0.0, 8.5e-3);
+  EXPECT_NEAR(s4 / dn, 3.0, 3.5e-2);
+  EXPECT_NEAR(cross / dn, 0.0, 3.5e-3);
+  EXPECT_NEAR(static_cast<double>(beyond2) / dn, 0.0455, 7e-4);  // P(|z| > 2) of N(0, 1)
+  // A pure function of (key, index): the scalar function, and the kernel started anywhere, in
+  // place, with sigma and an offset input.
+  for (int64_t i : {0, 1, 2, 15, 16, 17, 1000, 65535, 1 << 20}) EXPECT_EQ(kernels::counter_normal(12345, i), eps[i]) << i;
+  std::vector<float> part(37), base(37, 0.5f);
+  kernels::add_counter_normal(base.data(), part.data(), 37, 1.0f, 12345, 999);
+  for (int64_t j = 0; j < 37; ++j) EXPECT_EQ(part[j], 0.5f + eps[999 + j]) << j;
+  kernels::add_counter_normal(base.data(), base.data(), 37, 0.25f, 12345, 999);
+  for (int64_t j = 0; j < 37; ++j) EXPECT_EQ(base[j], 0.5f + 0.25f * eps[999 + j]) << j;
+}
+
+// perturb_quantizer_inputs: each element gets sigma (abs) or sigma * its row's scale (rel) times
+// eps(key, i), each scale sigma (or sigma * s) times eps(key, numel + p); gradient 1 to both;
+// per element mean 0 and standard deviation sigma over keys; the same for 1 and 2 threads.
+TEST(WinqNoise, PerturbedInputsHaveTheStatedScaleAndAreReproducible) {
+  const quant::QuantSpec spec = quant::QuantSpec::ternary(quant::Granularity::PerChannel);
+  const torch::Tensor x = torch::randn({3, 5, 7});
+  const torch::Tensor scale = torch::tensor({0.5f, 2.0f, 8.0f});
+  const uint64_t key = 77;
+  for (bool relative : {false, true}) {
+    const double sigma = 1e-2;
+    const NoisyQuantizerInputs n = perturb_quantizer_inputs(x, scale, spec, sigma, relative, key);
+    const float* xp = x.data_ptr<float>();
+    const float* np = n.x.contiguous().data_ptr<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const float s = relative ? static_cast<float>(sigma) * scale[i / 35].item<float>() : static_cast<float>(sigma);
+      ASSERT_EQ(np[i], xp[i] + s * kernels::counter_normal(key, i)) << i;
+    }
+    for (int64_t p = 0; p < 3; ++p) {
+      const float s = relative ? static_cast<float>(sigma) * scale[p].item<float>() : static_cast<float>(sigma);
+      EXPECT_EQ(n.scale[p].item<float>(), scale[p].item<float>() + s * kernels::counter_normal(key, x.numel() + p)) << p;
+    }
+  }
+  // Gradient 1 to the input and the scales.
+  const torch::Tensor xg = x.clone().requires_grad_(true), sg = scale.clone().requires_grad_(true);
+  const NoisyQuantizerInputs g = perturb_quantizer_inputs(xg, sg, spec, 0.1, true, key);
+  (g.x.sum() + 2.0 * g.scale.sum()).backward();
+  EXPECT_TRUE(torch::equal(xg.grad(), torch::ones_like(x)));
+  EXPECT_TRUE(torch::equal(sg.grad(), torch::full_like(scale, 2.0)));
+  // Per element over 4,000 keys: mean 0, standard deviation sigma * s_row (relative mode).
+  const int64_t keys = 4000;
+  const torch::Tensor zeros = torch::zeros({3, 5, 7});
+  torch::Tensor sum = torch::zeros({3, 5, 7}, torch::kFloat64), sum2 = sum.clone();
+  for (int64_t k = 0; k < keys; ++k) {
+    const torch::Tensor d = perturb_quantizer_inputs(zeros, scale, spec, 0.1, true, 1000 + k).x.to(torch::kFloat64);
+    sum += d;
+    sum2 += d * d;
+  }
+  const torch::Tensor row_std = (0.1 * scale.to(torch::kFloat64)).view({3, 1, 1});
+  const torch::Tensor mean = sum / keys, std = (sum2 / keys - mean * mean).sqrt();
+  // Standard errors: mean sigma / 63, std sigma / 89; 105 elements, bounds 4.5 standard errors.
+  EXPECT_LT((mean / row_std).abs().max().item<double>(), 4.5 / std::sqrt(static_cast<double>(keys)));
+  EXPECT_LT((std / row_std - 1.0).abs().max().item<double>(), 4.5 / std::sqrt(2.0 * keys));
+  // Thread count does not change the draw.
+  const torch::Tensor big = torch::randn({256, 4096});
+  const torch::Tensor bs = torch::rand({256}) + 0.5;
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  const torch::Tensor one = perturb_quantizer_inputs(big, bs, spec, 1e-3, false, 5).x;
+  torch::set_num_threads(2);
+  const torch::Tensor two = perturb_quantizer_inputs(big, bs, spec, 1e-3, false, 5).x;
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one, two));
+}
+
+// qat::Winq keys the noise by (run seed, step, layer): the same step reproduces a training
+// forward exactly, another step or another seed does not.
+TEST(WinqNoise, ReproducibleFromSeedAndStep) {
+  models::Net net = prepared("cnn", kFamilies[3].second);  // ternary
+  for (auto& m : net->modules()) {
+    if (auto* fq = dynamic_cast<FakeQuantizeImpl*>(m.get())) fq->set_observing(false);
+  }
+  WinqConfig c;
+  c.enabled = true;
+  c.period = 0;
+  c.noise = 1e-2;
+  const torch::Tensor x = torch::rand({4, 1, 28, 28});
+  torch::NoGradGuard no_grad;
+  auto forward_at = [&](uint64_t seed, int64_t step) {
+    Winq w(c, seed);
+    w.before_step(*net, step, 100);
+    return net->forward(x);
+  };
+  const torch::Tensor a = forward_at(9, 5);
+  EXPECT_TRUE(torch::equal(forward_at(9, 5), a));
+  EXPECT_FALSE(torch::equal(forward_at(9, 6), a));
+  EXPECT_FALSE(torch::equal(forward_at(10, 5), a));
 }
 
 TEST(WinqConfig, JsonRoundTripAndClearErrors) {

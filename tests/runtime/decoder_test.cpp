@@ -21,45 +21,18 @@
 #include "runtime/ops/dynamic_quant_linear_op.h"
 #include "runtime/text_generation.h"
 #include "test_models.h"
+#include "transformer_test_models.h"
 
 using namespace lowbit;
 using namespace lowbit::runtime;
+using rtest::Format;
+using rtest::kFormats;
+using rtest::random_decoder;
+using rtest::random_floats;
+using rtest::random_quant_linear;
+using rtest::tmp_file;
 
 namespace {
-
-struct Format {
-  const char* name;
-  int32_t bits;
-  quant::Grid grid;
-  int32_t lo, hi;  // value range (Odd grid: odd values only)
-};
-const Format kFormats[] = {{"int8", 8, quant::Grid::Integer, -128, 127}, {"int4", 4, quant::Grid::Integer, -8, 7},
-                           {"ternary", 2, quant::Grid::Integer, -1, 1},  {"int2", 2, quant::Grid::Integer, -2, 1},
-                           {"binary", 1, quant::Grid::Odd, -1, 1},       {"seq2", 2, quant::Grid::Odd, -3, 3}};
-
-QuantLinear random_linear(std::mt19937& rng, int32_t in, int32_t out, int32_t group, const Format& f) {
-  std::vector<int32_t> values(static_cast<size_t>(in) * out);
-  std::uniform_int_distribution<int> d(f.lo, f.hi);
-  for (auto& v : values) {
-    v = d(rng);
-    if (f.grid == quant::Grid::Odd && v % 2 == 0) v = v >= 0 ? v + 1 : v - 1;
-    if (v > f.hi) v = f.hi;
-  }
-  const int32_t groups = (in + group - 1) / group;
-  std::vector<float> scales(static_cast<size_t>(out) * groups);
-  std::uniform_real_distribution<float> s(0.001f, 0.05f);
-  for (auto& v : scales) v = s(rng);
-  QuantLinear w;
-  set_quant_linear(w, in, out, group, f.bits, f.grid, values, scales);
-  return w;
-}
-
-std::vector<float> random_floats(std::mt19937& rng, size_t n, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
 
 // The op's formula written out without the kernels' padded layout.
 std::vector<float> linear_formula(const QuantLinear& w, const std::vector<float>& x, int64_t rows) {
@@ -94,7 +67,7 @@ TEST(TokenGemm, EveryLevelBitExactWithTheFormulaForEveryFormatAndGrouping) {
         for (int32_t out : {1, 4, 7, 13}) {
           const int32_t gs = group == 0 || group > in ? in : group;
           std::mt19937 rng(seed++);
-          const QuantLinear w = random_linear(rng, in, out, gs, f);
+          const QuantLinear w = random_quant_linear(rng, in, out, gs, f);
           const int64_t rows = 1 + seed % 3;
           std::vector<float> x = random_floats(rng, static_cast<size_t>(rows * in));
           if (seed % 5 == 0) std::fill(x.begin(), x.begin() + in, 0.0f);  // an all-zero token (scale guard)
@@ -113,54 +86,65 @@ TEST(TokenGemm, EveryLevelBitExactWithTheFormulaForEveryFormatAndGrouping) {
 }
 
 TEST(TokenGemm, ExtremeCodesDoNotSaturate) {
-  // x codes +-127 and weights -128 (int8): the AVX2 pair sums reach 2 * 128 * 127 = 32512.
+  // x codes +-127 and weights -128 (int8): the AVX2 pair sums reach 2 * 128 * 127 = 32512; the
+  // VNNI kernel's x + 128 reaches 255.
   for (const std::string& name : rtest::optimized_isas()) {
     const TokenGemmConfig& cfg = token_gemm_config(parse_isa(name));
     const int32_t kp = 64, groups = 3, out = 5;
     std::vector<int8_t> x(static_cast<size_t>(groups * kp), 127), w(static_cast<size_t>(out * groups * kp), -128);
+    std::vector<int8_t> packed(cfg.packed_bytes(out, groups, kp));
+    cfg.pack(w.data(), out, groups, kp, packed.data());
     for (size_t i = 0; i < x.size(); i += 2) x[i] = -127;
     std::vector<int32_t> a(static_cast<size_t>(out * groups)), b(a.size());
-    s8_w8_gemm_grpacc_1x1__ref(1, 0, out, groups, kp, x.data(), w.data(), a.data(), out * groups);
-    cfg.gemm(1, 0, out, groups, kp, x.data(), w.data(), b.data(), out * groups);
+    s8_w8_gemm_grpacc_1x1__ref(1, 0, out, out, groups, kp, x.data(), w.data(), a.data(), out * groups);
+    cfg.gemm(1, 0, out, out, groups, kp, x.data(), packed.data(), b.data(), out * groups);
     EXPECT_EQ(a, b) << cfg.name;
     for (auto& v : x) v = 127;
-    s8_w8_gemm_grpacc_1x1__ref(1, 0, out, groups, kp, x.data(), w.data(), a.data(), out * groups);
-    cfg.gemm(1, 0, out, groups, kp, x.data(), w.data(), b.data(), out * groups);
+    s8_w8_gemm_grpacc_1x1__ref(1, 0, out, out, groups, kp, x.data(), w.data(), a.data(), out * groups);
+    cfg.gemm(1, 0, out, out, groups, kp, x.data(), packed.data(), b.data(), out * groups);
     EXPECT_EQ(a, b) << cfg.name;
     EXPECT_EQ(a[0], -127 * 128 * kp);
   }
 }
 
-DecoderModel random_decoder(uint32_t seed, const Format& f, int32_t group, bool quantized_head = false) {
-  std::mt19937 rng(seed);
-  DecoderModel m;
-  m.name = "test decoder";
-  m.width = 32;
-  m.heads = 4;
-  m.hidden = 64;
-  m.context = 24;
-  m.embedding = random_floats(rng, static_cast<size_t>(256 * m.width));
-  for (int l = 0; l < 2; ++l) {
-    DecoderLayer L;
-    L.norm1 = random_floats(rng, static_cast<size_t>(m.width), 0.3f);
-    L.norm2 = random_floats(rng, static_cast<size_t>(m.width), 0.3f);
-    for (auto& v : L.norm1) v += 1.0f;
-    for (auto& v : L.norm2) v += 1.0f;
-    const int32_t gw = std::min(group, m.width), gh = std::min(group, m.hidden);
-    for (QuantLinear* w : {&L.q, &L.k, &L.v, &L.o}) *w = random_linear(rng, m.width, m.width, gw, f);
-    L.gate = random_linear(rng, m.width, m.hidden, gw, f);
-    L.up = random_linear(rng, m.width, m.hidden, gw, f);
-    L.down = random_linear(rng, m.hidden, m.width, gh, f);
-    m.layers.push_back(std::move(L));
+// Every level's GEMM + epilogue against the reference on prefill-sized shapes: token counts
+// around the 8-row tile, row counts around the 16- and 32-row blocks, splits at every block
+// boundary (as the pool's tasks make them), extreme codes; results equal bit for bit.
+TEST(TokenGemm, TilesAndSplitsMatchReference) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> code(-127, 127), wv(-128, 127);
+  std::uniform_real_distribution<float> sc(0.001f, 0.05f);
+  for (const std::string& name : rtest::optimized_isas()) {
+    const TokenGemmConfig& cfg = token_gemm_config(parse_isa(name));
+    for (int64_t tokens : {1, 2, 3, 7, 8, 9, 15, 64, 67})
+      for (int32_t out : {1, 15, 16, 17, 31, 32, 33, 48, 100})
+        for (int32_t kp : {32, 64}) {
+          const int32_t groups = tokens % 2 == 0 ? 4 : 1;
+          std::vector<int8_t> x(static_cast<size_t>(tokens * groups * kp)), w(static_cast<size_t>(out * groups * kp));
+          for (auto& v : x) v = static_cast<int8_t>(code(rng));
+          for (auto& v : w) v = static_cast<int8_t>(wv(rng));
+          if (out == 33) std::fill(w.begin(), w.end(), int8_t{-128}), std::fill(x.begin(), x.end(), int8_t{-127});
+          std::vector<float> scales(static_cast<size_t>(groups * out)), sx(static_cast<size_t>(tokens));
+          for (auto& v : scales) v = sc(rng);
+          for (auto& v : sx) v = sc(rng);
+          const int64_t stride = int64_t{out} * groups;
+          std::vector<int32_t> a(static_cast<size_t>(tokens * stride)), b(a.size(), 7);
+          std::vector<float> ya(static_cast<size_t>(tokens * out)), yb(ya.size());
+          s8_w8_gemm_grpacc_1x1__ref(tokens, 0, out, out, groups, kp, x.data(), w.data(), a.data(), stride);
+          s32_f32_grpscale_1x__ref(tokens, 0, out, out, groups, a.data(), stride, scales.data(), sx.data(), ya.data());
+          std::vector<int8_t> packed(cfg.packed_bytes(out, groups, kp));
+          cfg.pack(w.data(), out, groups, kp, packed.data());
+          for (int32_t step : {out, cfg.o_block, 2 * cfg.o_block}) {
+            for (int32_t o0 = 0; o0 < out; o0 += step) {
+              const int32_t o1 = std::min(out, o0 + step);
+              cfg.gemm(tokens, o0, o1, out, groups, kp, x.data(), packed.data(), b.data(), stride);
+              cfg.epilogue(tokens, o0, o1, out, groups, b.data(), stride, scales.data(), sx.data(), yb.data());
+            }
+            ASSERT_EQ(a, b) << cfg.name << " tokens " << tokens << " out " << out << " kp " << kp << " step " << step;
+            ASSERT_EQ(ya, yb) << cfg.epilogue_name << " tokens " << tokens << " out " << out << " step " << step;
+          }
+        }
   }
-  m.norm_f = std::vector<float>(static_cast<size_t>(m.width), 1.0f);
-  if (quantized_head) {
-    m.head_quantized = true;
-    m.head_q = random_linear(rng, m.width, 256, std::min(group, m.width), f);
-  } else {
-    m.head = random_floats(rng, static_cast<size_t>(256 * m.width), 0.2f);
-  }
-  return m;
 }
 
 TEST(DecoderSession, KvCacheDecodeEqualsFullRecomputeOnEveryLevel) {
@@ -289,11 +273,6 @@ TEST(Generate, PrintableText) {
   EXPECT_EQ(tokens_to_printable({0xC3, 0x41, 0xFF, 0x01}), "\\xC3A\\xFF\\x01");
 }
 
-std::string tmp_file(const std::string& name) {
-  const char* dir = std::getenv("LOWBIT_TEST_TMP");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
-
 TEST(DecoderFile, RoundTripGivesIdenticalLogits) {
   for (bool qhead : {false, true}) {
     const DecoderModel m = random_decoder(5, kFormats[4], 20, qhead);
@@ -323,21 +302,8 @@ TEST(DecoderFile, RoundTripGivesIdenticalLogits) {
 
 TEST(DecoderFile, TruncationAndCorruptionAreCleanErrorsNamingFileAndField) {
   const std::string bytes = serialize_decoder_model(random_decoder(9, kFormats[2], 32));
-  for (size_t n = 0; n < bytes.size(); n += std::max<size_t>(1, bytes.size() / 97)) {
-    try {
-      parse_decoder_model(bytes.substr(0, n), "cut.lbq");
-      FAIL() << "a file cut to " << n << " bytes loaded";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("cut.lbq"), std::string::npos) << e.what();
-    }
-  }
-  // Flipped bytes: the checksums catch them.
-  std::mt19937 rng(3);
-  for (int i = 0; i < 50; ++i) {
-    std::string b = bytes;
-    b[rng() % b.size()] ^= static_cast<char>(1 + rng() % 255);
-    EXPECT_THROW(parse_decoder_model(b, "flip.lbq"), Error);
-  }
+  // Cut at ~97 lengths and 50 flipped bytes (the checksums catch them): clean errors naming the file.
+  EXPECT_EQ(rtest::damage_problems(bytes, parse_decoder_model), std::vector<std::string>{});
   // Behind resealed checksums, the structural checks: a scale of 0 and an impossible group size.
   DecoderModel m = random_decoder(9, kFormats[2], 32);
   std::string b = serialize_decoder_model(m);

@@ -18,134 +18,23 @@
 #include "runtime/ops/encoder_linear_op.h"
 #include "runtime/ops/static_quant_gemm.h"
 #include "test_models.h"
+#include "transformer_test_models.h"
 
 using namespace lowbit;
 using namespace lowbit::runtime;
+using rtest::Format;
+using rtest::kFormats;
+using rtest::random_encoder;
+using rtest::random_images;
+using rtest::random_quant_linear;
+using rtest::tmp_file;
 
 namespace {
-
-struct Format {
-  const char* name;
-  int32_t bits;
-  quant::Grid grid;
-  int32_t lo, hi;  // value range (Odd grid: odd values only)
-};
-const Format kFormats[] = {{"int8", 8, quant::Grid::Integer, -128, 127}, {"int4", 4, quant::Grid::Integer, -8, 7},
-                           {"ternary", 2, quant::Grid::Integer, -1, 1},  {"int2", 2, quant::Grid::Integer, -2, 1},
-                           {"binary", 1, quant::Grid::Odd, -1, 1},       {"seq2", 2, quant::Grid::Odd, -3, 3}};
-
-QuantLinear random_weights(std::mt19937& rng, int32_t in, int32_t out, int32_t group, const Format& f) {
-  std::uniform_int_distribution<int32_t> v(f.lo, f.hi);
-  std::uniform_real_distribution<float> s(0.01f, 0.05f);
-  std::vector<int32_t> values(static_cast<size_t>(in) * out);
-  for (int32_t& x : values) {
-    x = v(rng);
-    if (f.grid == quant::Grid::Odd && x % 2 == 0) x = x >= f.hi ? x - 1 : x + 1;
-  }
-  QuantLinear w;
-  const int32_t groups = (in + group - 1) / group;
-  std::vector<float> scales(static_cast<size_t>(out) * groups);
-  for (float& x : scales) x = s(rng);
-  set_quant_linear(w, in, out, group, f.bits, f.grid, values, scales);
-  return w;
-}
-
-ActGrid random_grid(std::mt19937& rng, int bits) {
-  ActGrid g;
-  g.qmin = 0;
-  g.qmax = (1 << bits) - 1;
-  g.zero_point = std::uniform_int_distribution<int32_t>(0, g.qmax)(rng);
-  g.scale = std::uniform_real_distribution<float>(0.01f, 0.1f)(rng);
-  return g;
-}
-
-EncoderLinear random_linear(std::mt19937& rng, int32_t in, int32_t out, const Format& f, int32_t group,
-                            const ActGrid* input, int out_bits) {
-  EncoderLinear l;
-  l.in_features = in;
-  l.out_features = out;
-  l.quantized = true;
-  l.w = random_weights(rng, in, out, group, f);
-  l.bias.resize(static_cast<size_t>(out));
-  for (float& b : l.bias) b = std::uniform_real_distribution<float>(-0.2f, 0.2f)(rng);
-  if (input) {
-    l.has_input_grid = true;
-    l.input_grid = *input;
-  }
-  if (out_bits > 0) {
-    l.has_output_grid = true;
-    l.output_grid = random_grid(rng, out_bits);
-    l.output_grid.scale = 0.05f;
-  }
-  return l;
-}
-
-std::vector<float> floats(std::mt19937& rng, size_t n, float lo, float hi) {
-  std::uniform_real_distribution<float> u(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
-// A small vit-like model: patch 7 (16 tokens), width 16, 2 heads, hidden 32, 2 layers; integer
-// patch embedding and fc2, the other linears read float inputs.
-EncoderModel random_encoder(uint32_t seed, const Format& f, int32_t group, int act_bits, bool quantize_head = true) {
-  std::mt19937 rng(seed);
-  EncoderModel m;
-  m.name = "test encoder";
-  m.patch = 7;
-  m.width = 16;
-  m.heads = 2;
-  m.hidden = 32;
-  m.input_quantized = true;
-  m.input_grid = ActGrid{1.0f / 255.0f, 0, 0, 255};
-  const int32_t d = m.width, P = m.patch_features();
-  m.patch_embed = random_linear(rng, P, d, f, std::min(group, P), &m.input_grid, act_bits);
-  m.position = floats(rng, static_cast<size_t>(m.tokens()) * d, -0.1f, 0.1f);
-  for (int l = 0; l < 2; ++l) {
-    EncoderLayer L;
-    L.norm1_w = floats(rng, d, 0.8f, 1.2f);
-    L.norm1_b = floats(rng, d, -0.1f, 0.1f);
-    L.norm2_w = floats(rng, d, 0.8f, 1.2f);
-    L.norm2_b = floats(rng, d, -0.1f, 0.1f);
-    L.q = random_linear(rng, d, d, f, group, nullptr, act_bits);
-    L.k = random_linear(rng, d, d, f, group, nullptr, act_bits);
-    L.v = random_linear(rng, d, d, f, group, nullptr, act_bits);
-    L.o = random_linear(rng, d, d, f, group, nullptr, act_bits);
-    L.fc1 = random_linear(rng, d, m.hidden, f, group, nullptr, act_bits);
-    L.fc1.gelu = true;
-    L.fc2 = random_linear(rng, m.hidden, d, f, group, &L.fc1.output_grid, act_bits);
-    L.has_add1_grid = L.has_add2_grid = true;
-    L.add1_grid = random_grid(rng, act_bits);
-    L.add2_grid = random_grid(rng, act_bits);
-    L.add1_grid.scale = L.add2_grid.scale = 0.1f;
-    m.layers.push_back(std::move(L));
-  }
-  m.norm_f_w = floats(rng, d, 0.8f, 1.2f);
-  m.norm_f_b = floats(rng, d, -0.1f, 0.1f);
-  m.head = random_linear(rng, d, m.classes, f, group, nullptr, 0);
-  if (!quantize_head) {
-    m.head.quantized = false;
-    m.head.weight = floats(rng, static_cast<size_t>(d) * m.classes, -0.5f, 0.5f);
-    m.head.w = QuantLinear();
-  }
-  return m;
-}
-
-std::vector<float> random_images(uint32_t seed, int64_t n) {
-  std::mt19937 rng(seed);
-  return floats(rng, static_cast<size_t>(n) * 28 * 28, 0.0f, 1.0f);
-}
 
 std::vector<Isa> levels() {
   std::vector<Isa> v{Isa::Ref};
   for (const std::string& name : rtest::optimized_isas()) v.push_back(parse_isa(name));
   return v;
-}
-
-std::string tmp_file(const std::string& name) {
-  const char* dir = std::getenv("LOWBIT_TEST_TMP");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
 }
 
 }  // namespace
@@ -156,7 +45,7 @@ TEST(StaticQuantGemm, EveryLevelEqualsTheReferenceForEveryFormatGroupAndZeroPoin
     for (int32_t group : {8, 24, 37})
       for (int32_t zp : {0, 7, 128, 255}) {
         const int32_t in = 37, out = 21, rows = 13;
-        const QuantLinear w = random_weights(rng, in, out, std::min(group, in), f);
+        const QuantLinear w = random_quant_linear(rng, in, out, std::min(group, in), f, 0.01f, 0.05f);
         std::vector<uint8_t> codes(static_cast<size_t>(rows) * in);
         for (uint8_t& c : codes) c = static_cast<uint8_t>(rng() % 256);
         const ops::StaticQuantGemm ref(w, zp, Isa::Ref);
@@ -261,20 +150,8 @@ TEST(EncoderFile, RoundTripGivesIdenticalModelAndLogits) {
 
 TEST(EncoderFile, TruncationAndCorruptionAreCleanErrorsNamingFileAndField) {
   const std::string bytes = serialize_encoder_model(random_encoder(9, kFormats[2], 8, 8));
-  for (size_t n = 0; n < bytes.size(); n += std::max<size_t>(1, bytes.size() / 97)) {
-    try {
-      parse_encoder_model(bytes.substr(0, n), "cut.lbq");
-      FAIL() << "a file cut to " << n << " bytes loaded";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("cut.lbq"), std::string::npos) << e.what();
-    }
-  }
-  std::mt19937 rng(3);
-  for (int i = 0; i < 50; ++i) {
-    std::string b = bytes;
-    b[rng() % b.size()] ^= static_cast<char>(1 + rng() % 255);
-    EXPECT_THROW(parse_encoder_model(b, "flip.lbq"), Error);
-  }
+  // Cut at ~97 lengths and 50 flipped bytes (the checksums catch them): clean errors naming the file.
+  EXPECT_EQ(rtest::damage_problems(bytes, parse_encoder_model), std::vector<std::string>{});
   // Behind resealed checksums, the structural checks name the field: the patch size.
   std::string b = bytes;
   const size_t at = b.find("test encoder") + 12 + 8;  // channels, image_size, then patch
