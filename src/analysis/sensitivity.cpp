@@ -177,9 +177,11 @@ SensitivityReport analyze_sensitivity(const SensitivityOptions& o) {
     }
   }
 
+  ptq::PtqOptions ptq_options = o.ptq;
+  ptq_options.measure_errors = false;  // only the loss is used here
   auto measure = [&](const LayerSensitivity& l, const WeightWidth& w, int act_bits, bool with_error) {
     const qat::QatConfig config = single_layer_config(l.name, w, act_bits, o.calib_batches);
-    models::Net q = ptq::quantize_checkpoint(info.path, config, split.train, o.calib_batches, o.calib_batch_size, o.ptq);
+    models::Net q = ptq::quantize_checkpoint(info.path, config, split.train, o.calib_batches, o.calib_batch_size, ptq_options);
     const train::EvalResult e = train::evaluate(q, eval_set);
     WidthSensitivity s;
     s.format = w.format;

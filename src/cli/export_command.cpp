@@ -101,6 +101,12 @@ void run(const ExportArgs& args) {
                    args.from + "' is not one");
   onnx::Model model;
   if (args.format == "onnx") {
+    // The checkpoint QDQ writer covers the CNN-style graphs; a vit-tiny QAT model is exported from
+    // its runtime form, whose encoder exporter knows the token, LayerNorm and attention ops.
+    LOWBIT_CHECK(net->model_name() != "vit-tiny",
+                 "export: '" + args.from + "' is a vit-tiny checkpoint; --format onnx takes its integer model: run `lowbit "
+                 "convert --from " + args.from + " --out vit.lbq`, then `lowbit export --from vit.lbq --format onnx` "
+                 "(--format onnx-fp32 exports the checkpoint's float model directly)");
     LOWBIT_CHECK(std::dynamic_pointer_cast<qat::QInputImpl>(net->input_layer()) != nullptr,
                  "export: '" + args.from + "' is an FP32 checkpoint; --format onnx writes a quantized (QDQ) model and "
                  "needs a QAT or PTQ checkpoint (use --format onnx-fp32 for the float model)");
@@ -121,10 +127,11 @@ void run(const ExportArgs& args) {
 
 void add_export_command(CLI::App& app) {
   auto args = std::make_shared<ExportArgs>();
-  CLI::App* cmd = app.add_subcommand("export", "Export a checkpoint or a decoder .lbq as an ONNX model (QDQ, MatMulNBits or float32)");
+  CLI::App* cmd = app.add_subcommand("export", "Export a checkpoint, a decoder .lbq or an encoder .lbq as an ONNX model (QDQ, MatMulNBits or float32)");
   cmd->add_option("--from", args->from,
                   "Checkpoint (file or run folder): QAT/PTQ for onnx, FP32 or QAT for onnx-fp32; or a decoder language "
-                  "model .lbq (lowbit convert of a gpt-tiny run) for onnx or matmulnbits")
+                  "model .lbq (lowbit convert of a gpt-tiny run) for onnx or matmulnbits; or an encoder .lbq (lowbit "
+                  "convert of a vit-tiny QAT run) for onnx")
       ->required();
   cmd->add_option("--format", args->format,
                   "onnx (quantized, QDQ), onnx-fp32, or matmulnbits (decoder .lbq with int4 projections: "

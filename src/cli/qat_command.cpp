@@ -6,6 +6,7 @@
 #include "cli/data_flags.h"
 #include "qat/qat_run.h"
 #include "train/checkpoint.h"
+#include "train/device.h"
 
 namespace lowbit::cli {
 namespace {
@@ -17,6 +18,7 @@ struct QatArgs {
   std::string config_file;
   bool resume = false;
   bool overwrite = false;
+  bool device_given = false;  // --device on the command line (on --resume it replaces the run's)
   DataFlags data;  // --layout, --augment-crop, --augment-flip
   nlohmann::json lm = nlohmann::json::object();  // gpt-tiny flags given (train/lm_trainer.h)
 };
@@ -40,11 +42,15 @@ void apply_lm_settings(QatArgs& args, const CLI::App* cmd) {
 }
 
 void run(QatArgs args) {
+  train::usable_training_device(args.config.device);  // a bad or unusable --device fails before any work
   if (args.resume) {
     const auto info = train::load_checkpoint(args.config.out_dir);
     LOWBIT_CHECK(info.config.contains("qat"), "'" + info.path + "' is not a QAT checkpoint; resume it with 'lowbit train --resume'");
     train::TrainConfig config = train::config_from_json(info.config);
     config.out_dir = args.config.out_dir;
+    if (args.device_given) config.device = args.config.device;  // a run may move between CPU and GPU
+    if (!args.config.sync_bn) config.sync_bn = false;  // --no-sync-bn given to the resumed run
+    train::usable_training_device(config.device);
     apply_data_flags(config.extra, args.data, true);
     if (config.model == "gpt-tiny" && !args.lm.empty()) {
       nlohmann::json lm = config.extra.value("lm", nlohmann::json::object());
@@ -109,8 +115,15 @@ void add_qat_command(CLI::App& app) {
   cmd->add_option("--weight-decay", c.weight_decay, "Weight decay on conv/linear weights")->capture_default_str();
   cmd->add_option("--warmup", c.warmup_steps, "Linear warm-up steps (then cosine to zero)")->capture_default_str();
   cmd->add_option("--clip-grad", c.clip_grad, "Clip gradients to this global L2 norm (0: off)")->capture_default_str();
+  cmd->add_flag_callback("--no-sync-bn", [args] { args->config.sync_bn = false; },
+                         "Multi-process runs: live batch norm (before --bn-freeze-step) with each rank's shard "
+                         "statistics instead of the global batch's (SyncBN, the default)");
   cmd->add_option("--seed", c.seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", c.threads, "CPU threads for torch")->capture_default_str();
+  CLI::Option* device = cmd->add_option("--device", c.device,
+                                        "Where training computes: cpu, cuda or cuda:N (needs a CUDA build of LibTorch; "
+                                        "checkpoints hold CPU tensors, so --resume may change it)")
+                            ->capture_default_str();
   cmd->add_option("--data", c.data_dir, data_flag_help());
   add_data_flags(cmd, args->data);
   cmd->add_option("--val-size", c.val_size, "Training images held out for validation")->capture_default_str();
@@ -123,7 +136,8 @@ void add_qat_command(CLI::App& app) {
   CLI::Option* o_ew = cmd->add_option("--eval-windows", *eval_windows, "gpt-tiny: validation windows measured (0: all)")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue the QAT run in --out from its checkpoint");
   cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out");
-  cmd->callback([args, cmd, steps, eval_interval, eval_windows, o_steps, o_ei, o_ew] {
+  cmd->callback([args, cmd, steps, eval_interval, eval_windows, o_steps, o_ei, o_ew, device] {
+    args->device_given = device->count() > 0;
     for (const char* name : {"--winq-period", "--winq-keep", "--winq-noise", "--winq-noise-mode"}) {
       if (cmd->count(name) > 0) args->flags.winq = true;
     }

@@ -9,6 +9,7 @@
 #include "models/net.h"
 #include "models/vit.h"
 #include "train/checkpoint.h"
+#include "train/device.h"
 #include "train/lm_trainer.h"
 #include "train/trainer.h"
 
@@ -131,6 +132,7 @@ void run(const TrainArgs& args, const CLI::App* cmd) {
     }
   }
   apply_data_flags(config.extra, args.data, args.resume);
+  train::usable_training_device(config.device);  // --device cuda without CUDA: fail before any work
   train::RunOptions options;
   options.resume = args.resume;
   options.overwrite = args.overwrite;
@@ -161,6 +163,9 @@ void add_train_command(CLI::App& app) {
   option(cmd, *args, "--clip-grad", &train::TrainConfig::clip_grad, "Clip gradients to this global L2 norm (0: off)");
   option(cmd, *args, "--seed", &train::TrainConfig::seed, "Random seed (initialisation and shuffling)");
   option(cmd, *args, "--threads", &train::TrainConfig::threads, "CPU threads for torch");
+  option(cmd, *args, "--device", &train::TrainConfig::device,
+         "Where training computes: cpu, cuda or cuda:N (needs a CUDA build of LibTorch; checkpoints are always "
+         "written with CPU tensors, so --resume may change it)");
   option(cmd, *args, "--data", &train::TrainConfig::data_dir, data_flag_help());
   add_data_flags(cmd, args->data);
   option(cmd, *args, "--val-size", &train::TrainConfig::val_size, "Training images held out for validation (the last ones)");
@@ -185,6 +190,10 @@ void add_train_command(CLI::App& app) {
   lm_option("--context", "context", lm_defaults.model.context, "gpt-tiny: context length in bytes");
   lm_option("--eval-interval", "eval_interval", lm_defaults.eval_interval, "gpt-tiny: validate and checkpoint every this many steps (0: a tenth of the run)");
   lm_option("--eval-windows", "eval_windows", lm_defaults.eval_windows, "gpt-tiny: validation windows measured (0: the whole validation split)");
+  CLI::Option* no_sync_bn = cmd->add_flag_callback("--no-sync-bn", [args] { args->config.sync_bn = false; },
+                                                  "Multi-process runs: batch norm with each rank's shard statistics "
+                                                  "instead of the global batch's (SyncBN, the default)");
+  args->overrides.emplace_back(no_sync_bn, [](train::TrainConfig& d, const train::TrainConfig& s) { d.sync_bn = s.sync_bn; });
   cmd->add_flag("--resume", args->resume, "Continue the run in --out from its checkpoint");
   cmd->add_flag("--overwrite", args->overwrite, "Replace an existing checkpoint in --out with a fresh run");
   cmd->callback([args, cmd] { run(*args, cmd); });

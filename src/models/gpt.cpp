@@ -24,6 +24,14 @@ std::shared_ptr<LinearActImpl> proj(int64_t in, int64_t out) {
   return std::make_shared<LinearActImpl>(s);
 }
 
+// [T, T] bool, true above the diagonal (the future); cached per thread for the last T.
+torch::Tensor causal_future_mask(int64_t T, torch::Device device) {
+  thread_local torch::Tensor mask;
+  if (!mask.defined() || mask.size(0) != T || mask.device() != device)
+    mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(device)).triu(1);
+  return mask;
+}
+
 }  // namespace
 
 int64_t GptOptions::hidden_size() const {
@@ -64,17 +72,47 @@ GptOptions GptOptions::from_json(const nlohmann::json& j) {
   return o;
 }
 
-torch::Tensor apply_rope(const torch::Tensor& x, double base, int64_t offset) {
-  const int64_t T = x.size(-2), hd = x.size(-1);
-  LOWBIT_CHECK(hd % 2 == 0, "rotary embedding needs an even head size, got " + std::to_string(hd));
+namespace {
+
+// RoPE's tables for positions offset..offset+T-1, [T, hd] each, in pair order: cos (c_i, c_i) and
+// signed sin (-s_i, s_i), so that the rotation is x * cos + swap_pairs(x) * sin. Angles in float64,
+// then cast, as before. A one-entry cache per thread: every block's q and k use the same tables.
+struct RopeTables {
+  int64_t T = -1, hd = -1, offset = 0;
+  double base = 0.0;
+  torch::ScalarType dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+  torch::Tensor cos, sin;
+};
+
+const RopeTables& rope_tables(int64_t T, int64_t hd, double base, int64_t offset, const torch::Tensor& like) {
+  thread_local RopeTables t;
+  if (t.T == T && t.hd == hd && t.base == base && t.offset == offset && t.dtype == like.scalar_type() &&
+      t.device == like.device())
+    return t;
+  torch::NoGradGuard no_grad;
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
   const auto inv_freq = torch::pow(base, -torch::arange(0, hd, 2, opts) / static_cast<double>(hd));  // [hd/2]
   const auto pos = torch::arange(offset, offset + T, opts);                                             // [T]
   const auto angle = torch::outer(pos, inv_freq);                                                      // [T, hd/2]
-  const auto cos = angle.cos().to(x.scalar_type()), sin = angle.sin().to(x.scalar_type());
-  auto pairs = x.unflatten(-1, {hd / 2, 2});
-  auto a = pairs.select(-1, 0), b = pairs.select(-1, 1);
-  return torch::stack({a * cos - b * sin, a * sin + b * cos}, -1).flatten(-2);
+  const auto to = torch::TensorOptions().dtype(like.scalar_type()).device(like.device());
+  const auto c = angle.cos().to(to), s = angle.sin().to(to);
+  t = {T, hd, offset, base, like.scalar_type(), like.device(), torch::stack({c, c}, -1).flatten(-2),
+       torch::stack({-s, s}, -1).flatten(-2)};
+  return t;
+}
+
+}  // namespace
+
+torch::Tensor apply_rope(const torch::Tensor& x, double base, int64_t offset) {
+  const int64_t T = x.size(-2), hd = x.size(-1);
+  LOWBIT_CHECK(hd % 2 == 0, "rotary embedding needs an even head size, got " + std::to_string(hd));
+  const RopeTables& t = rope_tables(T, hd, base, offset, x);
+  // (a, b) -> (a cos - b sin, b cos + a sin): the same products and sums as rotating each pair,
+  // so the same floats, but 2 products and one swap instead of selects, 4 products and a stack
+  // (whose backward zero-fills a full-size gradient per select).
+  const auto swapped = x.unflatten(-1, {hd / 2, 2}).flip(-1).flatten(-2);
+  return x * t.cos + swapped * t.sin;
 }
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim) {
@@ -109,11 +147,10 @@ torch::Tensor AttentionImpl::forward(const std::vector<torch::Tensor>& inputs) {
   const auto q = rotate(split(inputs[0]));
   const auto k = rotate(split(inputs[1]));
   const auto v = split(inputs[2]);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [N, H, T, T]
-  if (causal_) {
-    const auto future = torch::ones({T, T}, torch::kBool).triu(1);
-    scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
-  }
+  // In place on the fresh [N, H, T, T] scores (nothing saves them for backward): two fewer
+  // tensors of that size per block than out-of-place division and masking.
+  auto scores = torch::matmul(q, k.transpose(-2, -1)).div_(std::sqrt(static_cast<double>(hd)));  // [N, H, T, T]
+  if (causal_) scores.masked_fill_(causal_future_mask(T, scores.device()), -std::numeric_limits<float>::infinity());
   const auto y = torch::matmul(torch::softmax(scores, -1), v);  // [N, H, T, hd]
   return y.transpose(1, 2).reshape({N, T, d});
 }

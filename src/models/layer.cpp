@@ -1,6 +1,7 @@
 #include "models/layer.h"
 
 #include "base/error.h"
+#include "models/sync_batch_norm.h"
 
 namespace lowbit::models {
 namespace {
@@ -54,7 +55,7 @@ ConvBnActImpl::ConvBnActImpl(const ConvSpec& spec) : spec_(spec) {
 
 torch::Tensor ConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) {
   auto y = conv->forward(single_input(inputs, "conv"));
-  if (bn) y = bn->forward(y);
+  if (bn) y = batch_norm(*bn, y);  // SyncBN in a data-parallel run (sync_batch_norm.h)
   return apply_activation(y, spec_.activation);
 }
 

@@ -138,7 +138,10 @@ PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,
   PtqReport report;
   const std::vector<models::Node>& q_nodes = net->nodes();
   for (WeightLayer& layer : weight_layers(net)) {
-    const std::vector<torch::Tensor> inputs = node_inputs(q_nodes, net->input_layer(), normalised, layer.node_index());
+    const bool gptq = options.method == PtqMethod::Gptq;
+    const bool needs_inputs = gptq || options.measure_errors || options.bn_reestimate || options.bias_correction;
+    const std::vector<torch::Tensor> inputs =
+        needs_inputs ? node_inputs(q_nodes, net->input_layer(), normalised, layer.node_index()) : std::vector<torch::Tensor>{};
     const torch::Tensor w = layer.effective_weight();
     const torch::Tensor b = layer.effective_bias();
     auto& wq = layer.weight_quantizer();
@@ -154,18 +157,18 @@ PtqReport quantize_post_training(models::Net& net, const qat::QatConfig& config,
     torch::Tensor q = rtn;
     lr.method = "rtn";
     const bool hessian_ok = layer.groups() == 1;
-    if (hessian_ok) {
+    if (hessian_ok && (gptq || options.measure_errors)) {
       HessianAccumulator acc(w2.size(1));
       for (const auto& x : inputs) acc.add(layer.input_rows(x));
       const torch::Tensor h = acc.hessian();
-      if (options.method == PtqMethod::Gptq) {
+      if (gptq) {
         q = gptq_quantize(w2, h, quantize_column, options.gptq);
         lr.method = "gptq";
       }
       const double ref = reconstruction_error(w2, torch::zeros_like(w2), h);
       lr.relative_error = relative(reconstruction_error(w2, q, h), ref);
       lr.rtn_relative_error = relative(reconstruction_error(w2, rtn, h), ref);
-    } else if (options.method == PtqMethod::Gptq) {
+    } else if (gptq && !hessian_ok) {
       lr.method = "rtn (grouped conv)";
     }
     layer.set_effective_weight(q.reshape(w.sizes()));

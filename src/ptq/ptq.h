@@ -36,6 +36,9 @@ struct PtqOptions {
   bool bn_reestimate = false;
   bool bias_correction = false;
   GptqOptions gptq;
+  // The report's relative errors need a Gram matrix of each layer's calibration inputs; callers
+  // that never read them (the sensitivity pass, RTN) skip that cost. The weights do not change.
+  bool measure_errors = true;
 };
 
 struct LayerReport {

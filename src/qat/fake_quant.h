@@ -63,6 +63,14 @@ struct NoisyQuantizerInputs {
 NoisyQuantizerInputs perturb_quantizer_inputs(const torch::Tensor& x, const torch::Tensor& scale,
                                               const quant::QuantSpec& spec, double sigma, bool relative, uint64_t key);
 
+// fake_quantize(n.x, n.scale, zero_point, spec, estimator) with n = perturb_quantizer_inputs(x,
+// scale, spec, sigma, relative, key): the same values and gradients (bit for bit), computed in
+// one sweep over x and one autograd node (WinQ's training forwards; the noisy x is never a
+// separate tensor with its own node). Gradients to x and scale are those at the noisy point.
+torch::Tensor noisy_fake_quantize(const torch::Tensor& x, const torch::Tensor& scale, const torch::Tensor& zero_point,
+                                  const quant::QuantSpec& spec, Estimator estimator, double sigma, bool relative,
+                                  uint64_t key);
+
 // The raw kernels (no autograd), exposed for tests and for convert-time evaluation.
 torch::Tensor fake_quantize_forward(const torch::Tensor& x, const torch::Tensor& scale,
                                     const torch::Tensor& zero_point, const quant::QuantSpec& spec);

@@ -10,34 +10,41 @@ namespace lowbit::qat::kernels {
 // Values beyond 2^22 steps are clamped before rounding so that the vectorisable
 // round_half_even_bounded applies; they clamp to the grid's end either way, so the result is
 // that of quant::round_half_even.
+namespace {
+// One element of each grid; the plain and the noisy kernels share them, so their bits agree.
+inline float quantize_integer_one(float x, float s, float zf, float qmin, float qmax) {
+  constexpr float lim = quant::kRoundBoundedLimit;
+  float v = x / s;
+  v = v < -lim ? -lim : v;  // NaN passes both comparisons unchanged
+  v = v > lim ? lim : v;
+  float t = quant::round_half_even_bounded(v) + zf;
+  t = std::isnan(t) ? zf : t;
+  t = t < qmin ? qmin : t;
+  t = t > qmax ? qmax : t;
+  return s * (t - zf);  // t - zf is an exact small integer, as float(q - z) in dequantize
+}
+
+inline float quantize_odd_one(float x, float s, float two_s, float cmin, float cmax) {
+  constexpr float lim = quant::kRoundBoundedLimit;
+  float v = x / two_s - 0.5f;
+  v = v < -lim ? -lim : v;
+  v = v > lim ? lim : v;
+  float t = quant::round_half_even_bounded(v);
+  t = std::isnan(t) ? 0.0f : t;
+  t = t < cmin ? cmin : t;
+  t = t > cmax ? cmax : t;
+  return s * (2.0f * t + 1.0f);
+}
+}  // namespace
+
 void fake_quantize_integer(const float* x, float* y, int64_t n, float s, int32_t z, float qmin, float qmax) {
   const float zf = static_cast<float>(z);
-  constexpr float lim = quant::kRoundBoundedLimit;
-  for (int64_t j = 0; j < n; ++j) {
-    float v = x[j] / s;
-    v = v < -lim ? -lim : v;  // NaN passes both comparisons unchanged
-    v = v > lim ? lim : v;
-    float t = quant::round_half_even_bounded(v) + zf;
-    t = std::isnan(t) ? zf : t;
-    t = t < qmin ? qmin : t;
-    t = t > qmax ? qmax : t;
-    y[j] = s * (t - zf);  // t - zf is an exact small integer, as float(q - z) in dequantize
-  }
+  for (int64_t j = 0; j < n; ++j) y[j] = quantize_integer_one(x[j], s, zf, qmin, qmax);
 }
 
 void fake_quantize_odd(const float* x, float* y, int64_t n, float s, float cmin, float cmax) {
   const float two_s = 2.0f * s;
-  constexpr float lim = quant::kRoundBoundedLimit;
-  for (int64_t j = 0; j < n; ++j) {
-    float v = x[j] / two_s - 0.5f;
-    v = v < -lim ? -lim : v;
-    v = v > lim ? lim : v;
-    float t = quant::round_half_even_bounded(v);
-    t = std::isnan(t) ? 0.0f : t;
-    t = t < cmin ? cmin : t;
-    t = t > cmax ? cmax : t;
-    y[j] = s * (2.0f * t + 1.0f);
-  }
+  for (int64_t j = 0; j < n; ++j) y[j] = quantize_odd_one(x[j], s, two_s, cmin, cmax);
 }
 
 void straight_through_gradient(const float* x, const float* g, float* dx, int64_t n, float s, float zf, float qmin,
@@ -147,6 +154,32 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #endif
 void add_counter_normal(const float* x, float* y, int64_t n, float sigma, uint64_t key, uint64_t first) {
   for (int64_t j = 0; j < n; ++j) y[j] = x[j] + sigma * normal_at(key, first + static_cast<uint64_t>(j));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+void noisy_fake_quantize_integer(const float* x, float* xn, float* y, int64_t n, float sigma, uint64_t key,
+                                 uint64_t first, float s, int32_t z, float qmin, float qmax) {
+  const float zf = static_cast<float>(z);
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = x[j] + sigma * normal_at(key, first + static_cast<uint64_t>(j));
+    xn[j] = v;
+    y[j] = quantize_integer_one(v, s, zf, qmin, qmax);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+void noisy_fake_quantize_odd(const float* x, float* xn, float* y, int64_t n, float sigma, uint64_t key,
+                             uint64_t first, float s, float cmin, float cmax) {
+  const float two_s = 2.0f * s;
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = x[j] + sigma * normal_at(key, first + static_cast<uint64_t>(j));
+    xn[j] = v;
+    y[j] = quantize_odd_one(v, s, two_s, cmin, cmax);
+  }
 }
 #if !defined(__clang__) && defined(__GNUC__)
 #pragma GCC pop_options

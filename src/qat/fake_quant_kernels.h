@@ -34,4 +34,13 @@ float counter_normal(uint64_t key, uint64_t index);
 // no state: the noise costs no draw from a sequential generator and no tensor of its own.
 void add_counter_normal(const float* x, float* y, int64_t n, float sigma, uint64_t key, uint64_t first);
 
+// WinQ's noisy fake quantization in one pass: xn[j] = x[j] + sigma * counter_normal(key, first + j)
+// (the bits of add_counter_normal), y[j] = the fake quantization of xn[j] (the bits of
+// fake_quantize_integer / fake_quantize_odd). xn is what the backward pass needs (the mask and
+// the LSQ terms are functions of it); writing it here saves a second sweep over the weights.
+void noisy_fake_quantize_integer(const float* x, float* xn, float* y, int64_t n, float sigma, uint64_t key,
+                                 uint64_t first, float s, int32_t z, float qmin, float qmax);
+void noisy_fake_quantize_odd(const float* x, float* xn, float* y, int64_t n, float sigma, uint64_t key,
+                             uint64_t first, float s, float cmin, float cmax);
+
 }  // namespace lowbit::qat::kernels

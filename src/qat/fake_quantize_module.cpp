@@ -65,8 +65,8 @@ void FakeQuantizeImpl::resize_for(const torch::Tensor& x) {
                                    std::to_string(scale.numel()) + " scales but now sees a tensor of shape " +
                                    c10::str(x.sizes()) + " needing " + std::to_string(p));
   torch::NoGradGuard no_grad;
-  scale.set_data(torch::ones({p}));
-  zero_point.set_data(torch::zeros({p}));
+  scale.set_data(torch::ones({p}, scale.options()));  // on the module's device (--device cuda)
+  zero_point.set_data(torch::zeros({p}, zero_point.options()));
 }
 
 void FakeQuantizeImpl::initialise_from_observed(const torch::Tensor& x) {
@@ -134,16 +134,17 @@ torch::Tensor FakeQuantizeImpl::noisy_fake_quantize(const torch::Tensor& x) {
   // The key of this forward's draw: the noise seed (set per step and layer by qat::Winq) and the
   // number of forwards since. The noise itself is counter-based (fake_quant.h).
   const uint64_t key = splitmix64(noise_seed_ ^ splitmix64(++noise_draws_));
-  const NoisyQuantizerInputs n =
-      perturb_quantizer_inputs(x, scale, options_.spec, noise_.sigma, noise_.mode == NoiseMode::Relative, key);
-  return fake_quantize(n.x, n.scale, zero_point, options_.spec, options_.estimator);
+  // One fused pass (fake_quant.h): the same values and gradients as fake_quantize of
+  // perturb_quantizer_inputs' noisy x and scales.
+  return qat::noisy_fake_quantize(x, scale, zero_point, options_.spec, options_.estimator, noise_.sigma,
+                                  noise_.mode == NoiseMode::Relative, key);
 }
 
 void FakeQuantizeImpl::set_fixed_qparams(const torch::Tensor& s, const torch::Tensor& z) {
   torch::NoGradGuard no_grad;
   LOWBIT_CHECK(s.numel() == z.numel() && s.numel() >= 1, "fixed qparams: scale and zero point need the same size");
-  scale.set_data(s.detach().to(torch::kFloat32).reshape({-1}).clone());
-  zero_point.set_data(z.detach().to(torch::kFloat32).reshape({-1}).clone());
+  scale.set_data(s.detach().to(scale.device(), torch::kFloat32).reshape({-1}).clone());
+  zero_point.set_data(z.detach().to(zero_point.device(), torch::kFloat32).reshape({-1}).clone());
   scale.requires_grad_(false);
   zero_point.requires_grad_(false);
   initialized_.fill_(true);

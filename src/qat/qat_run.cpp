@@ -9,6 +9,7 @@
 #include "qat/winq.h"
 #include "qat/quantized_transformer.h"
 #include "train/checkpoint.h"
+#include "train/device.h"
 #include "train/distributed.h"
 
 namespace lowbit::qat {
@@ -36,6 +37,8 @@ void combine_ranges_across_ranks() {
 
 train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, const QatRunOptions& options) {
   register_checkpoint_hook();
+  // Before the process group is made (next line): a CUDA run may all-reduce over NCCL.
+  train::set_process_training_device(train::usable_training_device(config.device));
   combine_ranges_across_ranks();
   QatConfig qat = qat_in;
   if (!options.resume && !options.from.empty() && train::load_checkpoint(options.from).model_name == "gpt-tiny") {

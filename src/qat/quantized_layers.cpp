@@ -1,6 +1,7 @@
 #include "qat/quantized_layers.h"
 
 #include "base/error.h"
+#include "models/sync_batch_norm.h"
 #include "quant/bias_quantize.h"
 #include "qat/quantized_transformer.h"
 
@@ -139,7 +140,7 @@ torch::Tensor QConvBnActImpl::forward(const std::vector<torch::Tensor>& inputs) 
     const torch::Tensor wq = weight_quantizer->forward(conv->weight * factor.view({-1, 1, 1, 1}));
     y = conv_with(wq / factor.view({-1, 1, 1, 1}), torch::Tensor());
     if (conv->bias.defined()) y = y + conv->bias.view({1, -1, 1, 1});
-    y = bn->forward(y);
+    y = models::batch_norm(*bn, y);  // the global batch's statistics in a data-parallel run
   } else {
     auto [w, b] = fold(conv, bn);
     const torch::Tensor wq = weight_quantizer->forward(w);

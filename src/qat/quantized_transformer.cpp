@@ -1,6 +1,7 @@
 #include "qat/quantized_transformer.h"
 
 #include "base/error.h"
+#include "qat/fake_quant_aten.h"
 #include "quant/per_token.h"
 
 namespace lowbit::qat {
@@ -19,9 +20,10 @@ namespace {
 
 struct PerTokenFakeQuant : public torch::autograd::Function<PerTokenFakeQuant> {
   static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x_in) {
-    LOWBIT_CHECK(x_in.scalar_type() == torch::kFloat32 && x_in.device().is_cpu() && x_in.dim() >= 1,
-                 "per-token fake quantization takes a CPU float32 tensor [..., features], got " +
+    LOWBIT_CHECK(x_in.scalar_type() == torch::kFloat32 && x_in.dim() >= 1,
+                 "per-token fake quantization takes a float32 tensor [..., features], got " +
                      std::string(x_in.toString()) + " of " + std::to_string(x_in.dim()) + " dims");
+    if (!fused_kernels_apply(x_in)) return fake_quantize_per_token_aten(x_in);  // e.g. a CUDA tensor
     const torch::Tensor x = x_in.contiguous();
     torch::Tensor y = torch::empty_like(x);
     const int64_t k = x.size(-1);

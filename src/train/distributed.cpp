@@ -11,6 +11,20 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
+// NCCL for CUDA tensors (--device cuda), only where LibTorch was built with it: CMakeLists.txt
+// defines LOWBIT_TORCH_NCCL for this file when Torch is a CUDA build whose include folder has
+// ProcessGroupNCCL.hpp (the header's content is guarded by USE_C10D_NCCL, set in PyTorch's own
+// build only). The CPU-only build never sees it; CUDA tensors then go through Gloo.
+#if defined(LOWBIT_WITH_GLOO) && defined(LOWBIT_TORCH_NCCL) && \
+    __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL 1
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define LOWBIT_WITH_NCCL 1
+#endif
+#include "train/device.h"
+
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
@@ -83,7 +97,23 @@ std::pair<int64_t, int64_t> shard_of_batch(int64_t batch, int rank, int world) {
 struct DistributedContext::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+#ifdef LOWBIT_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // --device cuda runs only; else null
+#endif
+  // Runs a collective on `t` in NCCL's group for a CUDA tensor when there is one, else in Gloo's
+  // (which takes CUDA tensors too in a CUDA build of LibTorch, staging them through host memory).
+  // (No common base class to return: Gloo and NCCL derive from ProcessGroup in LibTorch 1.x and
+  // from Backend in 2.x.)
+  template <typename Collective>
+  c10::intrusive_ptr<c10d::Work> run_for(const at::Tensor& t, Collective collective) {
+#ifdef LOWBIT_WITH_NCCL
+    if (nccl && t.is_cuda()) return collective(*nccl);
+#endif
+    return collective(*group);
+  }
   std::string where;  // for messages
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> async_group;  // start_allreduce_sum's, made on first use
+  std::vector<c10::intrusive_ptr<c10d::Work>> started;
 };
 
 DistributedContext::DistributedContext() = default;
@@ -139,6 +169,14 @@ DistributedContext::DistributedContext(const DistributedEnv& env) : env_(env) {
     options->threads = 1;
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lowbit", impl_->store);
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size, options);
+#ifdef LOWBIT_WITH_NCCL
+    if (process_training_device().is_cuda()) {
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = env.timeout;
+      impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("lowbit-nccl", impl_->store), env.rank, env.world_size, nccl_options);
+    }
+#endif
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -160,8 +198,44 @@ void DistributedContext::allreduce(std::vector<at::Tensor>& tensors, int op) {
       c10d::AllreduceOptions o;
       o.reduceOp = static_cast<c10d::ReduceOp::RedOpType>(op);
       o.timeout = env_.timeout;
-      impl_->group->allreduce(one, o)->wait(env_.timeout);
+      impl_->run_for(t, [&](auto& g) { return g.allreduce(one, o); })->wait(env_.timeout);
     }
+  } catch (const std::exception& e) {
+    throw Error(impl_->where + ": all-reduce failed (" + first_line(e.what()) +
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
+  }
+}
+
+void DistributedContext::start_allreduce_sum(const at::Tensor& t) {
+  if (!active()) return;
+  bytes_allreduced_ += static_cast<int64_t>(t.nbytes());
+  try {
+    if (!impl_->async_group) {
+      // Every rank gets here at the same point (its first data-parallel backward); the group's
+      // rendezvous uses its own key prefix in the same store.
+      auto options = c10d::ProcessGroupGloo::Options::create(env_.timeout);
+      options->devices = impl_->group->getOptions()->devices;
+      options->threads = 1;  // one worker: the buckets run in the order started
+      auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lowbit-async", impl_->store);
+      impl_->async_group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env_.rank, env_.world_size, options);
+    }
+    std::vector<at::Tensor> one{t};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = env_.timeout;
+    impl_->started.push_back(impl_->async_group->allreduce(one, o));
+  } catch (const std::exception& e) {
+    throw Error(impl_->where + ": all-reduce failed (" + first_line(e.what()) +
+                "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
+  }
+}
+
+void DistributedContext::wait_started() {
+  if (!active()) return;
+  std::vector<c10::intrusive_ptr<c10d::Work>> started;
+  started.swap(impl_->started);
+  try {
+    for (auto& w : started) w->wait(env_.timeout);
   } catch (const std::exception& e) {
     throw Error(impl_->where + ": all-reduce failed (" + first_line(e.what()) +
                 "); usually another rank exited, or did not answer within LOWBIT_DIST_TIMEOUT");
@@ -182,7 +256,7 @@ void DistributedContext::broadcast(std::vector<at::Tensor>& tensors, int root) {
       c10d::BroadcastOptions o;
       o.rootRank = root;
       o.timeout = env_.timeout;
-      impl_->group->broadcast(one, o)->wait(env_.timeout);
+      impl_->run_for(t, [&](auto& g) { return g.broadcast(one, o); })->wait(env_.timeout);
     }
   } catch (const std::exception& e) {
     throw Error(impl_->where + ": broadcast failed (" + first_line(e.what()) +
@@ -217,6 +291,8 @@ void DistributedContext::allreduce_min(std::vector<at::Tensor>&) {}
 void DistributedContext::allreduce_max(std::vector<at::Tensor>&) {}
 void DistributedContext::broadcast(std::vector<at::Tensor>&, int) {}
 void DistributedContext::barrier() {}
+void DistributedContext::start_allreduce_sum(const at::Tensor&) {}
+void DistributedContext::wait_started() {}
 #endif
 
 DistributedContext& distributed() {

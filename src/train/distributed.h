@@ -65,6 +65,13 @@ class DistributedContext {
   void broadcast(std::vector<at::Tensor>& tensors, int root = 0);
   void barrier();
 
+  // Starts a sum all-reduce of `t` (contiguous CPU) in place and returns at once; wait_started()
+  // waits for every one started. They run on a second Gloo process group, in the order started,
+  // so that their order need not interleave the same way with the blocking collectives above
+  // (SyncBN's inside backward) on every rank. The tensor must not be touched until the wait.
+  void start_allreduce_sum(const at::Tensor& t);
+  void wait_started();
+
   // Bytes this process has all-reduced so far (sums, minima and maxima; 0 in one process):
   // gradients, their presence flags, observer ranges and epoch metrics.
   int64_t bytes_allreduced() const { return bytes_allreduced_; }

@@ -14,7 +14,9 @@
 #include "base/json_value.h"
 #include "train/checkpoint.h"
 #include "train/compute_threads.h"
+#include "train/device.h"
 #include "train/distributed.h"
+#include "train/gradient_allreduce.h"
 
 namespace lowbit::train {
 namespace {
@@ -108,10 +110,11 @@ LmEval evaluate_lm(models::Net& net, const torch::Tensor& windows, int64_t batch
   const bool was_training = net->is_training();
   net->eval();
   torch::NoGradGuard no_grad;
+  const torch::Device device = module_device(*net);  // windows are CPU tensors; the net may be on a GPU
   double loss_sum = 0.0;
   int64_t correct = 0;
   for (int64_t s = 0; s < n; s += batch_size) {
-    const auto w = windows.narrow(0, s, std::min(batch_size, n - s));
+    const auto w = windows.narrow(0, s, std::min(batch_size, n - s)).to(device);
     const auto x = w.narrow(1, 0, t), y = w.narrow(1, 1, t);
     const auto logits = net->forward(x);
     loss_sum += cross_entropy_bytes(logits, y, /*sum=*/true).item<double>();
@@ -137,6 +140,8 @@ torch::Tensor lm_validation_windows(const data::TextCorpus& corpus, const LmSett
 
 TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
   config.validate();
+  const torch::Device device = usable_training_device(config.device);  // fails before any work
+  set_process_training_device(device);  // before distributed(): NCCL for CUDA tensors where available
   const LmSettings lm = LmSettings::from_json(config.extra.value("lm", nlohmann::json::object()));
   lm.validate();
   // Data parallelism (docs/distributed.md): every rank draws the same global batch of windows,
@@ -163,6 +168,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
   models::Net net = options.initial_net ? *options.initial_net : build_net(to_json(config));
   LOWBIT_CHECK(net->model_name() == config.model,
                "the net is model '" + net->model_name() + "' but the config says '" + config.model + "'");
+  net->to(device);  // before the optimizer sees the parameters (Module::to keeps their identity)
   auto groups = hooks.param_groups ? hooks.param_groups(net, config) : default_param_groups(net, config);
   std::vector<torch::Tensor> params;
   for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
@@ -175,10 +181,13 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
     state.optimizer = optimizer.get();
     state.shuffle_generator = &windows_gen;
     restore_checkpoint(ckpt, net, state);
+    net->to(device);  // checkpoints hold CPU tensors, whichever device wrote them
+    move_optimizer_state(*optimizer, device);
     epoch = state.epoch;
     step = state.step;
   }
   broadcast_module_from_main(dist, *net);  // the same start on every rank (fresh or resumed)
+  GradientAllreduce gradient_sum(dist, in_backward_order(net->parameters(), params));  // overlapped with backward
   const torch::Tensor val_windows = lm_validation_windows(corpus, lm);
 
   std::ostream null_log(nullptr);  // other ranks print nothing (writes to it are dropped)
@@ -209,14 +218,14 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
     const auto t0 = Clock::now();
     const std::clock_t cpu0 = std::clock();
     const int64_t allreduced0 = dist.bytes_allreduced();
-    auto loss_sum = torch::zeros({}, torch::kFloat64);
-    auto correct = torch::zeros({}, torch::kInt64);
+    auto loss_sum = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(device));
+    auto correct = torch::zeros({}, torch::TensorOptions(torch::kInt64).device(device));
     int64_t seen = 0, done = 0;
     double lr = 0.0;
     for (; step < chunk_end; ++done) {
       // The global batch (the same draw on every rank, as in one process), then this rank's rows.
       const auto [shard_offset, shard_rows] = shard_of_batch(config.batch_size, dist.rank(), world);
-      const auto w = data::random_windows(corpus.train, config.batch_size, window, windows_gen).narrow(0, shard_offset, shard_rows);
+      const auto w = data::random_windows(corpus.train, config.batch_size, window, windows_gen).narrow(0, shard_offset, shard_rows).to(device);
       const auto x = w.narrow(1, 0, context), y = w.narrow(1, 1, context);
       const double factor = lr_factor(step, warmup, total);
       auto& pg = optimizer->param_groups();
@@ -227,7 +236,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
       const auto logits = net->forward(x);
       const auto loss = cross_entropy_bytes(logits, y, /*sum=*/false);
       for (auto& p : params) p.mutable_grad().reset();
-      backward_global_mean(dist, loss, shard_rows, config.batch_size, params);  // global batch's mean-loss gradient
+      gradient_sum.backward(loss, shard_rows, config.batch_size);  // global batch's mean-loss gradient
       if (config.clip_grad > 0) {  // after the all-reduce: the global gradient's norm
         std::vector<torch::Tensor> norms;
         for (auto& p : params)
@@ -311,6 +320,7 @@ TrainResult run_lm_training(const TrainConfig& config, const RunOptions& options
     state.epoch = epoch;
     state.step = step;
     state.config = to_json(config);
+    CpuForSaving on_cpu(*net, optimizer.get());  // checkpoints always hold CPU tensors
     save_checkpoint(ckpt, net, state);
   }
   return result;

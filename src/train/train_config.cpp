@@ -29,7 +29,7 @@ const std::vector<const char*>& known_keys() {
   static const std::vector<const char*> keys{
       "model",       "epochs",    "batch_size", "optimizer", "lr",       "weight_decay",        "momentum",
       "nesterov",    "warmup_steps", "warmup_fraction", "clip_grad", "seed", "threads", "data_dir",
-      "out_dir",     "val_size",  "max_steps_per_epoch", "eval_batch_size"};
+      "out_dir",     "val_size",  "max_steps_per_epoch", "eval_batch_size", "device", "sync_bn"};
   return keys;
 }
 
@@ -59,6 +59,17 @@ void TrainConfig::validate() const {
   if (val_size < 0) bad("val_size", std::to_string(val_size), "use a value >= 0");
   if (max_steps_per_epoch < 0) bad("max_steps_per_epoch", std::to_string(max_steps_per_epoch), "use 0 (whole epoch) or more");
   if (out_dir.empty()) bad("out_dir", "''", "name the output folder");
+  if (!is_training_device_name(device))
+    bad("device", "'" + device + "'", "use cpu, cuda or cuda:N (N the GPU's index, from 0)");
+}
+
+bool is_training_device_name(const std::string& name) {
+  if (name == "cpu" || name == "cuda") return true;
+  if (name.rfind("cuda:", 0) != 0 || name.size() == 5 || name.size() > 9) return false;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+  }
+  return true;
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -81,6 +92,8 @@ nlohmann::json to_json(const TrainConfig& c) {
       {"val_size", c.val_size},
       {"max_steps_per_epoch", c.max_steps_per_epoch},
       {"eval_batch_size", c.eval_batch_size},
+      {"device", c.device},
+      {"sync_bn", c.sync_bn},
   };
   if (c.extra.is_object()) {
     for (auto it = c.extra.begin(); it != c.extra.end(); ++it) j[it.key()] = it.value();
@@ -124,6 +137,8 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   read_key(j, "val_size", c.val_size);
   read_key(j, "max_steps_per_epoch", c.max_steps_per_epoch);
   read_key(j, "eval_batch_size", c.eval_batch_size);
+  read_key(j, "device", c.device);  // absent in runs from before --device: cpu
+  read_key(j, "sync_bn", c.sync_bn);  // absent in runs from before SyncBN: on (it changes only multi-process runs)
   return c;
 }
 

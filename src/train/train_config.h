@@ -29,6 +29,8 @@ struct TrainConfig {
   int64_t val_size = 5000;          // last val_size training images hold out for validation
   int64_t max_steps_per_epoch = 0;  // 0 = whole epoch; >0 for quick runs and tests
   int64_t eval_batch_size = 256;
+  std::string device = "cpu";       // where training computes: cpu, cuda, cuda:N (train/device.h)
+  bool sync_bn = true;              // WORLD_SIZE > 1: batch norm with the global batch's statistics (SyncBN)
 
   // Sections owned by other parts of lowbit (e.g. "qat"), stored and handed back untouched.
   // Keys here appear at the top level of the JSON next to the fields above.
@@ -37,6 +39,9 @@ struct TrainConfig {
   // Checks ranges and names; throws lowbit::Error naming the key, the value and what is allowed.
   void validate() const;
 };
+
+// "cpu", "cuda" or "cuda:N" (N a GPU index): the names TrainConfig::device accepts.
+bool is_training_device_name(const std::string& name);
 
 nlohmann::json to_json(const TrainConfig& config);
 // Unknown keys are errors naming the key, unless registered with register_config_section.

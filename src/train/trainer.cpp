@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "base/atomic_file.h"
@@ -21,8 +22,11 @@
 #include "data/load_dataset.h"
 #include "train/compute_threads.h"
 #include "train/data_fit.h"
+#include "train/device.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
+#include "train/gradient_allreduce.h"
+#include "models/sync_batch_norm.h"
 #include "train/lm_trainer.h"
 
 namespace lowbit::train {
@@ -179,18 +183,19 @@ EvalResult evaluate(models::Net& net, const data::Dataset& data, int64_t batch_s
   const bool was_training = net->is_training();
   net->eval();
   torch::NoGradGuard no_grad;
+  const torch::Device device = module_device(*net);
   std::vector<torch::Tensor> preds;
-  auto loss_sum = torch::zeros({}, torch::kFloat64);
+  auto loss_sum = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(device));
   for (int64_t start = 0; start < r.count; start += batch_size) {
     const int64_t n = std::min(batch_size, r.count - start);
-    auto logits = net->forward(data.images.narrow(0, start, n));
-    auto labels = data.labels.narrow(0, start, n);
+    auto logits = net->forward(data.images.narrow(0, start, n).to(device));
+    auto labels = data.labels.narrow(0, start, n).to(device);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kFloat64);
     preds.push_back(logits.argmax(1));
   }
-  r.predictions = torch::cat(preds);
+  r.predictions = torch::cat(preds).cpu();
   r.loss = loss_sum.item<double>() / static_cast<double>(r.count);
   r.accuracy = r.predictions.eq(data.labels).sum().item<double>() / static_cast<double>(r.count);
   net->train(was_training);
@@ -215,6 +220,8 @@ Trainer::Trainer(models::Net net, TrainConfig config, TrainHooks hooks)
   config_.validate();
   LOWBIT_CHECK(net_->model_name() == config_.model,
                "the net is model '" + net_->model_name() + "' but the config says '" + config_.model + "'");
+  device_ = usable_training_device(config_.device);
+  net_->to(device_);  // before the optimizer sees the parameters (Module::to keeps their identity)
   auto groups = hooks_.param_groups ? hooks_.param_groups(net_, config_) : default_param_groups(net_, config_);
   LOWBIT_CHECK(!groups.empty(), "model '" + config_.model + "' has no trainable parameters");
   for (const auto& g : groups) params_.insert(params_.end(), g.params.begin(), g.params.end());
@@ -229,6 +236,9 @@ void Trainer::resume(const std::string& checkpoint_path_or_dir) {
   state.optimizer = optimizer_.get();
   state.shuffle_generator = &shuffle_;
   restore_checkpoint(checkpoint_path_or_dir, net_, state);
+  // Checkpoints hold CPU tensors: back onto this run's device, whichever device wrote them.
+  net_->to(device_);
+  move_optimizer_state(*optimizer_, device_);
   epoch_ = state.epoch;
   step_ = state.step;
 }
@@ -259,6 +269,7 @@ void Trainer::save(const std::string& path) {
   state.epoch = epoch_;
   state.step = step_;
   state.config = to_json(config_);
+  CpuForSaving on_cpu(*net_, optimizer_.get());  // checkpoints always hold CPU tensors
   save_checkpoint(path, net_, state);
 }
 
@@ -288,6 +299,18 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
                                           std::to_string(world) + " ranks; use a larger --batch-size or fewer processes");
     broadcast_module_from_main(dist, *net_);  // the same start on every rank (fresh or resumed)
   }
+  // SyncBN (models/sync_batch_norm.h): live batch norm normalises with the global batch's
+  // statistics, so every rank's running averages stay equal to one process's.
+  const bool sync_bn = dist.active() && config_.sync_bn;
+  std::optional<models::BatchNormAllreduceGuard> sync_bn_guard;
+  if (sync_bn) {
+    sync_bn_guard.emplace([&dist](torch::Tensor& t) {
+      std::vector<torch::Tensor> one{t};
+      dist.allreduce_sum(one);
+    });
+  }
+  // The gradient sum over the ranks, overlapped with backward (train/gradient_allreduce.h).
+  GradientAllreduce gradient_sum(dist, in_backward_order(net_->parameters(), params_));
 
   std::string metrics;
   if (write_files) {
@@ -306,8 +329,8 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     const int64_t allreduced0 = dist.bytes_allreduced();
     const auto perm = torch::randperm(n, shuffle_, torch::kInt64);
     // Running sums stay tensors so that a step never waits for a .item() sync.
-    auto loss_sum = torch::zeros({}, torch::kFloat64);
-    auto correct = torch::zeros({}, torch::kInt64);
+    auto loss_sum = torch::zeros({}, torch::TensorOptions(torch::kFloat64).device(device_));
+    auto correct = torch::zeros({}, torch::TensorOptions(torch::kInt64).device(device_));
     int64_t seen = 0;
     double lr = 0.0;
     for (int64_t s = 0; s < spe; ++s) {
@@ -316,8 +339,9 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       const auto idx = perm.narrow(0, s * config_.batch_size + shard_offset, bs);
       // Augmentation (off by default) draws from (seed, step): a resumed run draws the same.
       const auto x = data::augment_batch(train.images.index_select(0, idx), augment, config_.seed, step_,
-                                         shard_offset, global_bs);
-      const auto y = train.labels.index_select(0, idx);
+                                         shard_offset, global_bs)
+                         .to(device_);
+      const auto y = train.labels.index_select(0, idx).to(device_);
 
       const double factor = lr_factor(step_, warmup, total_steps);
       set_learning_rate(factor);
@@ -327,7 +351,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
       auto logits = net_->forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits, y);
       for (auto& p : params_) p.mutable_grad().reset();  // set_to_none: backward allocates fresh
-      backward_global_mean(dist, loss, bs, global_bs, params_);  // gradients of the global batch's mean loss
+      gradient_sum.backward(loss, bs, global_bs);  // gradients of the global batch's mean loss
       if (config_.clip_grad > 0) clip_gradients();
       optimizer_->step();
       ++step_;
@@ -347,8 +371,9 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
     }
     const int64_t allreduced_per_step = (dist.bytes_allreduced() - allreduced0) / std::max<int64_t>(1, spe);
     allreduce_metric_sums(dist, loss_sum, correct, seen);  // the epoch's metrics over all ranks' shards
-    // Local batch-norm statistics: rank 0's running averages are the ones kept (and saved).
-    broadcast_module_from_main(dist, *net_, /*parameters=*/false);
+    // Per-shard batch-norm statistics (--no-sync-bn): rank 0's running averages are the ones kept
+    // (and saved). With SyncBN every rank's are equal already.
+    if (!sync_bn) broadcast_module_from_main(dist, *net_, /*parameters=*/false);
     EpochMetrics m;
     m.seconds = seconds_since(t0);
     m.cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
@@ -427,6 +452,8 @@ std::string checked_checkpoint_path(const TrainConfig& config, const RunOptions&
 TrainResult run_training(const TrainConfig& config, const RunOptions& options, const TrainHooks& hooks) {
   if (config.model == "gpt-tiny") return run_lm_training(config, options, hooks);  // train/lm_trainer.h
   config.validate();
+  // --device cuda without CUDA fails here, before any work; the process group (below) needs it.
+  set_process_training_device(usable_training_device(config.device));
   distributed();  // rendezvous first: a bad MASTER_ADDR or port fails before data is loaded
   // Other ranks neither write nor need the run folder of a fresh run (it may be on rank 0's host).
   const std::string ckpt = distributed().is_main() || options.resume ? checked_checkpoint_path(config, options)

@@ -25,7 +25,8 @@ struct EvalResult {
   int64_t count = 0;
   torch::Tensor predictions;  // [count] int64, argmax of the logits
 };
-// Runs in eval mode without autograd and restores the net's previous mode.
+// Runs in eval mode without autograd and restores the net's previous mode. Batches go to the
+// net's device (train/device.h); the results are CPU tensors.
 // Batches of 256 keep cnn's largest activation (25 MB) under glibc's mmap threshold.
 EvalResult evaluate(models::Net& net, const data::Dataset& data, int64_t batch_size = 256);
 
@@ -125,6 +126,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<double> base_lrs_;  // per parameter group
   std::vector<torch::Tensor> params_;
+  torch::Device device_{torch::kCPU};  // config_.device: the net, batches and optimizer state live there
   at::Generator shuffle_;
   int64_t epoch_ = 0;
   int64_t step_ = 0;

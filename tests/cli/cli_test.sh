@@ -186,6 +186,20 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
     --out "$TMP/vitp" >"$TMP/vitp.out" 2>"$TMP/vitp.log" || { cat "$TMP/vitp.log" >&2; fail "vit-tiny ptq failed"; }
   grep -q "test accuracy: FP32" "$TMP/vitp.out" && grep -q "block0_attn_q" "$TMP/vitp.out" || fail "vit-tiny ptq: $(cat "$TMP/vitp.out")"
   "$LOWBIT" eval --checkpoint "$TMP/vitp" --json --data "$DATA" | grep -q '"accuracy":' || fail "vit-tiny PTQ eval"
+  # vit-tiny exports: float from the FP32 run, QDQ from the converted QAT model; the QAT
+  # checkpoint itself is refused with the two commands to run instead.
+  "$LOWBIT" export --from "$TMP/vit" --format onnx-fp32 --out "$TMP/vit_fp32.onnx" | grep -q "float32 ONNX" \
+    || fail "vit-tiny onnx-fp32 export"
+  [[ -s "$TMP/vit_fp32.onnx" ]] || fail "vit-tiny onnx-fp32 export wrote no file"
+  "$LOWBIT" convert --from "$TMP/vitq" --data "$DATA" --check 100 --out "$TMP/vitq.lbq" >"$TMP/vitc.out" \
+    || fail "vit-tiny convert: $(cat "$TMP/vitc.out")"
+  "$LOWBIT" export --from "$TMP/vitq.lbq" --format onnx --out "$TMP/vitq.onnx" | grep -q "encoder image model, QDQ ONNX" \
+    || fail "vit-tiny QDQ export from its .lbq"
+  [[ -s "$TMP/vitq.onnx" ]] || fail "vit-tiny QDQ export wrote no file"
+  expect_exit 1 "$LOWBIT" export --from "$TMP/vitq" --format onnx --out "$TMP/vitq_bad.onnx"
+  grep -q "lowbit convert" "$TMP/err" && [[ ! -e "$TMP/vitq_bad.onnx" ]] || fail "vit-tiny checkpoint QDQ refusal: $(cat "$TMP/err")"
+  expect_exit 1 "$LOWBIT" export --from "$TMP/vitq.lbq" --format matmulnbits --out "$TMP/vitq_bad.onnx"
+  [[ ! -e "$TMP/vitq_bad.onnx" ]] || fail "a refused vit-tiny export left a file"
 
   # QAT -> convert -> runtime, briefly.
   expect_exit 2 "$LOWBIT" qat --out "$TMP/q"

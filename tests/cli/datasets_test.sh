@@ -17,19 +17,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"
 DATA="${LOWBIT_DATA:-/usr/share/datasets/fashion-mnist}"
 [[ -f "$DATA/train-images-idx3-ubyte.gz" ]] || { echo "SKIP: Fashion-MNIST not in $DATA"; exit 77; }
 
-python3 - "$DATA" "$TMP" <<'PY' || fail "making the test data sets"
+PYTHONPATH="$(dirname "${BASH_SOURCE[0]}")" python3 - "$DATA" "$TMP" <<'PY' || fail "making the test data sets"
 import gzip, os, struct, sys, zipfile, zlib
+from test_arrays import npy
 
 data, tmp = sys.argv[1], sys.argv[2]
 def idx(name, header, count, item):
     with gzip.open(os.path.join(data, name)) as f:
         f.read(header)
         return f.read(count * item)
-def npy(descr, shape, payload):
-    dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
-    h = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, dims)
-    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + payload
 def npz(path, arrays):
     # As numpy.savez_compressed writes: deflated members opened with force_zip64.
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:

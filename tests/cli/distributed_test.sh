@@ -8,16 +8,18 @@
 #  - lm: gpt-tiny (FP32 train, then QAT W4 g16 with WinQ) in 2 processes equals 1 process, within
 #    TOL_LM, metrics.jsonl lines too; a QAT+WinQ run of 1 process resumed in 2 equals it resumed in 1
 #    (no Fashion-MNIST needed);
+#  - syncbn: live batch norm (resnet8 train, and QAT before --bn-freeze-step) in 2 processes equals
+#    1 process with SyncBN (the default), and does not with --no-sync-bn (per-shard statistics);
 #  - faults:
 #  - a rank killed with SIGKILL ends the job with an error naming it, within a bounded time;
 #  - rank 0 alone (its peer never comes) fails after LOWBIT_DIST_TIMEOUT instead of hanging;
 #  - a port in use and an unresolvable MASTER_ADDR give errors naming what to check.
-# Usage: bash tests/cli/distributed_test.sh path/to/lowbit path/to/compare_checkpoints [equivalence|resume|lm|faults]
+# Usage: bash tests/cli/distributed_test.sh path/to/lowbit path/to/compare_checkpoints [equivalence|resume|lm|faults|syncbn]
 set -euo pipefail
 
 LOWBIT="$1"
 COMPARE="$2"
-MODE="${3:-equivalence}"  # equivalence | resume | lm | faults
+MODE="${3:-equivalence}"  # equivalence | resume | lm | faults | syncbn
 TOL_FP32=1e-6
 TOL_QAT=1e-5
 TMP="${LOWBIT_TEST_TMP:-/tmp}/distributed_test.$$"
@@ -175,6 +177,51 @@ if [[ "$MODE" == equivalence ]]; then
   (( same >= 998 )) || fail "converted 1- and 2-process models agree on $same of 1000 images (expected >= 998)"
   echo "converted integer models: same class on $same of 1000 test images"
   echo "distributed_test equivalence: OK"
+  exit 0
+fi
+
+if [[ "$MODE" == syncbn ]]; then
+  # resnet8 (7 batch norms, live in FP32 training), global batch 16 = 2 x 8, 3 SGD steps. With
+  # SyncBN every rank normalises with the 16-image statistics, so forward, gradients and running
+  # averages are the 1-process run's up to float summation order (the sums of the statistics are
+  # float64 on both sides; measured in docs/distributed.md): TOL_SYNCBN. Per-shard statistics
+  # (--no-sync-bn) normalise with 8 images and must be much further away than that.
+  TOL_SYNCBN=1e-5
+  TRAIN=(train --model resnet8 --batch-size 16 --val-size 0 --seed 4 --optimizer sgd --lr 0.05 --epochs 1
+         --max-steps-per-epoch 3 --data "$DATA")
+  run_pair() {  # run_pair NAME ARGS...: 1 process into NAME1, 2 processes into NAME2
+    local name=$1
+    shift
+    "$LOWBIT" "$@" --threads 1 --out "$TMP/${name}1" 2>"$TMP/${name}1.log" &
+    local p1=$!
+    timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit "$@" --out "$TMP/${name}2" 2>"$TMP/${name}2.log" \
+      || { cat "$TMP/${name}2.log" >&2; fail "2-process $name"; }
+    wait "$p1" || { cat "$TMP/${name}1.log" >&2; fail "1-process $name"; }
+  }
+  run_pair s "${TRAIN[@]}"
+  "$COMPARE" "$TMP/s1" "$TMP/s2" "$TOL_SYNCBN" || fail "train with SyncBN: 2 processes differ from 1 by more than $TOL_SYNCBN"
+  grep -q '"sync_bn": true' "$TMP/s2/config.json" || fail "sync_bn not recorded: $(cat "$TMP/s2/config.json")"
+  # The gradient sum after backward (LOWBIT_GRAD_ALLREDUCE=after) instead of overlapped with it:
+  # with two ranks every element is the same a + b, so the runs are equal bit for bit.
+  LOWBIT_GRAD_ALLREDUCE=after timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit "${TRAIN[@]}" --out "$TMP/a2" \
+    2>"$TMP/a2.log" || { cat "$TMP/a2.log" >&2; fail "2-process, all-reduce after backward"; }
+  "$COMPARE" "$TMP/s2" "$TMP/a2" 0 || fail "overlapped and after-backward all-reduce differ"
+  timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit "${TRAIN[@]}" --no-sync-bn --out "$TMP/n2" 2>"$TMP/n2.log" \
+    || { cat "$TMP/n2.log" >&2; fail "2-process --no-sync-bn"; }
+  grep -q '"sync_bn": false' "$TMP/n2/config.json" || fail "--no-sync-bn not recorded: $(cat "$TMP/n2/config.json")"
+  echo "per-shard batch norm against 1 process (must exceed $TOL_SYNCBN):"
+  ! "$COMPARE" "$TMP/s1" "$TMP/n2" "$TOL_SYNCBN" || fail "per-shard batch norm matched 1 process: the comparison cannot tell"
+  # QAT with live batch norm (--bn-freeze-step -1: never frozen): the approximate folding's batch
+  # statistics are the global batch's too. Two steps, as in the equivalence mode (TOL_QAT).
+  QAT=(qat --from "$TMP/s1" --wbits 4 --abits 4 --batch-size 16 --val-size 0 --seed 2 --optimizer sgd --lr 0.05
+       --bn-freeze-step -1 --epochs 1 --max-steps-per-epoch 2 --data "$DATA")
+  run_pair q "${QAT[@]}"
+  "$COMPARE" "$TMP/q1" "$TMP/q2" "$TOL_QAT" || fail "qat with live SyncBN: 2 processes differ from 1 by more than $TOL_QAT"
+  timeout 120 "$LOWBIT" launch --nproc 2 --threads 1 -- lowbit "${QAT[@]}" --no-sync-bn --out "$TMP/qn2" 2>"$TMP/qn2.log" \
+    || { cat "$TMP/qn2.log" >&2; fail "2-process qat --no-sync-bn"; }
+  echo "qat, per-shard batch norm against 1 process (must exceed $TOL_QAT):"
+  ! "$COMPARE" "$TMP/q1" "$TMP/qn2" "$TOL_QAT" || fail "qat per-shard batch norm matched 1 process"
+  echo "distributed_test syncbn: OK"
   exit 0
 fi
 

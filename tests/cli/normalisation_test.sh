@@ -20,33 +20,18 @@ trap 'rm -rf "$TMP"' EXIT
 # fail, expect_exit
 source "$HERE/test_lib.sh"
 
-python3 - "$TMP" <<'PY' || fail "making the test data"
-import random, struct, sys, zipfile
+PYTHONPATH="$HERE" python3 - "$TMP" <<'PY' || fail "making the test data"
+import struct, sys
+from test_arrays import npy, write_brightness_npz
 tmp = sys.argv[1]
-def npy(descr, shape, payload):
-    dims = ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "")
-    h = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, dims)
-    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + payload
-random.seed(3)
 # Gray 28x28 images whose mean brightness encodes the label (learnable in a few steps).
-def split(n):
-    labels = [i % 10 for i in range(n)]
-    px = bytes(min(255, max(0, 20 * y + random.randrange(-20, 60))) for y in labels for _ in range(784))
-    return px, bytes(labels)
-xtr, ytr = split(96)
-xte, yte = split(32)
-with zipfile.ZipFile(tmp + "/small.npz", "w") as z:
-    z.writestr("x_train.npy", npy("|u1", (96, 28, 28), xtr))
-    z.writestr("y_train.npy", npy("|u1", (96,), ytr))
-    z.writestr("x_test.npy", npy("|u1", (32, 28, 28), xte))
-    z.writestr("y_test.npy", npy("|u1", (32,), yte))
+rng, xte, yte = write_brightness_npz(tmp + "/small.npz", seed=3)
 open(tmp + "/test_x.npy", "wb").write(npy("|u1", (32, 28, 28), xte))
 # The same test images as an IDX file (uncompressed), for the old `lowbit run --idx`.
 open(tmp + "/test-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, 32, 28, 28) + xte)
 # 3-channel 6x5 images for the colour model: NCHW uint8, the same as NHWC float32 pixel / 255.
 N, C, H, W = 4, 3, 6, 5
-px = [random.randrange(256) for _ in range(N * C * H * W)]
+px = [rng.randrange(256) for _ in range(N * C * H * W)]
 open(tmp + "/rgb_nchw.npy", "wb").write(npy("|u1", (N, C, H, W), bytes(px)))
 nhwc = [px[((n * C + c) * H + h) * W + w] / 255.0 for n in range(N) for h in range(H) for w in range(W) for c in range(C)]
 open(tmp + "/rgb_nhwc.npy", "wb").write(npy("<f4", (N, H, W, C), struct.pack("<%df" % len(nhwc), *nhwc)))

@@ -100,6 +100,38 @@ TEST(Ptq, GptqLayerErrorBelowRoundToNearestOnAModel) {
   }
 }
 
+// measure_errors only feeds the report: without it (the sensitivity pass) RTN and GPTQ give the
+// same net, bit for bit, with and without the corrections; RTN's report then holds no errors.
+TEST(Ptq, SkippingTheErrorReportLeavesTheWeightsUnchanged) {
+  const auto calib = image_batches(2, 16, 5);
+  for (PtqMethod method : {PtqMethod::Rtn, PtqMethod::Gptq}) {
+    for (bool corrections : {false, true}) {
+      std::vector<models::Net> nets;
+      std::vector<PtqReport> reports;
+      for (bool errors : {true, false}) {
+        nets.push_back(settled_model("resnet8", calib, 6));
+        PtqOptions o;
+        o.method = method;
+        o.bn_reestimate = corrections;
+        o.bias_correction = corrections;
+        o.measure_errors = errors;
+        reports.push_back(quantize_post_training(nets.back(), ptq_config(3, 4, 2), calib, o));
+      }
+      const auto a = nets[0]->named_parameters(), b = nets[1]->named_parameters();
+      ASSERT_EQ(a.size(), b.size());
+      for (const auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key() << " " << to_string(method);
+      const auto ab = nets[0]->named_buffers(), bb = nets[1]->named_buffers();
+      for (const auto& p : ab) EXPECT_TRUE(torch::equal(p.value(), bb[p.key()])) << p.key() << " " << to_string(method);
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(torch::equal(nets[0]->forward(calib[0]), nets[1]->forward(calib[0])));
+      EXPECT_GT(reports[0].layers.front().relative_error, 0.0);
+      if (method == PtqMethod::Rtn) {
+        EXPECT_EQ(reports[1].layers.front().relative_error, 0.0);
+      }
+    }
+  }
+}
+
 TEST(Ptq, CheckpointRoundTripsAndConverts) {
   qat::register_checkpoint_hook();
   const std::string dir = lowbit::testing::fresh_test_dir();

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "base/atomic_file.h"
 #include "base/error.h"
@@ -258,6 +259,63 @@ TEST(WinqNoise, PerturbedInputsHaveTheStatedScaleAndAreReproducible) {
   const torch::Tensor two = perturb_quantizer_inputs(big, bs, spec, 1e-3, false, 5).x;
   torch::set_num_threads(threads);
   EXPECT_TRUE(torch::equal(one, two));
+}
+
+// The fused noisy quantizer (one kernel draws the noise and quantizes) equals fake_quantize of
+// perturb_quantizer_inputs bit for bit, values and gradients, for every grid, granularity and
+// estimator, in both noise modes and for 1 and 2 threads; the noise stream is the same.
+TEST(WinqNoise, FusedNoisyFakeQuantizeEqualsPerturbThenQuantize) {
+  quant::QuantSpec int4_group = quant::QuantSpec::int_symmetric(4, quant::Granularity::PerGroup);
+  int4_group.group_size = 8;
+  quant::QuantSpec uint8_row = quant::QuantSpec::uint_asymmetric(8, quant::Granularity::PerChannel);
+  const std::vector<std::tuple<std::string, quant::QuantSpec, Estimator>> cases = {
+      {"int4 per-channel lsq", quant::QuantSpec::int_symmetric(4, quant::Granularity::PerChannel), Estimator::Lsq},
+      {"int4 per-group lsq", int4_group, Estimator::Lsq},
+      {"int8 per-tensor ste", quant::QuantSpec::int_symmetric(8), Estimator::Ste},
+      {"uint8 per-channel lsq+", uint8_row, Estimator::LsqPlus},
+      {"ternary lsq", quant::QuantSpec::ternary(), Estimator::Lsq},
+      {"seq2 lsq", quant::QuantSpec::seq2(), Estimator::Lsq},
+      {"binary ste", quant::QuantSpec::binary(), Estimator::Ste},
+  };
+  const int threads = torch::get_num_threads();
+  for (const auto& [name, spec, estimator] : cases) {
+    // Wide enough to clip at every grid's ends; 48 rows of 40 so the segments split across threads.
+    const torch::Tensor x0 = torch::randn({48, 40}) * 0.3;
+    const int64_t p = quant::num_qparams(spec, {48, 40});
+    const torch::Tensor s0 = torch::rand({p}) * 0.05 + 0.02;
+    const torch::Tensor z0 = spec.symmetric ? torch::zeros({p}) : torch::randint(100, 140, {p}).to(torch::kFloat32);
+    const torch::Tensor x1 = spec.symmetric ? x0 : x0 + 2.5;  // around the asymmetric grid's zero point
+    const torch::Tensor g = torch::randn({48, 40});
+    for (bool relative : {false, true}) {
+      for (int t : {1, 2}) {
+        torch::set_num_threads(t);
+        const uint64_t key = 1234 + t;
+        const bool learn_zp = estimator == Estimator::LsqPlus;
+        torch::Tensor xa = x1.clone().requires_grad_(true), sa = s0.clone().requires_grad_(true),
+                      za = z0.clone().requires_grad_(learn_zp);
+        const NoisyQuantizerInputs n = perturb_quantizer_inputs(xa, sa, spec, 0.02, relative, key);
+        const torch::Tensor ya = fake_quantize(n.x, n.scale, za, spec, estimator);
+        (ya * g).sum().backward();
+        torch::Tensor xb = x1.clone().requires_grad_(true), sb = s0.clone().requires_grad_(true),
+                      zb = z0.clone().requires_grad_(learn_zp);
+        const torch::Tensor yb = noisy_fake_quantize(xb, sb, zb, spec, estimator, 0.02, relative, key);
+        (yb * g).sum().backward();
+        const std::string what = name + (relative ? " rel" : " abs") + ", " + std::to_string(t) + " threads";
+        EXPECT_TRUE(torch::equal(ya, yb)) << what;
+        EXPECT_FALSE(torch::equal(yb, fake_quantize(x1, s0, z0, spec, estimator))) << what << ": no noise";
+        EXPECT_TRUE(torch::equal(xa.grad(), xb.grad())) << what;
+        if (estimator != Estimator::Ste) {
+          ASSERT_TRUE(sb.grad().defined()) << what;
+          EXPECT_TRUE(torch::equal(sa.grad(), sb.grad())) << what;
+        }
+        if (learn_zp) {
+          ASSERT_TRUE(zb.grad().defined()) << what;
+          EXPECT_TRUE(torch::equal(za.grad(), zb.grad())) << what;
+        }
+      }
+    }
+  }
+  torch::set_num_threads(threads);
 }
 
 // qat::Winq keys the noise by (run seed, step, layer): the same step reproduces a training

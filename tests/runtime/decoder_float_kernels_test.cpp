@@ -85,11 +85,12 @@ TEST(DecoderFloatKernels, TokenQuantizeEqualsReferenceIncludingNanAndZeroRows) {
     for (int32_t in : {1, 5, 16, 33, 128, 352})
       for (int32_t group : {in, 32, 20}) {
         const int32_t gs = std::min(group, in), groups = (in + gs - 1) / gs, kp = token_gemm_padded_group(gs);
-        for (int variant = 0; variant < 4; ++variant) {
+        for (int variant = 0; variant < 5; ++variant) {
           std::vector<float> x = normal(rng, static_cast<size_t>(in), 4.0f);
           if (variant == 1) std::fill(x.begin(), x.end(), 0.0f);
           if (variant == 2) x[static_cast<size_t>(in / 2)] = NAN;
           if (variant == 3) x[0] = -x[in - 1] * 3.0f, x[in - 1] = 0.5f;  // ties near the extremes
+          if (variant == 4) x[static_cast<size_t>(in / 3)] = -INFINITY;  // s_t = inf: codes 0
           std::vector<int8_t> qa(static_cast<size_t>(groups * kp), 99), qb(qa.size(), 77);
           const float sa = r.quantize(x.data(), in, gs, groups, kp, qa.data());
           const float sb = k.quantize(x.data(), in, gs, groups, kp, qb.data());
@@ -118,9 +119,12 @@ TEST(DecoderFloatKernels, SessionListsTheLevelsRealKernels) {
     for (const auto& n : names) all += n + "\n";
     for (const char* want : {g.epilogue_name, f.rmsnorm.name, f.attention_row.name, f.swiglu.name, f.linear.name})
       EXPECT_NE(all.find(want), std::string::npos) << want << " missing for " << isa << ":\n" << all;
-    if (g.isa != Isa::Ref) {  // a level with its own token kernels (neon, neondot use the reference row)
+    if (isa != "ref") {  // every optimized level has its own token kernels (none falls back to ref)
       EXPECT_EQ(g.isa, parse_isa(isa));
       EXPECT_NE(std::string(g.name).find("__" + isa), std::string::npos) << g.name;
+      EXPECT_EQ(f.isa, parse_isa(isa));
+      EXPECT_EQ(std::string(f.attention_row.name).find("ref::"), std::string::npos) << f.attention_row.name;
+      EXPECT_EQ(std::string(f.linear.name).find("ref::"), std::string::npos) << f.linear.name;
     }
   }
 }

@@ -86,8 +86,9 @@ TEST(TokenGemm, EveryLevelBitExactWithTheFormulaForEveryFormatAndGrouping) {
 }
 
 TEST(TokenGemm, ExtremeCodesDoNotSaturate) {
-  // x codes +-127 and weights -128 (int8): the AVX2 pair sums reach 2 * 128 * 127 = 32512; the
-  // VNNI kernel's x + 128 reaches 255.
+  // x codes +-127 and weights -128 (int8): the AVX2 pair sums and the plain NEON int16 pair sums
+  // (SMULL + SMLAL2 of k and k + 8) reach 2 * 128 * 127 = 32512; the VNNI kernel's x + 128 reaches
+  // 255.
   for (const std::string& name : rtest::optimized_isas()) {
     const TokenGemmConfig& cfg = token_gemm_config(parse_isa(name));
     const int32_t kp = 64, groups = 3, out = 5;
@@ -108,7 +109,7 @@ TEST(TokenGemm, ExtremeCodesDoNotSaturate) {
 }
 
 // Every level's GEMM + epilogue against the reference on prefill-sized shapes: token counts
-// around the 8-row tile, row counts around the 16- and 32-row blocks, splits at every block
+// around the 8-row tile, row counts around the 4-, 8-, 16- and 32-row blocks, splits at every block
 // boundary (as the pool's tasks make them), extreme codes; results equal bit for bit.
 TEST(TokenGemm, TilesAndSplitsMatchReference) {
   std::mt19937 rng(5);

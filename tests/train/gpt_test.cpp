@@ -115,6 +115,38 @@ TEST(Gpt, RopeDotProductDependsOnlyOnRelativePosition) {
   EXPECT_TRUE(torch::allclose(models::apply_rope(q, 10000.0, 0), q));  // position 0: identity
 }
 
+// apply_rope equals the rotation of each pair written out element by element, for calls that
+// change the length, offset, base and dtype in turn (its tables are cached between calls).
+TEST(Gpt, RopeMatchesPairRotationAcrossCachedTableChanges) {
+  torch::manual_seed(3);
+  auto reference = [](const torch::Tensor& x, double base, int64_t offset) {
+    const int64_t T = x.size(-2), hd = x.size(-1);
+    auto y = torch::empty_like(x);
+    auto xa = x.accessor<double, 4>();
+    auto ya = y.accessor<double, 4>();
+    for (int64_t n = 0; n < x.size(0); ++n)
+      for (int64_t h = 0; h < x.size(1); ++h)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t i = 0; i < hd / 2; ++i) {
+            const double angle = static_cast<double>(offset + t) * std::pow(base, -2.0 * i / hd);
+            const double a = xa[n][h][t][2 * i], b = xa[n][h][t][2 * i + 1];
+            ya[n][h][t][2 * i] = a * std::cos(angle) - b * std::sin(angle);
+            ya[n][h][t][2 * i + 1] = a * std::sin(angle) + b * std::cos(angle);
+          }
+    return y;
+  };
+  const auto x = torch::randn({2, 3, 9, 8}, torch::kFloat64);
+  struct Call { int64_t T, offset; double base; bool float32; };
+  for (const Call c : {Call{9, 0, 10000.0, false}, Call{9, 5, 10000.0, false}, Call{4, 5, 10000.0, false},
+                       Call{4, 5, 500.0, false}, Call{9, 2, 10000.0, true}, Call{9, 2, 10000.0, false}}) {
+    const auto xs = x.narrow(2, 0, c.T).contiguous();
+    const auto got = models::apply_rope(c.float32 ? xs.to(torch::kFloat32) : xs, c.base, c.offset);
+    const double tol = c.float32 ? 1e-5 : 1e-12;
+    EXPECT_TRUE(torch::allclose(got.to(torch::kFloat64), reference(xs, c.base, c.offset), tol, tol))
+        << "T " << c.T << " offset " << c.offset << " base " << c.base << (c.float32 ? " float32" : " float64");
+  }
+}
+
 TEST(TextCorpus, ClearErrorsForMissingEmptyAndShortCorpora) {
   const std::string dir = testing::fresh_test_dir();
   std::string e = error_of([&] { data::load_text_corpus(dir + "/nope.txt", 16); });

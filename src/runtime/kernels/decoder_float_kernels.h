@@ -65,5 +65,9 @@ void f32_attention_row_8x__avx2(const float* q, const float* k, const float* kt,
                                 int64_t d, int64_t p, int32_t hd, float inv_scale, float* scores, float* out);
 void f32_linear_kinc_1x32__avx2(const float* x, int64_t rows, const float* wt, int32_t in, int32_t out,
                                 int32_t o_begin, int32_t o_end, float* y);
+void f32_attention_row_8x__neon(const float* q, const float* k, const float* kt, int64_t kt_stride, const float* v,
+                                int64_t d, int64_t p, int32_t hd, float inv_scale, float* scores, float* out);
+void f32_linear_kinc_1x16__neon(const float* x, int64_t rows, const float* wt, int32_t in, int32_t out,
+                                int32_t o_begin, int32_t o_end, float* y);
 
 }  // namespace lowbit::runtime

@@ -102,6 +102,24 @@ const DecoderFloatKernels& decoder_float_kernels(Isa isa) {
                                         64};
   if (isa == Isa::Avx2) return avx2;
   if (isa == Isa::Avx512Vnni) return vnni;
+#elif defined(LOWBIT_ARCH_AARCH64)
+  // Plain Armv8-A kernels: the same row for neon and neondot (no dot product in float code).
+  static const DecoderFloatKernels neon{Isa::Neon,
+                                        LOWBIT_KERNEL(ref::rmsnorm),
+                                        LOWBIT_KERNEL(ref::rope),
+                                        LOWBIT_KERNEL(ref::swiglu),
+                                        LOWBIT_KERNEL(f32_attention_row_8x__neon),
+                                        LOWBIT_KERNEL(f32_linear_kinc_1x16__neon),
+                                        16};
+  static const DecoderFloatKernels neondot{Isa::NeonDot,
+                                           LOWBIT_KERNEL(ref::rmsnorm),
+                                           LOWBIT_KERNEL(ref::rope),
+                                           LOWBIT_KERNEL(ref::swiglu),
+                                           LOWBIT_KERNEL(f32_attention_row_8x__neon),
+                                           LOWBIT_KERNEL(f32_linear_kinc_1x16__neon),
+                                           16};
+  if (isa == Isa::Neon) return neon;
+  if (isa == Isa::NeonDot) return neondot;
 #endif
   return r;
 }

@@ -15,7 +15,8 @@
 // Activations: a row of K inputs split into G groups of group_size is stored as G blocks of
 // kp = round_up(group_size, 32) bytes, the tail of each block zero: x[t * G * kp + g * kp + k].
 // Weights: the level's packing of the "row layout" w[o * G * kp + g * kp + k] (the reference and
-// avx2 levels run on the row layout itself; avx512vnni on blocks of 16 rows, below).
+// avx2 and neon levels run on the row layout itself; avx512vnni and neondot on blocks of 16 / 8
+// rows, below).
 // Accumulators, group-major within a token (output rows contiguous, so that the epilogue runs
 // across rows):
 //   acc[t * acc_stride + g * out + o] = sum_{k < kp} x[t, g, k] * w[o, g, k]   for o in [o_begin, o_end)
@@ -69,7 +70,7 @@ struct TokenGemmConfig {
   TokenQuantizeFn quantize;
 };
 
-// The config of `isa`: avx512vnni, avx2, the reference elsewhere (no NEON kernel yet).
+// The config of `isa`: avx512vnni, avx2, neondot, neon; the reference elsewhere.
 const TokenGemmConfig& token_gemm_config(Isa isa);
 
 // The levels' kernels (each defined in its own file; avx2 / avx512vnni in x86-64 builds only).
@@ -80,17 +81,25 @@ void s8_w8_gemm_grpacc_1x4__avx2(int64_t tokens, int32_t o_begin, int32_t o_end,
 void s8_w8_gemm_grpacc_8x32__avx512vnni(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
                                         int32_t kp, const int8_t* x, const int8_t* w, int32_t* acc,
                                         int64_t acc_stride);
-// Row layout as is (ref, avx2).
+void s8_w8_gemm_grpacc_2x4__neon(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
+                                 int32_t kp, const int8_t* x, const int8_t* w, int32_t* acc, int64_t acc_stride);
+void s8_w8_gemm_grpacc_8x8__neondot(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
+                                    int32_t kp, const int8_t* x, const int8_t* w, int32_t* acc, int64_t acc_stride);
+// Row layout as is (ref, avx2, neon).
 void s8_token_pack_rows__ref(const int8_t* rows, int32_t out, int32_t groups, int32_t kp, int8_t* packed);
 size_t s8_token_packed_bytes_rows__ref(int32_t out, int32_t groups, int32_t kp);
 // avx512vnni: per block of 16 rows (zero rows past `out`) and group, 16 int32 -128 * sum_k w
 // (vpdpbusd multiplies x + 128 as uint8), then kp / 4 quads of 16 rows x 4 bytes.
 void s8_token_pack_16x4__avx512vnni(const int8_t* rows, int32_t out, int32_t groups, int32_t kp, int8_t* packed);
 size_t s8_token_packed_bytes_16x4__avx512vnni(int32_t out, int32_t groups, int32_t kp);
+// neondot: per block of 8 rows (zero rows past `out`) and group, kp / 4 quads of 8 rows x 4 bytes.
+void s8_token_pack_8x4__neondot(const int8_t* rows, int32_t out, int32_t groups, int32_t kp, int8_t* packed);
+size_t s8_token_packed_bytes_8x4__neondot(int32_t out, int32_t groups, int32_t kp);
 float f32_s8_quantize_token_1x__ref(const float* x, int32_t in, int32_t group_size, int32_t groups, int32_t kp, int8_t* q);
 float f32_s8_quantize_token_8x__avx2(const float* x, int32_t in, int32_t group_size, int32_t groups, int32_t kp, int8_t* q);
 float f32_s8_quantize_token_16x__avx512vnni(const float* x, int32_t in, int32_t group_size, int32_t groups, int32_t kp,
                                             int8_t* q);
+float f32_s8_quantize_token_8x__neon(const float* x, int32_t in, int32_t group_size, int32_t groups, int32_t kp, int8_t* q);
 void s32_f32_grpscale_1x__ref(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
                               const int32_t* acc, int64_t acc_stride, const float* scales, const float* sx, float* y);
 void s32_f32_grpscale_8x__avx2(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
@@ -98,5 +107,8 @@ void s32_f32_grpscale_8x__avx2(int64_t tokens, int32_t o_begin, int32_t o_end, i
 void s32_f32_grpscale_16x__avx512vnni(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
                                       const int32_t* acc, int64_t acc_stride, const float* scales, const float* sx,
                                       float* y);
+
+void s32_f32_grpscale_8x__neon(int64_t tokens, int32_t o_begin, int32_t o_end, int32_t out, int32_t groups,
+                               const int32_t* acc, int64_t acc_stride, const float* scales, const float* sx, float* y);
 
 }  // namespace lowbit::runtime

@@ -91,6 +91,32 @@ const TokenGemmConfig& token_gemm_config(Isa isa) {
                                     f32_s8_quantize_token_16x__avx512vnni};
   if (isa == Isa::Avx2) return avx2;
   if (isa == Isa::Avx512Vnni) return vnni;
+#elif defined(LOWBIT_ARCH_AARCH64)
+  // Both levels share the plain-NEON epilogue and quantizer.
+  static const TokenGemmConfig neon{LOWBIT_KERNEL_NAME(s8_w8_gemm_grpacc_2x4__neon),
+                                    Isa::Neon,
+                                    s8_w8_gemm_grpacc_2x4__neon,
+                                    4,
+                                    LOWBIT_KERNEL_NAME(s8_token_pack_rows__ref),
+                                    s8_token_pack_rows__ref,
+                                    s8_token_packed_bytes_rows__ref,
+                                    LOWBIT_KERNEL_NAME(s32_f32_grpscale_8x__neon),
+                                    s32_f32_grpscale_8x__neon,
+                                    LOWBIT_KERNEL_NAME(f32_s8_quantize_token_8x__neon),
+                                    f32_s8_quantize_token_8x__neon};
+  static const TokenGemmConfig neondot{LOWBIT_KERNEL_NAME(s8_w8_gemm_grpacc_8x8__neondot),
+                                       Isa::NeonDot,
+                                       s8_w8_gemm_grpacc_8x8__neondot,
+                                       8,
+                                       LOWBIT_KERNEL_NAME(s8_token_pack_8x4__neondot),
+                                       s8_token_pack_8x4__neondot,
+                                       s8_token_packed_bytes_8x4__neondot,
+                                       LOWBIT_KERNEL_NAME(s32_f32_grpscale_8x__neon),
+                                       s32_f32_grpscale_8x__neon,
+                                       LOWBIT_KERNEL_NAME(f32_s8_quantize_token_8x__neon),
+                                       f32_s8_quantize_token_8x__neon};
+  if (isa == Isa::Neon) return neon;
+  if (isa == Isa::NeonDot) return neondot;
 #endif
   return ref;
 }
