@@ -21,6 +21,8 @@ struct QatArgs {
   bool device_given = false;  // --device on the command line (on --resume it replaces the run's)
   DataFlags data;  // --layout, --augment-crop, --augment-flip
   nlohmann::json lm = nlohmann::json::object();  // gpt-tiny flags given (train/lm_trainer.h)
+  bool distill = false;        // --distill: the --from checkpoint teaches
+  train::DistillConfig distill_config;  // --teacher, --distill-weight, --distill-temperature
 };
 
 // gpt-tiny: its "lm" section from the FP32 run, the LM flags given here on top, and the
@@ -68,6 +70,10 @@ void run(QatArgs args) {
   qat::QatRunOptions options;
   options.from = args.from;
   options.overwrite = args.overwrite;
+  if (args.distill) {
+    options.distill = args.distill_config;
+    if (options.distill.teacher.empty()) options.distill.teacher = train::load_checkpoint(args.from).path;
+  }
   qat::run_qat(args.config, qat_config, options);  // gpt-tiny: run_qat keeps embed / head in float by default
 }
 
@@ -107,6 +113,17 @@ void add_qat_command(CLI::App& app) {
       ->group("WinQ")->capture_default_str();
   cmd->add_option("--winq-noise-mode", f.winq_noise_mode, "abs (sigma as given) or rel (sigma times each row's scale)")
       ->check(CLI::IsMember({"abs", "rel"}))->group("WinQ")->capture_default_str();
+  auto& d = args->distill_config;
+  cmd->add_flag("--distill", args->distill,
+                "Knowledge distillation (docs/qat.md): learn the FP32 teacher's outputs, by default the --from "
+                "checkpoint's; any --distill-* flag or --teacher also turns it on")->group("Distillation");
+  cmd->add_option("--teacher", d.teacher, "FP32 checkpoint (file or run folder) or .onnx model to distil from (default: --from)")
+      ->group("Distillation");
+  cmd->add_option("--distill-weight", d.weight,
+                  "w in (1 - w) CE(labels) + w T^2 KL(teacher || student); 1: the teacher alone")
+      ->group("Distillation")->capture_default_str();
+  cmd->add_option("--distill-temperature", d.temperature, "T: softmax temperature of both distributions")
+      ->group("Distillation")->capture_default_str();
   auto& c = args->config;
   cmd->add_option("--epochs", c.epochs, "Number of epochs")->capture_default_str();
   cmd->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
@@ -141,8 +158,18 @@ void add_qat_command(CLI::App& app) {
     for (const char* name : {"--winq-period", "--winq-keep", "--winq-noise", "--winq-noise-mode"}) {
       if (cmd->count(name) > 0) args->flags.winq = true;
     }
-    if (args->resume && (args->flags.winq || !args->config_file.empty())) {
-      throw CLI::ValidationError("--resume", "continues with the run's stored settings; drop --winq* and --config");
+    for (const char* name : {"--teacher", "--distill-weight", "--distill-temperature"}) {
+      if (cmd->count(name) > 0) args->distill = true;
+    }
+    if (args->resume && (args->flags.winq || args->distill || !args->config_file.empty())) {
+      throw CLI::ValidationError("--resume", "continues with the run's stored settings; drop --winq*, --distill*, --teacher and --config");
+    }
+    if (args->distill) {  // a bad value is a usage error (exit 2) naming the flag
+      try {
+        args->distill_config.validate();
+      } catch (const Error& e) {
+        throw CLI::ValidationError(e.what());
+      }
     }
     if (args->flags.winq) {  // a bad WinQ value is a usage error (exit 2) naming the flag
       qat::WinqConfig w;

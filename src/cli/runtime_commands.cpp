@@ -21,6 +21,7 @@
 #include "runtime/encoder_model_file.h"
 #include "runtime/encoder_session.h"
 #include "runtime/deployment_metrics.h"
+#include "runtime/transformer_metrics.h"
 #include "runtime/model_file.h"
 #include "runtime/model_tools.h"
 #include "runtime/text_generation.h"
@@ -29,6 +30,7 @@
 #include "models/imported_net.h"
 #include "models/net.h"
 #include "ptq/ptq.h"
+#include "cli/transformer_checkpoint.h"
 #include "train/checkpoint.h"
 #include "train/compute_threads.h"
 
@@ -319,6 +321,7 @@ struct InspectArgs {
   bool latency = false;
   bool json = false;
   int threads = 1;
+  int64_t context_tokens = 0;  // decoders: positions the metrics' token attends to (0: the context)
 };
 
 nlohmann::json metrics_json(const runtime::ModelMetrics& m) {
@@ -328,8 +331,10 @@ nlohmann::json metrics_json(const runtime::ModelMetrics& m) {
                    {"weight_bits", o.weight_bits}, {"act_bits", o.act_bits}, {"params", o.params},
                    {"weight_bytes", o.weight_bytes}, {"macs", o.macs}, {"bops", o.bops},
                    {"activation_bytes", o.activation_bytes}, {"energy_nj", o.energy_pj / 1e3},
-                   {"fp32_energy_nj", o.fp32_energy_pj / 1e3}});
+                   {"fp32_energy_nj", o.fp32_energy_pj / 1e3}, {"math", o.math}, {"float_ops", o.float_ops},
+                   {"weight_read_bytes", o.weight_read_bytes}});
   return {{"ops", ops},
+          {"inference", m.inference},
           {"params", m.params},
           {"weight_bytes", m.weight_bytes},
           {"file_bytes", m.file_bytes},
@@ -339,12 +344,18 @@ nlohmann::json metrics_json(const runtime::ModelMetrics& m) {
           {"bops", m.bops},
           {"energy_nj", m.energy_pj / 1e3},
           {"fp32_energy_nj", m.fp32_energy_pj / 1e3},
+          {"float_macs", m.float_macs},
+          {"float_ops", m.float_ops},
           {"energy_source", "Horowitz, ISSCC 2014, 45 nm; weights from 1 MB SRAM (12.5 pJ/byte), activations from 32 KB "
                             "SRAM (2.5 pJ/byte); docs/metrics.md"}};
 }
 
 void print_metrics(const InspectArgs& args, const std::string& what, const std::shared_ptr<const runtime::PreparedModel>& prepared,
                    bool fp32_checkpoint);
+void print_decoder_metrics(const InspectArgs& args, const std::string& what, const runtime::DecoderModel& m,
+                           bool fp32_checkpoint);
+void print_encoder_metrics(const InspectArgs& args, const std::string& what, const runtime::EncoderModel& m,
+                           bool fp32_checkpoint);
 
 // The integer model of a checkpoint, converted in memory: what `lowbit convert` writes for a QAT
 // or PTQ checkpoint; for an FP32 checkpoint the same graph at W8A8 (per-channel round-to-nearest
@@ -353,11 +364,11 @@ runtime::Model model_of_checkpoint(const std::string& path, bool& fp32) {
   const train::CheckpointInfo info = train::load_checkpoint(path);
   LOWBIT_CHECK(models::is_image_classifier(info.model_name),
                "inspect --checkpoint: '" + info.path + "' is model '" + info.model_name +
-                   "'; metrics cover the convertible image models (" + [&] {
+                   "'; metrics cover the convertible models (" + [&] {
                      std::string s;
-                     for (const auto& n : models::model_names()) s += (s.empty() ? "" : ", ") + n;
+                     for (const auto& n : models::all_model_names()) s += (s.empty() ? "" : ", ") + n;
                      return s;
-                   }() + ", or one imported from ONNX)");
+                   }() + ", or an image model imported from ONNX)");
   models::Net net = train::load_net(info.path);
   fp32 = !info.config.contains("qat");
   if (fp32) {
@@ -376,13 +387,29 @@ void inspect_model(const InspectArgs& args) {
   if (!args.checkpoint.empty()) {
     LOWBIT_CHECK(args.metrics, "inspect --checkpoint goes with --metrics");
     bool fp32 = false;
+    const std::string model_name = train::load_checkpoint(args.checkpoint).model_name;
+    if (model_name == "gpt-tiny") {
+      const runtime::DecoderModel m = decoder_of_checkpoint(args.checkpoint, fp32);
+      print_decoder_metrics(args, args.checkpoint, m, fp32);
+      return;
+    }
+    LOWBIT_CHECK(args.context_tokens == 0, "inspect: --context-tokens goes with a decoder language model (gpt-tiny)");
+    if (model_name == "vit-tiny") {
+      const runtime::EncoderModel m = encoder_of_checkpoint(args.checkpoint, fp32);
+      print_encoder_metrics(args, args.checkpoint, m, fp32);
+      return;
+    }
     const auto prepared = runtime::PreparedModel::create(model_of_checkpoint(args.checkpoint, fp32));
     print_metrics(args, args.checkpoint, prepared, fp32);
     return;
   }
+  LOWBIT_CHECK(args.metrics || (!args.json && !args.latency && args.context_tokens == 0),
+               "inspect: --json, --latency and --context-tokens go with --metrics");
   if (runtime::is_decoder_model_file(args.model)) {
-    LOWBIT_CHECK(!args.metrics, "inspect --metrics: '" + args.model +
-                                    "' is a decoder language model; metrics cover image models (.lbq version 1) so far");
+    if (args.metrics) {
+      print_decoder_metrics(args, args.model, runtime::load_decoder_model(args.model), false);
+      return;
+    }
     runtime::DecoderSession session = runtime::DecoderSession::load(args.model);
     const std::vector<std::string> kernels = session.kernel_names();
     std::cout << args.model << ": " << session.model().name << "\n"
@@ -392,9 +419,12 @@ void inspect_model(const InspectArgs& args) {
     std::cout << "\n";
     return;
   }
+  LOWBIT_CHECK(args.context_tokens == 0, "inspect: --context-tokens goes with a decoder language model (gpt-tiny)");
   if (runtime::is_encoder_model_file(args.model)) {
-    LOWBIT_CHECK(!args.metrics, "inspect --metrics: '" + args.model +
-                                    "' is an encoder image model (vit-tiny); metrics cover op-graph models so far");
+    if (args.metrics) {
+      print_encoder_metrics(args, args.model, runtime::load_encoder_model(args.model), false);
+      return;
+    }
     runtime::EncoderSession session = runtime::EncoderSession::load(args.model);
     const std::vector<std::string> kernels = session.kernel_names();
     std::cout << args.model << ": " << session.model().name << "\n"
@@ -405,7 +435,6 @@ void inspect_model(const InspectArgs& args) {
                  "run in scalar float; integer linears read static uint8 activation codes\n";
     return;
   }
-  LOWBIT_CHECK(args.metrics || (!args.json && !args.latency), "inspect: --json and --latency go with --metrics");
   const auto prepared = runtime::PreparedModel::load(args.model);
   const runtime::Model& m = prepared->model();
   if (!args.metrics) {
@@ -415,33 +444,100 @@ void inspect_model(const InspectArgs& args) {
   print_metrics(args, args.model, prepared, false);
 }
 
+// --latency's measurements: JSON entries and text lines.
+struct Latency {
+  nlohmann::json json = nlohmann::json::array();
+  std::vector<std::string> lines;
+  void add(const runtime::BenchmarkResult& r) {
+    json.push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},
+                    {"ms_p90", r.p90_ms}, {"items_per_s", r.items_per_s}});
+    lines.push_back(r.to_string());
+  }
+};
+
+// The metrics as a table or JSON, for every model kind.
+void emit_metrics(const InspectArgs& args, const std::string& what, const std::string& name,
+                  const runtime::ModelMetrics& metrics, bool fp32_checkpoint, const Latency& latency) {
+  if (args.json) {
+    nlohmann::json j = metrics_json(metrics);
+    j["model"] = what;
+    j["name"] = name;
+    if (metrics.context_tokens > 0) j["context_tokens"] = metrics.context_tokens;
+    if (!args.checkpoint.empty()) j["fp32_checkpoint"] = fp32_checkpoint;
+    if (!latency.lines.empty()) j["latency"] = latency.json;
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::cout << what << ": " << name << "\n" << runtime::metrics_table(metrics);
+  if (fp32_checkpoint)
+    std::cout << "(an FP32 checkpoint: its figures are the FP32 columns; the integer columns are the same graph at "
+                 "8-bit weights, what `lowbit ptq --wbits 8 --abits 8` (gpt-tiny: `lowbit convert --wbits 8 "
+                 "--group-size 0`) and `lowbit convert` would give)\n";
+  else if (!args.checkpoint.empty())
+    std::cout << "(converted in memory: the model `lowbit convert --checkpoint " << args.checkpoint << "` writes)\n";
+  for (const std::string& l : latency.lines) std::cout << "latency: " << l << "\n";
+}
+
 void print_metrics(const InspectArgs& args, const std::string& what, const std::shared_ptr<const runtime::PreparedModel>& prepared,
                    bool fp32_checkpoint) {
   const runtime::Model& m = prepared->model();
   const runtime::ModelMetrics metrics = runtime::model_metrics(m, {}, what);
-  std::vector<runtime::BenchmarkResult> latency;
+  Latency latency;
   if (args.latency) {
     runtime::Session session(prepared, session_options(args.threads));
-    for (int64_t batch : {int64_t{1}, int64_t{256}}) latency.push_back(runtime::benchmark_model(session, batch, args.threads, batch == 1 ? 200 : 10));
+    for (int64_t batch : {int64_t{1}, int64_t{256}})
+      latency.add(runtime::benchmark_model(session, batch, args.threads, batch == 1 ? 200 : 10));
   }
-  if (args.json) {
-    nlohmann::json j = metrics_json(metrics);
-    j["model"] = what;
-    j["name"] = m.name;
-    if (!args.checkpoint.empty()) j["fp32_checkpoint"] = fp32_checkpoint;
-    for (const auto& r : latency)
-      j["latency"].push_back({{"batch", r.batch}, {"threads", r.threads}, {"isa", r.isa}, {"ms_median", r.median_ms},
-                              {"ms_p90", r.p90_ms}, {"items_per_s", r.items_per_s}});
-    std::cout << j.dump(2) << "\n";
-    return;
+  emit_metrics(args, what, m.name, metrics, fp32_checkpoint, latency);
+}
+
+// Decoders: per-token metrics at --context-tokens; --latency: prefill and decode tokens/s as
+// `lowbit bench` measures them (half the context each).
+void print_decoder_metrics(const InspectArgs& args, const std::string& what, const runtime::DecoderModel& m,
+                           bool fp32_checkpoint) {
+  const runtime::ModelMetrics metrics = runtime::decoder_metrics(m, args.context_tokens, {}, what);
+  Latency latency;
+  if (args.latency) {
+    runtime::DecoderOptions o;
+    o.threads = args.threads;
+    runtime::DecoderSession session(m, o);
+    const int64_t p = std::max<int64_t>(1, m.context / 2), d = std::max<int64_t>(1, m.context - p);
+    const runtime::DecoderBenchmark b = runtime::benchmark_decoder(session, p, d, 20);
+    latency.json.push_back({{"batch", 1}, {"threads", b.threads}, {"isa", b.isa}, {"prompt_tokens", b.prompt_tokens},
+                            {"decode_tokens", b.decode_tokens}, {"prefill_tokens_per_s", b.prefill_tokens_per_s},
+                            {"decode_tokens_per_s", b.decode_tokens_per_s}});
+    latency.lines.push_back(b.to_string());
   }
-  std::cout << what << ": " << m.name << "\n" << runtime::metrics_table(metrics);
-  if (fp32_checkpoint)
-    std::cout << "(an FP32 checkpoint: its figures are the FP32 columns; the integer columns are the same graph at "
-                 "W8A8, what `lowbit ptq --wbits 8 --abits 8` and `lowbit convert` would give)\n";
-  else if (!args.checkpoint.empty())
-    std::cout << "(converted in memory: the model `lowbit convert --checkpoint " << args.checkpoint << "` writes)\n";
-  for (const auto& r : latency) std::cout << "latency: " << r.to_string() << "\n";
+  emit_metrics(args, what, m.name, metrics, fp32_checkpoint, latency);
+}
+
+// Encoders: per-image metrics; --latency: batches of 1 and 256 random images, as for the op graphs.
+void print_encoder_metrics(const InspectArgs& args, const std::string& what, const runtime::EncoderModel& m,
+                           bool fp32_checkpoint) {
+  const runtime::ModelMetrics metrics = runtime::encoder_metrics(m, {}, what);
+  Latency latency;
+  if (args.latency) {
+    runtime::EncoderOptions o;
+    o.threads = args.threads;
+    runtime::EncoderSession session(m, o);
+    const int64_t image = int64_t{m.channels} * m.image_size * m.image_size;
+    for (int64_t batch : {int64_t{1}, int64_t{256}}) {
+      const std::vector<float> x(static_cast<size_t>(batch * image), 0.5f);
+      runtime::BenchmarkResult r;
+      r.batch = batch;
+      r.threads = session.threads();
+      r.isa = runtime::isa_name(session.isa());
+      for (int i = 0; i < 2; ++i) session.run(x.data(), batch);
+      for (int i = 0; i < (batch == 1 ? 200 : 10); ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        session.run(x.data(), batch);
+        r.samples_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      runtime::summarize_samples(r, static_cast<double>(metrics.macs));
+      latency.add(r);
+    }
+  }
+  emit_metrics(args, what, m.name, metrics, fp32_checkpoint, latency);
 }
 
 }  // namespace
@@ -486,13 +582,17 @@ void add_runtime_commands(CLI::App& app) {
   inspect->add_option("model", inspect_args->model, "Model file (.lbq)");
   inspect->add_option("--checkpoint", inspect_args->checkpoint,
                       "With --metrics: a checkpoint instead (QAT / PTQ: converted in memory; FP32: FP32 figures, "
-                      "with the graph at W8A8 beside them)");
+                      "with the graph at 8-bit weights beside them); image models, vit-tiny, gpt-tiny");
   inspect->add_flag("--metrics", inspect_args->metrics,
                     "Deployment metrics per op and in total: params, bytes, bits/param, MACs, BOPs, energy estimate "
                     "(FP32 alongside; docs/metrics.md)");
   inspect->add_flag("--latency", inspect_args->latency,
                     "With --metrics: also measure latency at batch 1 and 256 on this machine");
   inspect->add_option("--threads", inspect_args->threads, "With --latency: threads (default 1)");
+  inspect->add_option("--context-tokens", inspect_args->context_tokens,
+                      "With --metrics, decoder models: the metrics' token attends to this many positions (KV cache "
+                      "length + 1; default: the model's context)")
+      ->check(CLI::PositiveNumber);
   inspect->add_flag("--json", inspect_args->json, "With --metrics: one JSON object instead of the table");
   inspect->callback([inspect_args] { inspect_model(*inspect_args); });
 }

@@ -56,6 +56,44 @@ void straight_through_gradient(const float* x, const float* g, float* dx, int64_
   }
 }
 
+// ---- per-token fake quantization ----------------------------------------------------------
+namespace {
+// max |x[j]| over the row, NaN ignored, as quant::token_scale's loop, taken on the bit patterns:
+// for non-negative floats that are not NaN the order of the patterns as integers is the order
+// of the values (and equal values have equal patterns), so the integer maximum is the float
+// maximum bit for bit. NaN patterns (above +inf's) count as 0. GCC vectorises this integer
+// reduction; the float compare-and-select of token_scale it leaves scalar.
+inline float abs_max(const float* x, int64_t n) {
+  constexpr int32_t kAbs = 0x7FFFFFFF, kInf = 0x7F800000;
+  int32_t m = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    int32_t b;
+    std::memcpy(&b, x + j, sizeof b);
+    b &= kAbs;
+    b = b > kInf ? 0 : b;
+    m = b > m ? b : m;
+  }
+  float f;
+  std::memcpy(&f, &m, sizeof f);
+  return f;
+}
+}  // namespace
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+float fake_quantize_token_row(const float* x, float* y, int64_t n) {
+  constexpr float qmax = 127.0f;  // quant::kTokenQMax
+  const float m = abs_max(x, n);
+  const float s = m > 0.0f ? m / qmax : 1.0f;
+  // quantize_integer_one with z = 0 is s * q for the code q that quant::quantize_integer gives:
+  // the bounded rounding returns +0, never -0, so t - 0 is float(q) bit for bit. |x / s| <= 127
+  // up to rounding; what lies beyond the bounded range (x / 0 when m / 127 underflows) clamps to
+  // +-127 on both paths, and NaN gives q = 0 on both.
+  for (int64_t j = 0; j < n; ++j) y[j] = quantize_integer_one(x[j], s, 0.0f, -qmax, qmax);
+  return s;
+}
+
 // ---- counter-based normal numbers -------------------------------------------------------
 // No FMA contraction here (GCC contracts a * b + c by default in C++ where the target has FMA,
 // and the AVX2 / AVX-512 clones below have it): every clone must give the scalar function's bits.

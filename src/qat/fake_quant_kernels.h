@@ -21,6 +21,12 @@ void fake_quantize_odd(const float* x, float* y, int64_t n, float s, float cmin,
 void straight_through_gradient(const float* x, const float* g, float* dx, int64_t n, float s, float zf, float qmin,
                                float qmax);
 
+// Per-token fake quantization of one row (quant/per_token.h): s = max |x| / 127 (1 for an
+// all-zero row, NaN ignored), y = s * clamp(round(x / s), -127, 127); returns s. The bits of
+// quant::quantize_token_row followed by s * float(q), in two vector passes instead of one scalar
+// pass with a nearbyint call per element (the biggest QAT-only cost of a gpt-tiny step).
+float fake_quantize_token_row(const float* x, float* y, int64_t n);
+
 // Counter-based standard normal numbers (WinQ's noise, docs/winq.md). Element i of the stream
 // `key` is a pure function of (key, i): h = splitmix64(key + (i + 1) * 0x9E3779B97F4A7C15),
 // u1 = (bits 40..63 of h + 1) / 2^24 in (0, 1], u2 = (bits 8..31 of h) / 2^24 in [0, 1),

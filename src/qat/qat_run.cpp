@@ -1,5 +1,6 @@
 #include "qat/qat_run.h"
 
+#include <filesystem>
 #include <memory>
 
 #include "base/error.h"
@@ -57,7 +58,11 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, c
   run.resume = options.resume;
   run.overwrite = options.overwrite;
   run.log = options.log;
-  if (options.resume) return train::run_training(config, run, hooks);
+  if (options.resume) {
+    const train::DistillConfig distill = train::DistillConfig::from_run_config(config.extra);
+    if (distill.enabled()) train::install_distillation(hooks, distill, config.extra, train::usable_training_device(config.device));
+    return train::run_training(config, run, hooks);
+  }
 
   LOWBIT_CHECK(!options.from.empty(), "qat: --from names the checkpoint to start from (e.g. runs/cnn-fp32)");
   const train::CheckpointInfo source = train::load_checkpoint(options.from);
@@ -88,6 +93,15 @@ train::TrainResult run_qat(train::TrainConfig config, const QatConfig& qat_in, c
   net->train();
   prepare(net, qat);
   run.initial_net = net;
+  if (options.distill.enabled()) {
+    LOWBIT_CHECK(config.model != "gpt-tiny", "qat --distill: distillation covers image models so far; '" + source.path +
+                                                 "' is gpt-tiny (drop --distill / --teacher)");
+    train::DistillConfig distill = options.distill;
+    // Absolute, so that a resumed run finds the teacher from any working directory.
+    distill.teacher = std::filesystem::absolute(distill.teacher).lexically_normal().string();
+    config.extra["distill"] = distill.to_json();
+    train::install_distillation(hooks, distill, config.extra, train::usable_training_device(config.device));
+  }
   return train::run_training(config, run, hooks);
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "qat/qat_config.h"
+#include "train/distillation.h"
 #include "train/trainer.h"
 
 namespace lowbit::qat {
@@ -16,6 +17,9 @@ struct QatRunOptions {
   std::string from;        // checkpoint (file or run folder) whose weights QAT starts from
   bool resume = false;     // continue the QAT run in config.out_dir instead
   bool overwrite = false;  // replace an existing checkpoint in config.out_dir
+  // Knowledge distillation from an FP32 teacher (train/distillation.h); stored in the run's
+  // config, so a resumed run distils from the same teacher.
+  train::DistillConfig distill;
   std::ostream* log = nullptr;
 };
 

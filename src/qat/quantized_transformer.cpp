@@ -2,7 +2,7 @@
 
 #include "base/error.h"
 #include "qat/fake_quant_aten.h"
-#include "quant/per_token.h"
+#include "qat/fake_quant_kernels.h"
 
 namespace lowbit::qat {
 
@@ -31,12 +31,9 @@ struct PerTokenFakeQuant : public torch::autograd::Function<PerTokenFakeQuant> {
     const int64_t rows = x.numel() / k;
     const float* xp = x.data_ptr<float>();
     float* yp = y.data_ptr<float>();
+    // The bits of quant::quantize_token_row's codes times their scale (tests/qat/fake_quant_test.cpp).
     at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-      std::vector<int8_t> q(static_cast<size_t>(k));
-      for (int64_t r = begin; r < end; ++r) {
-        const float s = quant::quantize_token_row(xp + r * k, k, q.data());
-        for (int64_t i = 0; i < k; ++i) yp[r * k + i] = s * static_cast<float>(q[static_cast<size_t>(i)]);
-      }
+      for (int64_t r = begin; r < end; ++r) kernels::fake_quantize_token_row(xp + r * k, yp + r * k, k);
     });
     return y;
   }

@@ -30,6 +30,20 @@ struct EnergyTable {
   }
 };
 
+// The work one op does per inference, in the units the EnergyTable prices. Every op of every model
+// kind (op graphs here, transformers in transformer_metrics.h) is counted into a Work and priced by
+// energy_pj, so that each per-operation formula lives in one place.
+struct Work {
+  int64_t int_macs = 0;                 // act_bits x weight_bits multiply + int32 accumulate each
+  int32_t act_bits = 8, weight_bits = 8;
+  int64_t fp32_macs = 0;                // float multiply + float add each
+  int64_t fp32_mults = 0, fp32_adds = 0;  // other float work (compares, exp, erf: see docs/metrics.md)
+  int64_t int32_mults = 0, int32_adds = 0;
+  int64_t weight_bytes = 0;             // weight bytes read, from the 1 MB SRAM
+  int64_t activation_bytes = 0;         // activation bytes written or read, from the 32 KB SRAM
+};
+double energy_pj(const Work& w, const EnergyTable& t);
+
 struct OpMetrics {
   int32_t index = 0;          // op number, 1-based (value index + 0)
   std::string name;           // "conv2d 3x3", "linear", "max pool 2x2", ...
@@ -43,6 +57,12 @@ struct OpMetrics {
   int64_t activation_bytes = 0;  // per item: input codes read + output codes written
   double energy_pj = 0;       // per item, integer model
   double fp32_energy_pj = 0;  // per item, the same op in FP32
+  // What the runtime computes the op in: "integer" or "float" (transformers run norms, attention,
+  // softmax and some linears in float; their MACs count 32 x 32 bit operations).
+  std::string math = "integer";
+  int64_t float_ops = 0;          // per item: float multiplies and adds besides MACs (Work::fp32_mults + fp32_adds)
+  int64_t weight_read_bytes = 0;  // per item: weight bytes read (an embedding reads one row; float-math linears
+                                  // read the dequantized float weights the runtime holds); op graphs: weight_bytes
 };
 
 struct ModelMetrics {
@@ -51,8 +71,15 @@ struct ModelMetrics {
   double bits_per_parameter = 0;  // weight bits (codes and 32-bit biases) per parameter
   double fp32_bytes = 0;          // 4 bytes per parameter
   double energy_pj = 0, fp32_energy_pj = 0;
+  int64_t float_macs = 0, float_ops = 0;  // MACs of ops with math "float"; float_ops summed
+  std::string inference = "one image";    // what one inference is (decoders: one token at a context length)
+  int64_t context_tokens = 0;             // decoders: positions the token attends to
   EnergyTable table;
 };
+
+// Adds `o` with its energies (integer model `w`, FP32 model `fp32`) to `m` and to its totals
+// (params, bytes, MACs, BOPs, activation bytes, energies, float MACs and ops).
+void add_op(ModelMetrics& m, OpMetrics o, const Work& w, const Work& fp32);
 
 // Counts and estimates for `model` (validated here; errors name `where`).
 ModelMetrics model_metrics(const Model& model, const EnergyTable& table = {}, const std::string& where = "model");

@@ -11,8 +11,9 @@ namespace lowbit::train {
 namespace {
 
 std::set<std::string>& extra_sections() {
-  static std::set<std::string> sections{"qat", "ptq", "export", "lm", "vit", "augment", "data", "onnx"};  // "lm": train/lm_trainer.h, "vit": models/vit.h,
-  // "augment": data/augment.h, "onnx": models/imported_net.h, "data": the --data layout and an image folder's class names (trainer.cpp)
+  static std::set<std::string> sections{"qat", "ptq", "export", "lm", "vit", "augment", "data", "onnx", "distill"};  // "lm": train/lm_trainer.h, "vit": models/vit.h,
+  // "augment": data/augment.h, "onnx": models/imported_net.h, "data": the --data layout and an image folder's class names (trainer.cpp),
+  // "distill": train/distillation.h
   return sections;
 }
 std::mutex& sections_mutex() {

@@ -349,7 +349,7 @@ TrainResult Trainer::fit(const data::Dataset& train, const data::Dataset& valida
 
       if (hooks_.before_step) hooks_.before_step(net_, step_, total_steps);
       auto logits = net_->forward(x);
-      auto loss = torch::nn::functional::cross_entropy(logits, y);
+      auto loss = hooks_.loss ? hooks_.loss(x, logits, y) : torch::nn::functional::cross_entropy(logits, y);
       for (auto& p : params_) p.mutable_grad().reset();  // set_to_none: backward allocates fresh
       gradient_sum.backward(loss, bs, global_bs);  // gradients of the global batch's mean loss
       if (config_.clip_grad > 0) clip_gradients();

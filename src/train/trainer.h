@@ -79,6 +79,10 @@ struct TrainHooks {
   std::function<void(int64_t step, const torch::Tensor& loss)> on_loss;
   // Called after each epoch's validation, before the checkpoint is written.
   std::function<void(models::Net&, const EpochMetrics&)> after_epoch;
+  // The training loss of a batch from its inputs, the net's logits and the labels (default:
+  // cross-entropy with the labels; distillation, train/distillation.h, mixes in a teacher's).
+  // Validation and test losses stay cross-entropy.
+  std::function<torch::Tensor(const torch::Tensor& inputs, const torch::Tensor& logits, const torch::Tensor& labels)> loss;
 };
 
 struct TrainResult {

@@ -107,6 +107,20 @@ grep -q "checked: 32 positions" "$TMP/lmc.log" || fail "gpt-tiny convert did not
 "$LOWBIT" inspect "$TMP/lm.lbq" >"$TMP/lmi.log" || fail "inspect of a decoder model failed"
 grep -q "attention" "$TMP/lmi.log" && grep -q "integer" "$TMP/lmi.log" && grep -q "s8_w8_gemm_grpacc" "$TMP/lmi.log" \
   && grep -q "int4 group32" "$TMP/lmi.log" || fail "inspect does not name float / integer ops and kernels: $(cat "$TMP/lmi.log")"
+# Deployment metrics of the decoder (docs/metrics.md, "Transformers"): the rows sum to the totals,
+# which equal what plain `inspect` counts; the QAT checkpoint's equal its file's; an FP32
+# checkpoint's attention follows --context-tokens.
+"$LOWBIT" inspect "$TMP/lm.lbq" --metrics >"$TMP/lmm.log" || fail "inspect --metrics of a decoder model failed"
+grep -q "one generated token at position 31" "$TMP/lmm.log" && grep -q "float in the runtime" "$TMP/lmm.log" \
+  || fail "decoder metrics table: $(cat "$TMP/lmm.log")"
+"$LOWBIT" inspect "$TMP/lm.lbq" --metrics --json >"$TMP/lmm.json" || fail "inspect --metrics --json of a decoder model"
+"$LOWBIT" inspect --checkpoint "$TMP/lmq" --metrics --json >"$TMP/lmmq.json" || fail "inspect --checkpoint (gpt-tiny QAT)"
+"$LOWBIT" inspect --checkpoint "$TMP/lm" --metrics --json --context-tokens 8 >"$TMP/lmmf.json" \
+  || fail "inspect --checkpoint (gpt-tiny FP32)"
+python3 "$(dirname "${BASH_SOURCE[0]}")/check_transformer_metrics.py" "$TMP/lmm.json" "$TMP/lmi.log" "$TMP/lm.lbq" \
+  "$TMP/lmmq.json" "$TMP/lmmf.json" || fail "decoder metrics"
+expect_exit 1 "$LOWBIT" inspect "$TMP/lm.lbq" --metrics --context-tokens 33
+grep -q "outside \[1, 32\]" "$TMP/err" || fail "--context-tokens beyond the context: $(cat "$TMP/err")"
 "$LOWBIT" generate "$TMP/lm.lbq" --prompt "the " --tokens 40 >"$TMP/gen1.txt" || fail "generate failed"
 [[ $(head -c 4 "$TMP/gen1.txt") == "the " && $(wc -c <"$TMP/gen1.txt") -ge 45 ]] || fail "generate output: $(cat "$TMP/gen1.txt")"
 "$LOWBIT" generate "$TMP/lm.lbq" --prompt "the " --tokens 40 --isa ref >"$TMP/gen2.txt"
@@ -193,6 +207,14 @@ if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
   [[ -s "$TMP/vit_fp32.onnx" ]] || fail "vit-tiny onnx-fp32 export wrote no file"
   "$LOWBIT" convert --from "$TMP/vitq" --data "$DATA" --check 100 --out "$TMP/vitq.lbq" >"$TMP/vitc.out" \
     || fail "vit-tiny convert: $(cat "$TMP/vitc.out")"
+  # Deployment metrics of the encoder: as for the decoder, one image of 16 tokens.
+  "$LOWBIT" inspect "$TMP/vitq.lbq" >"$TMP/viti.log" || fail "inspect of an encoder model"
+  "$LOWBIT" inspect "$TMP/vitq.lbq" --metrics | grep -q "one image (16 tokens)" || fail "encoder metrics table"
+  "$LOWBIT" inspect "$TMP/vitq.lbq" --metrics --json >"$TMP/vitm.json" || fail "inspect --metrics --json of an encoder model"
+  "$LOWBIT" inspect --checkpoint "$TMP/vitq" --metrics --json >"$TMP/vitmq.json" || fail "inspect --checkpoint (vit-tiny QAT)"
+  "$LOWBIT" inspect --checkpoint "$TMP/vit" --metrics --json >"$TMP/vitmf.json" || fail "inspect --checkpoint (vit-tiny FP32)"
+  python3 "$(dirname "${BASH_SOURCE[0]}")/check_transformer_metrics.py" "$TMP/vitm.json" "$TMP/viti.log" "$TMP/vitq.lbq" \
+    "$TMP/vitmq.json" "$TMP/vitmf.json" || fail "encoder metrics"
   "$LOWBIT" export --from "$TMP/vitq.lbq" --format onnx --out "$TMP/vitq.onnx" | grep -q "encoder image model, QDQ ONNX" \
     || fail "vit-tiny QDQ export from its .lbq"
   [[ -s "$TMP/vitq.onnx" ]] || fail "vit-tiny QDQ export wrote no file"

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "base/error.h"
+#include "qat/fake_quant_kernels.h"
 #include "qat/qparam_layout.h"
+#include "quant/per_token.h"
 #include "quant/quantize.h"
 
 namespace lowbit::qat {
@@ -292,6 +294,44 @@ TEST(FakeQuantize, ResultDoesNotDependOnThreadCount) {
   at::set_num_threads(saved);
   EXPECT_TRUE(torch::equal(a.input, b.input));
   EXPECT_TRUE(torch::equal(a.scale, b.scale));
+}
+
+// Per-token fake quantization (QAT's input of every language-model projection): the vector row
+// kernel gives, bit for bit, the scale and codes of quant::quantize_token_row (what the decoder
+// runtime computes) times that scale, for every row length (vector body and tail) and the edge
+// cases: ties, all-zero rows, -0, NaN, +-inf, tiny and huge magnitudes.
+TEST(FakeQuantize, PerTokenRowKernelIsBitExactWithQuantizeTokenRow) {
+  torch::manual_seed(21);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  int checked = 0;
+  for (const int64_t n : {0, 1, 2, 7, 15, 16, 17, 31, 32, 33, 63, 128, 129, 341, 512}) {
+    for (int variant = 0; variant < 10; ++variant) {
+      std::vector<float> x(static_cast<size_t>(n));
+      const torch::Tensor r = torch::randn({n});
+      const float magnitude[] = {1.0f, 1e-3f, 1e30f, 1e-40f, 3.0f};
+      for (int64_t i = 0; i < n; ++i) x[i] = r[i].item<float>() * magnitude[variant % 5];
+      if (variant == 5) std::fill(x.begin(), x.end(), 0.0f);            // all zeros: scale 1
+      if (variant == 6) std::fill(x.begin(), x.end(), -0.0f);           // negative zeros
+      if (variant == 7)                                                 // halves of a step: ties
+        for (int64_t i = 0; i < n; ++i) x[i] = (static_cast<float>(i % 24) - 11.5f) * 0.25f;
+      if (variant == 8 && n > 0) x[n / 2] = nan;                        // ignored by the maximum
+      if (variant == 9 && n > 0) {
+        x[n - 1] = (n % 2) ? inf : -inf;                                // scale inf
+        x[0] = n > 1 ? nan : x[0];
+      }
+      std::vector<int8_t> q(static_cast<size_t>(n));
+      const float s_ref = quant::quantize_token_row(x.data(), n, q.data());
+      std::vector<float> y_ref(static_cast<size_t>(n)), y(static_cast<size_t>(n), 42.0f);
+      for (int64_t i = 0; i < n; ++i) y_ref[i] = s_ref * static_cast<float>(q[i]);
+      const float s = kernels::fake_quantize_token_row(x.data(), y.data(), n);
+      ASSERT_EQ(std::memcmp(&s, &s_ref, sizeof(float)), 0) << "n " << n << " variant " << variant;
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(std::memcmp(&y[i], &y_ref[i], sizeof(float)), 0)
+            << "n " << n << " variant " << variant << " i " << i << ": " << y[i] << " vs " << y_ref[i];
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 150);
 }
 
 TEST(FakeQuantize, ErrorsNameTheProblem) {
