@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/heap_reuse.h"
 #include "qat/qat_run.h"
 #include "report/run_provenance.h"
 
@@ -15,6 +16,7 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 int main(int argc, char** argv) {
+  lowbit::cli::keep_freed_memory_for_reuse();  // before LibTorch allocates anything
   lowbit::set_command_line(argc, argv);  // recorded in the config.json of the runs this command writes
   CLI::App app{"lowbit: low-bit neural networks (training, QAT, integer runtime)", "lowbit"};
   app.require_subcommand(1);
